@@ -1,0 +1,25 @@
+/**
+ * The one interface every attack, defence and certifier needs (DESIGN.md, "Core interfaces").
+ * Inputs are NHWC batches `[batch, ...inputShape]` with values in `bounds`; any normalisation
+ * (per-channel mean/std) happens inside `logits`, so attacks work in input space.
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+
+export interface Classifier {
+  /** Shape of one example, e.g. [28, 28, 1]. */
+  readonly inputShape: number[];
+  readonly numClasses: number;
+  /** Valid input range; attacks clip into it. */
+  readonly bounds: [number, number];
+  /** Pre-softmax scores `[batch, numClasses]`, differentiable in x. Caller owns the result. */
+  logits(x: tf.Tensor): tf.Tensor2D;
+}
+
+/** Black-box access: answers queries only (a local ONNX session, an HTTP service, ...). */
+export interface QueryClassifier {
+  readonly inputShape: number[];
+  readonly numClasses: number;
+  readonly bounds: [number, number];
+  /** Probabilities `[batch, numClasses]` (or one-hot labels for decision-only access). */
+  predict(x: tf.Tensor): Promise<tf.Tensor2D>;
+}
