@@ -6,6 +6,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
+// tfjs-core registers gradients only through this side-effect module (the umbrella package
+// imports it; parry depends on core alone).
+import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
 import { ParryError } from '../errors.js';
 import { registerParryKernels } from './kernels/index.js';
 
