@@ -50,6 +50,5 @@ export {
   FASHION_MNIST_SUBSET,
   fashionMnistSubsetDir,
   loadFashionMnistSubset,
-  packageRoot,
 } from './subset.js';
 export { type SyntheticOptions, syntheticDataset } from './synthetic.js';

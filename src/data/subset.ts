@@ -4,34 +4,14 @@
  * split) and 1,000 test images (100 per class, from the official test split), picked with a fixed
  * seed by `scripts/make-fmnist-subset.mjs` (its `manifest.json` lists the source indices).
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '../engine/paths.js';
 import { ParryError } from '../errors.js';
 import type { Dataset, Split } from './dataset.js';
 import { FASHION_MNIST_CLASSES, loadMnistFormat, mnistFiles } from './mnist.js';
 
 export const FASHION_MNIST_SUBSET = 'data/fashion-mnist-subset';
-
-/**
- * The directory of parry's own package.json, found by walking up from this module: the same
- * answer from src/data (vitest), dist/src/data (after tsc) and node_modules/parry/dist/src/data.
- */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const manifest = join(dir, 'package.json');
-    if (existsSync(manifest) && readPackageName(manifest) === 'parry') return dir;
-    const parent = dirname(dir);
-    if (parent === dir) {
-      throw new ParryError(
-        'INTERNAL',
-        `packageRoot: no package.json named 'parry' above ${fileURLToPath(import.meta.url)}`,
-      );
-    }
-    dir = parent;
-  }
-}
 
 /** Absolute path of the bundled subset's folder. */
 export function fashionMnistSubsetDir(): string {
@@ -53,12 +33,4 @@ export function loadFashionMnistSubset(split: Split): Dataset {
   return loadMnistFormat(images, labels, `fashion-mnist-subset/${split}`, {
     classNames: FASHION_MNIST_CLASSES,
   });
-}
-
-function readPackageName(manifest: string): string | undefined {
-  try {
-    return (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name;
-  } catch {
-    return undefined;
-  }
 }

@@ -3,14 +3,15 @@
  * creating a tensor. wasm is the default in Node; cpu is the fallback; any other registered tfjs
  * backend (webgl, webgpu, tensorflow) is accepted by name so the same code runs everywhere.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
-// tfjs-core registers gradients only through this side-effect module (the umbrella package
-// imports it; parry depends on core alone).
-import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
 import { ParryError } from '../errors.js';
 import { registerParryKernels } from './kernels/index.js';
+import { packageRoot } from './paths.js';
 
 export const DEFAULT_BACKEND = 'wasm';
 
@@ -22,6 +23,7 @@ export function resolveBackendName(name?: string): string {
 /** Selects and readies a backend; registers parry's kernels first. Returns the backend's name. */
 export async function initBackend(name?: string): Promise<string> {
   const wanted = resolveBackendName(name);
+  await registerGradients();
   registerParryKernels();
   if (tf.getBackend() === wanted) return wanted;
   const known = Object.keys(tf.engine().registryFactory);
@@ -35,4 +37,22 @@ export async function initBackend(name?: string): Promise<string> {
   if (!ok) throw new ParryError('UNSUPPORTED', `backend: could not initialise '${wanted}'`);
   await tf.ready();
   return wanted;
+}
+
+let gradientsRegistered = false;
+
+/**
+ * tfjs-core registers its gradients only from `dist/register_all_gradients.js`, an ES module tree
+ * plain Node cannot load (its imports lack file extensions); the umbrella package bundles it.
+ * `npm run build` bundles it into dist/vendor (scripts/bundle-gradients.mjs); importing the bundle
+ * registers every gradient in tfjs's global registry, shared with the tfjs-core parry uses.
+ */
+async function registerGradients(): Promise<void> {
+  if (gradientsRegistered) return;
+  const bundle = join(packageRoot(), 'dist', 'vendor', 'tfjs-gradients.js');
+  if (!existsSync(bundle)) {
+    throw new ParryError('INTERNAL', `backend: ${bundle} is missing; run \`npm run build\` first`);
+  }
+  await import(pathToFileURL(bundle).href);
+  gradientsRegistered = true;
 }

@@ -10,11 +10,8 @@ import {
   loadMnistDir,
   loadMnistFormat,
 } from '../../src/data/mnist.js';
-import {
-  fashionMnistSubsetDir,
-  loadFashionMnistSubset,
-  packageRoot,
-} from '../../src/data/subset.js';
+import { fashionMnistSubsetDir, loadFashionMnistSubset } from '../../src/data/subset.js';
+import { packageRoot } from '../../src/engine/paths.js';
 import { classCounts, expectParryError, tempDir } from './helpers.js';
 
 const dir = tempDir();

@@ -1,0 +1,115 @@
+/**
+ * What every parry command shares: the common options (--backend, --json, --verbose, --seed,
+ * --workers), strict number parsing, the one-JSON-object-on-stdout rule and progress on stderr.
+ */
+
+import cliProgress from 'cli-progress';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { initBackend } from '../engine/backend.js';
+import { ParryError } from '../errors.js';
+
+export interface CommonOptions {
+  backend?: string;
+  json?: boolean;
+  verbose?: boolean;
+  seed: number;
+  workers?: number;
+}
+
+/** Adds the options every command takes. */
+export function withCommonOptions(cmd: Command): Command {
+  return cmd
+    .addOption(
+      new Option(
+        '--backend <name>',
+        'tfjs backend: wasm (default), cpu, or any registered one',
+      ).env('PARRY_BACKEND'),
+    )
+    .option('--json', 'print exactly one JSON object on stdout')
+    .option('--verbose', 'print stack traces on errors')
+    .option('--seed <n>', 'random seed (recorded in every result)', parseUint32, 0)
+    .option('--workers <n>', 'worker threads (default: one per core)', parsePositiveInt);
+}
+
+export function parsePositiveInt(value: string): number {
+  const n = Number(value);
+  if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n <= 0) {
+    throw new InvalidArgumentError(`must be a positive integer, got '${value}'`);
+  }
+  return n;
+}
+
+export function parseUint32(value: string): number {
+  const n = Number(value);
+  if (!/^\s*\d+\s*$/.test(value) || n > 0xffffffff) {
+    throw new InvalidArgumentError(`must be an integer in [0, 4294967295], got '${value}'`);
+  }
+  return n;
+}
+
+export function parsePositiveNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) {
+    throw new InvalidArgumentError(`must be a positive number, got '${value}'`);
+  }
+  return n;
+}
+
+export function parseNonNegativeNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0) {
+    throw new InvalidArgumentError(`must be a number >= 0, got '${value}'`);
+  }
+  return n;
+}
+
+/** Parses "lo,hi" into bounds. */
+export function parseBounds(value: string): [number, number] {
+  const parts = value.split(',').map((s) => Number(s));
+  if (parts.length !== 2 || !parts.every(Number.isFinite) || !(parts[0] < parts[1])) {
+    throw new InvalidArgumentError(`must be "lo,hi" with lo < hi, got '${value}'`);
+  }
+  return [parts[0], parts[1]];
+}
+
+/** Initialises the backend the command asked for and returns its name. */
+export function setUpBackend(opts: CommonOptions): Promise<string> {
+  return initBackend(opts.backend);
+}
+
+/** Writes the command's result: one JSON object with --json, readable lines otherwise. */
+export function emit(result: Record<string, unknown>, opts: CommonOptions, human: () => string) {
+  if (opts.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  else process.stdout.write(`${human()}\n`);
+}
+
+/** Progress and log lines go to stderr so stdout stays clean for --json. */
+export function log(message: string): void {
+  process.stderr.write(`${message}\n`);
+}
+
+/** A progress bar on stderr; plain periodic lines when stderr is not a terminal (CI logs). */
+export function progressBar(format: string): cliProgress.SingleBar {
+  return new cliProgress.SingleBar(
+    {
+      format,
+      stream: process.stderr,
+      noTTYOutput: !process.stderr.isTTY,
+      notTTYSchedule: 5000,
+      hideCursor: true,
+      clearOnComplete: false,
+      etaBuffer: 50,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+}
+
+export function round(x: number, digits = 4): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+/** A ParryError for an option value commander cannot check on its own. */
+export function badOption(message: string): ParryError {
+  return new ParryError('BAD_OPTION', message);
+}

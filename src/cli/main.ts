@@ -1,0 +1,50 @@
+/**
+ * The `parry` command. Contract for every sub-command: `--json` prints exactly one JSON object on
+ * stdout, progress and logs go to stderr; exit 0 on success, 2 on bad input or options (one line,
+ * no stack trace unless --verbose), 1 on internal errors.
+ */
+import { Command, CommanderError } from 'commander';
+import { isParryError } from '../errors.js';
+import { infoCommand } from './info.js';
+import { predictCommand } from './predict.js';
+import { trainCommand } from './train.js';
+
+export function buildProgram(): Command {
+  const program = new Command('parry')
+    .description('Adversarial robustness for TensorFlow.js classifiers: attack, defend, certify.')
+    .version('0.1.0')
+    .showSuggestionAfterError(true)
+    .exitOverride();
+  for (const cmd of [trainCommand(), infoCommand(), predictCommand()]) {
+    program.addCommand(cmd.exitOverride());
+  }
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const verbose = argv.includes('--verbose');
+  try {
+    await buildProgram().parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (e) {
+    return reportError(e, verbose);
+  }
+}
+
+function reportError(e: unknown, verbose: boolean): number {
+  if (e instanceof CommanderError) {
+    // Commander has already printed its one-line message to stderr.
+    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return 0;
+    if (e.code === 'commander.help') return 0;
+    return 2;
+  }
+  if (isParryError(e)) {
+    process.stderr.write(`parry: ${e.message}\n`);
+    if (verbose && e.stack) process.stderr.write(`${e.stack}\n`);
+    return e.exitCode;
+  }
+  const err = e instanceof Error ? e : new Error(String(e));
+  process.stderr.write(`parry: internal error: ${err.message}\n`);
+  if (verbose && err.stack) process.stderr.write(`${err.stack}\n`);
+  return 1;
+}

@@ -1,0 +1,78 @@
+/** `parry predict --model DIR --dataset NAME --n N`: accuracy and predictions on a data set. */
+import { Command, Option } from 'commander';
+import { loadDataset, takeFirst } from '../data/index.js';
+import { predictDataset } from '../evaluate/predict.js';
+import { loadClassifier } from '../models/index.js';
+import {
+  type CommonOptions,
+  emit,
+  parsePositiveInt,
+  progressBar,
+  round,
+  setUpBackend,
+  withCommonOptions,
+} from './common.js';
+
+interface PredictOptions extends CommonOptions {
+  model: string;
+  dataset: string;
+  split: 'train' | 'test';
+  n?: number;
+  batchSize: number;
+}
+
+export function predictCommand(): Command {
+  const cmd = new Command('predict')
+    .description('predict a data set with a model: accuracy and per-example predictions')
+    .requiredOption('--model <dir>', 'TF.js LayersModel or GraphModel directory')
+    .option(
+      '--dataset <name>',
+      'fashion-mnist | fashion-mnist-subset | mnist:DIR | cifar10:DIR | synthetic:HxWxC:K[:N]',
+      'fashion-mnist-subset',
+    )
+    .addOption(
+      new Option('--split <split>', 'which split').choices(['train', 'test']).default('test'),
+    )
+    .option('--n <n>', 'only the first N examples', parsePositiveInt)
+    .option('--batch-size <n>', 'examples per forward pass', parsePositiveInt, 256);
+  return withCommonOptions(cmd).action((opts: PredictOptions) => runPredict(opts));
+}
+
+async function runPredict(opts: PredictOptions): Promise<void> {
+  const backend = await setUpBackend(opts);
+  const model = await loadClassifier(opts.model);
+  let data = await loadDataset(opts.dataset, opts.split);
+  if (opts.n !== undefined) data = takeFirst(data, opts.n);
+  model.checkInput(data.shape);
+  const started = performance.now();
+  const bar = progressBar('predict |{bar}| {value}/{total} examples | ETA {eta_formatted}');
+  bar.start(data.shape[0], 0);
+  const { predictions, confidence, accuracy } = await predictDataset(
+    model,
+    data,
+    opts.batchSize,
+    (done) => bar.update(done),
+  );
+  bar.stop();
+  model.dispose?.();
+  const seconds = (performance.now() - started) / 1000;
+  const result = {
+    command: 'predict',
+    model: opts.model,
+    dataset: data.name,
+    n: data.shape[0],
+    backend,
+    seed: opts.seed,
+    accuracy,
+    seconds: round(seconds, 3),
+    labels: Array.from(data.labels),
+    predictions: Array.from(predictions),
+    confidence: Array.from(confidence, (c) => round(c, 4)),
+  };
+  emit(
+    result,
+    opts,
+    () =>
+      `${data.name}: accuracy ${(accuracy * 100).toFixed(2)}% on ${data.shape[0]} examples (${round(seconds, 2)} s)`,
+  );
+}

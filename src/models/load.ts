@@ -1,0 +1,156 @@
+/**
+ * `loadClassifier(dir)`: a tfjs model directory (LayersModel or GraphModel) as a Classifier.
+ * A final softmax is replaced by linear before the model is built, so `logits` are logits
+ * (gradient attacks through softmax outputs saturate; the classifier records
+ * `outputWasSoftmax` so reports can say so).
+ */
+import path from 'node:path';
+import { type GraphModel, loadGraphModel } from '@tensorflow/tfjs-converter';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { ParryError } from '../errors.js';
+import { fileHandler, MODEL_JSON } from './io.js';
+import { readParryMetadata } from './metadata.js';
+import {
+  type LayerInfo,
+  type ModelFormat,
+  modelInputShape,
+  TfjsClassifier,
+  type TfjsClassifierOptions,
+} from './tfjs-classifier.js';
+import { linearizeGraphSoftmax, linearizeLayersSoftmax } from './topology.js';
+
+export interface LoadClassifierOptions {
+  /** Override the stored parry metadata. */
+  bounds?: [number, number];
+  mean?: number[];
+  std?: number[];
+  classNames?: string[];
+  /** Needed only when the model leaves input dimensions unknown. */
+  inputShape?: number[];
+}
+
+function detectFormat(artifacts: tf.io.ModelArtifacts, source: string): ModelFormat {
+  const topology = artifacts.modelTopology as Record<string, unknown>;
+  if (artifacts.format === 'graph-model' || Array.isArray(topology.node)) return 'graph-model';
+  if (
+    artifacts.format === 'layers-model' ||
+    typeof topology.class_name === 'string' ||
+    topology.model_config != null
+  ) {
+    return 'layers-model';
+  }
+  throw new ParryError(
+    'BAD_FILE',
+    `loadClassifier: ${source} is neither a LayersModel nor a GraphModel ` +
+      `(format ${JSON.stringify(artifacts.format)})`,
+  );
+}
+
+/** Runs a tfjs build step, turning its errors into ParryErrors that name the file. */
+async function building<T>(source: string, step: () => Promise<T> | T): Promise<T> {
+  try {
+    return await step();
+  } catch (e) {
+    if (e instanceof ParryError) throw e;
+    const message = String((e as Error)?.message ?? e).split('\n')[0];
+    const unsupported = /unknown (layer|op)|not (yet )?(supported|implemented)|unsupported/i;
+    const code = unsupported.test(message) ? 'UNSUPPORTED' : 'BAD_FILE';
+    throw new ParryError(code, `loadClassifier: cannot build the model in ${source}: ${message}`, {
+      cause: e,
+    });
+  }
+}
+
+/** Nodes other than inputs and constants, with the sizes of the constants each one reads. */
+function graphLayers(artifacts: tf.io.ModelArtifacts): LayerInfo[] {
+  type Node = { name: string; op: string; input?: string[] };
+  const nodes = (artifacts.modelTopology as { node?: Node[] }).node ?? [];
+  const sizes = new Map(
+    (artifacts.weightSpecs ?? []).map((s) => [s.name, s.shape.reduce((a, b) => a * b, 1)]),
+  );
+  return nodes
+    .filter((n) => n.op !== 'Const' && n.op !== 'Placeholder')
+    .map((n) => ({
+      name: n.name,
+      className: n.op,
+      outputShape: null,
+      params: (n.input ?? []).reduce((a, i) => a + (sizes.get(i.split(':')[0]) ?? 0), 0),
+    }));
+}
+
+/** Output width of a GraphModel, found by running one zero example. */
+async function probeNumClasses(model: GraphModel, inputShape: number[], source: string) {
+  const shape = await building(source, () =>
+    tf.tidy(() => {
+      const out = model.execute(tf.zeros([1, ...inputShape]));
+      return (Array.isArray(out) ? out[0] : out).shape;
+    }),
+  );
+  if (shape.length !== 2) {
+    throw new ParryError(
+      'UNSUPPORTED',
+      `loadClassifier: ${source} maps one example to shape ${JSON.stringify(shape)}, ` +
+        'not [1, numClasses]',
+    );
+  }
+  return shape[1];
+}
+
+const memoryHandler = (artifacts: tf.io.ModelArtifacts): tf.io.IOHandler => ({
+  load: async () => artifacts,
+});
+
+/** Builds the classifier, freeing the model if the options turn out to be invalid. */
+function wrap(model: tfl.LayersModel | GraphModel, opts: TfjsClassifierOptions) {
+  try {
+    return new TfjsClassifier(model, opts);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
+/**
+ * Loads `dir/model.json` (+ shards) as a TfjsClassifier. bounds / mean / std / classNames come
+ * from `opts`, else the `parry` user metadata, else defaults (bounds [0, 1], no normalisation).
+ * Errors: 'BAD_FILE' for missing or malformed files, 'UNSUPPORTED' for models parry cannot run.
+ * The caller owns the classifier (`dispose()` frees its weights).
+ */
+export async function loadClassifier(
+  dir: string,
+  opts: LoadClassifierOptions = {},
+): Promise<TfjsClassifier> {
+  const artifacts = await fileHandler(dir).load();
+  const source = path.join(dir, MODEL_JSON);
+  const meta = readParryMetadata(artifacts.userDefinedMetadata, source);
+  const format = detectFormat(artifacts, source);
+  const common: TfjsClassifierOptions = {
+    bounds: opts.bounds ?? meta.bounds,
+    mean: opts.mean ?? meta.mean,
+    std: opts.std ?? meta.std,
+    classNames: opts.classNames ?? meta.classNames,
+    inputShape: opts.inputShape,
+  };
+  if (format === 'layers-model') {
+    const { topology, replaced } = linearizeLayersSoftmax(artifacts.modelTopology);
+    const patched = { ...artifacts, modelTopology: topology };
+    const model = await building(source, () => tfl.loadLayersModel(memoryHandler(patched)));
+    return wrap(model, { ...common, outputWasSoftmax: replaced });
+  }
+  const { topology, replaced } = linearizeGraphSoftmax(artifacts.modelTopology);
+  const patched = { ...artifacts, modelTopology: topology };
+  const model = await building(source, () => loadGraphModel(memoryHandler(patched)));
+  try {
+    const known = modelInputShape(model);
+    const inputShape =
+      opts.inputShape ?? (known?.every((d) => d != null) ? (known as number[]) : undefined);
+    const numClasses =
+      inputShape === undefined ? undefined : await probeNumClasses(model, inputShape, source);
+    const layers = graphLayers(artifacts);
+    return new TfjsClassifier(model, { ...common, numClasses, layers, outputWasSoftmax: replaced });
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
