@@ -1,0 +1,25 @@
+/** parry's public API. Call `initBackend()` once before creating any tensor. */
+export * from './data/index.js';
+export { DEFAULT_BACKEND, initBackend, resolveBackendName } from './engine/backend.js';
+export { Rng } from './engine/rng.js';
+export { isParryError, ParryError, type ParryErrorCode } from './errors.js';
+export { type Predictions, predictDataset } from './evaluate/predict.js';
+export * from './models/index.js';
+export {
+  countCorrect,
+  crossEntropy,
+  klDivergence,
+  margin,
+  smoothedCrossEntropy,
+} from './train/losses.js';
+export {
+  type BatchProgress,
+  type EpochRecord,
+  type LossFn,
+  standardLoss,
+  type TrainConfig,
+  type TrainHooks,
+  type TrainResult,
+  trainConfigSchema,
+  trainModel,
+} from './train/loop.js';
