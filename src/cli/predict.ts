@@ -1,7 +1,10 @@
 /** `parry predict --model DIR --dataset NAME --n N`: accuracy and predictions on a data set. */
+
+import { availableParallelism } from 'node:os';
 import { Command, Option } from 'commander';
 import { loadDataset, takeFirst } from '../data/index.js';
-import { predictDataset } from '../evaluate/predict.js';
+import { WorkerPool } from '../engine/pool.js';
+import { type Predictions, predictDataset, predictDatasetPooled } from '../evaluate/predict.js';
 import { loadClassifier } from '../models/index.js';
 import {
   type CommonOptions,
@@ -47,14 +50,24 @@ async function runPredict(opts: PredictOptions): Promise<void> {
   const started = performance.now();
   const bar = progressBar('predict |{bar}| {value}/{total} examples | ETA {eta_formatted}');
   bar.start(data.shape[0], 0);
-  const { predictions, confidence, accuracy } = await predictDataset(
-    model,
-    data,
-    opts.batchSize,
-    (done) => bar.update(done),
-  );
+  // Small jobs run in-process; larger ones (or an explicit --workers) use one worker per core.
+  const workers = opts.workers ?? (data.shape[0] >= 4096 ? availableParallelism() : 1);
+  const progress = (done: number) => bar.update(done);
+  let predicted: Predictions;
+  if (workers > 1) {
+    model.dispose();
+    const pool = new WorkerPool({ workers, backend });
+    try {
+      predicted = await predictDatasetPooled(pool, opts.model, data, opts.batchSize, progress);
+    } finally {
+      await pool.close();
+    }
+  } else {
+    predicted = await predictDataset(model, data, opts.batchSize, progress);
+    model.dispose();
+  }
+  const { predictions, confidence, accuracy } = predicted;
   bar.stop();
-  model.dispose?.();
   const seconds = (performance.now() - started) / 1000;
   const result = {
     command: 'predict',
@@ -62,6 +75,7 @@ async function runPredict(opts: PredictOptions): Promise<void> {
     dataset: data.name,
     n: data.shape[0],
     backend,
+    workers,
     seed: opts.seed,
     accuracy,
     seconds: round(seconds, 3),

@@ -179,7 +179,7 @@ async function runTrain(opts: TrainOptions): Promise<void> {
     test_accuracy: testAccuracy,
     stored_test_accuracy: storedAccuracy,
     seconds: round(result.seconds, 2),
-    out: path.resolve(opts.out),
+    out: opts.out,
   };
   await writeFile(path.join(opts.out, 'training.json'), `${JSON.stringify(summary, null, 2)}\n`);
   model.dispose();

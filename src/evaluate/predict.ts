@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Dataset } from '../data/index.js';
+import { concatFloat32, mapBatches, type WorkerPool } from '../engine/pool.js';
 import type { Classifier } from '../models/classifier.js';
 
 export interface Predictions {
@@ -43,5 +44,46 @@ export async function predictDataset(
   }
   let correct = 0;
   for (let i = 0; i < n; i++) if (predictions[i] === data.labels[i]) correct++;
+  return { predictions, confidence, accuracy: n === 0 ? Number.NaN : correct / n };
+}
+
+/**
+ * The same as `predictDataset`, with the forward passes spread over a worker pool: each worker
+ * loads the model from `modelDir` once and returns logits for its batches.
+ */
+export async function predictDatasetPooled(
+  pool: WorkerPool,
+  modelDir: string,
+  data: Dataset,
+  batchSize = 256,
+  onProgress?: (done: number, total: number) => void,
+): Promise<Predictions> {
+  const n = data.shape[0];
+  const logits = concatFloat32(
+    await mapBatches(
+      pool,
+      'forward',
+      { x: data.x, shape: data.shape },
+      batchSize,
+      { modelDir },
+      {
+        onProgress: (done, total) => onProgress?.(Math.min(n, Math.round((done / total) * n)), n),
+      },
+    ),
+  );
+  const k = logits.length / n;
+  const predictions = new Int32Array(n);
+  const confidence = new Float32Array(n);
+  let correct = 0;
+  for (let i = 0; i < n; i++) {
+    const row = logits.subarray(i * k, (i + 1) * k);
+    let best = 0;
+    for (let j = 1; j < k; j++) if (row[j] > row[best]) best = j;
+    let denom = 0;
+    for (let j = 0; j < k; j++) denom += Math.exp(row[j] - row[best]);
+    predictions[i] = best;
+    confidence[i] = 1 / denom;
+    if (best === data.labels[i]) correct++;
+  }
   return { predictions, confidence, accuracy: n === 0 ? Number.NaN : correct / n };
 }
