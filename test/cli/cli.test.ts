@@ -1,0 +1,178 @@
+/**
+ * The command-line contract: `--json` prints exactly one JSON object on stdout, progress goes to
+ * stderr, exit 0 on success, 2 on bad input or options (one line, no stack trace), 1 on internal
+ * errors. Runs the compiled CLI (`npm test` builds first).
+ */
+import { spawnSync } from 'node:child_process';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { packageRoot } from '../../src/engine/paths.js';
+
+const root = packageRoot();
+const MLP = join(root, 'models', 'fmnist-mlp');
+
+function parry(...args: string[]) {
+  const r = spawnSync(process.execPath, [join(root, 'bin', 'parry.mjs'), ...args], {
+    encoding: 'utf8',
+    cwd: root,
+    env: { ...process.env, PARRY_BACKEND: 'wasm' },
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function expectBadInput(r: ReturnType<typeof parry>, pattern: RegExp) {
+  expect(r.code, r.stderr).toBe(2);
+  expect(r.stdout).toBe('');
+  const lines = r.stderr.trim().split('\n');
+  expect(lines.length, r.stderr).toBe(1);
+  expect(lines[0]).toMatch(pattern);
+  expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+}
+
+function copyModel(dir: string): string {
+  const out = mkdtempSync(join(tmpdir(), 'parry-cli-'));
+  for (const f of ['model.json', 'group1-shard1of1.bin']) copyFileSync(join(dir, f), join(out, f));
+  return out;
+}
+
+describe('parry CLI', () => {
+  it('info --json prints one JSON object describing the model', () => {
+    const r = parry('info', '--model', MLP, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(r.stdout.trim().split('\n')).toHaveLength(1);
+    expect(out.inputShape).toEqual([28, 28, 1]);
+    expect(out.numClasses).toBe(10);
+    expect(out.params).toBe(784 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10);
+    expect(out.seed).toBe(0);
+  });
+
+  it('predict --json reports accuracy and predictions, with the seed', () => {
+    const r = parry(
+      'predict',
+      '--model',
+      MLP,
+      '--dataset',
+      'fashion-mnist-subset',
+      '--n',
+      '200',
+      '--json',
+      '--seed',
+      '7',
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.n).toBe(200);
+    expect(out.seed).toBe(7);
+    expect(out.predictions).toHaveLength(200);
+    expect(out.accuracy).toBeGreaterThan(0.8);
+    const correct = out.predictions.filter((p: number, i: number) => p === out.labels[i]).length;
+    expect(out.accuracy).toBeCloseTo(correct / 200, 10);
+  });
+
+  it('predict gives the same answer in-process and across two workers', () => {
+    const one = JSON.parse(
+      parry('predict', '--model', MLP, '--n', '300', '--workers', '1', '--json').stdout,
+    );
+    const two = JSON.parse(
+      parry('predict', '--model', MLP, '--n', '300', '--workers', '2', '--json').stdout,
+    );
+    expect(two.workers).toBe(2);
+    expect(two.predictions).toEqual(one.predictions);
+  });
+
+  it('train writes a model directory and training.json, and learns a synthetic task', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'parry-train-')), 'm');
+    const r = parry(
+      'train',
+      '--dataset',
+      'synthetic:8x8x1:3:300',
+      '--arch',
+      'mlp',
+      '--epochs',
+      '3',
+      '--batch-size',
+      '32',
+      '--seed',
+      '3',
+      '--out',
+      out,
+      '--json',
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const summary = JSON.parse(r.stdout);
+    const saved = JSON.parse(readFileSync(join(out, 'training.json'), 'utf8'));
+    expect(saved).toEqual(summary);
+    expect(summary.seed).toBe(3);
+    expect(summary.per_epoch).toHaveLength(3);
+    expect(summary.test_accuracy).toBeGreaterThan(0.9);
+    expect(r.stderr).toMatch(/epoch 3/);
+    const info = JSON.parse(parry('info', '--model', out, '--json').stdout);
+    expect(info.inputShape).toEqual([8, 8, 1]);
+  });
+
+  it('help and version exit 0', () => {
+    expect(parry('--help').code).toBe(0);
+    expect(parry('train', '--help').code).toBe(0);
+    expect(parry('--version').stdout.trim()).toBe('0.1.0');
+  });
+
+  it('exits 2 with one line on an unknown option or a bad value', () => {
+    expectBadInput(parry('info', '--model', MLP, '--bogus'), /unknown option '--bogus'/);
+    expectBadInput(parry('predict', '--model', MLP, '--n', '-3'), /--n/);
+    expectBadInput(parry('train', '--out', '/tmp/x', '--epochs', 'many'), /positive integer/);
+    expectBadInput(parry('nonsense'), /unknown command/);
+    expectBadInput(
+      parry('predict', '--model', MLP, '--dataset', 'imagenet'),
+      /unknown data set|imagenet/,
+    );
+    expectBadInput(parry('predict', '--model', MLP, '--backend', 'tpu'), /backend.*tpu/);
+  });
+
+  it('exits 2 for a model directory without weights or with a short shard', () => {
+    const noWeights = copyModel(MLP);
+    const missing = mkdtempSync(join(tmpdir(), 'parry-cli-'));
+    copyFileSync(join(noWeights, 'model.json'), join(missing, 'model.json'));
+    expectBadInput(parry('info', '--model', missing), /group1-shard1of1\.bin/);
+    truncateSync(join(noWeights, 'group1-shard1of1.bin'), 1000);
+    expectBadInput(parry('info', '--model', noWeights), /group1-shard1of1\.bin.*(bytes|length)/);
+    expectBadInput(
+      parry('info', '--model', join(tmpdir(), 'no-such-model-dir')),
+      /no-such-model-dir/,
+    );
+  });
+
+  it('exits 2 for a data file with a wrong magic number', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'parry-mnist-'));
+    const subset = join(root, 'data', 'fashion-mnist-subset');
+    for (const f of [
+      't10k-images-idx3-ubyte.gz',
+      't10k-labels-idx1-ubyte.gz',
+      'train-images-idx3-ubyte.gz',
+      'train-labels-idx1-ubyte.gz',
+    ]) {
+      copyFileSync(join(subset, f), join(dir, f));
+    }
+    writeFileSync(join(dir, 't10k-images-idx3-ubyte.gz'), Buffer.from([0, 0, 9, 9, 0, 0, 0, 0]));
+    expectBadInput(
+      parry('predict', '--model', MLP, '--dataset', `mnist:${dir}`),
+      /t10k-images-idx3-ubyte\.gz.*magic/,
+    );
+  });
+
+  it('exits 2 when the data does not match the model input shape', () => {
+    expectBadInput(
+      parry('predict', '--model', MLP, '--dataset', 'synthetic:32x32x3:10:20'),
+      /shape.*\[28, ?28, ?1\]/,
+    );
+  });
+});
