@@ -93,74 +93,80 @@ export async function trainModel(
   const xBatch = new Float32Array(cfg.batchSize * per);
   const yBatch = new Int32Array(cfg.batchSize);
 
-  for (let epoch = 1; epoch <= cfg.epochs; epoch++) {
-    const epochStart = performance.now();
-    const order = rng.permutation(n);
-    let lossSum = tf.scalar(0);
-    let correctSum = tf.scalar(0, 'int32');
-    let seen = 0;
-    for (let b = 0; b < numBatches; b++) {
-      if (hooks.signal?.aborted) throw new ParryError('INTERNAL', 'train: aborted');
-      const m = Math.min(cfg.batchSize, n - b * cfg.batchSize);
-      for (let i = 0; i < m; i++) {
-        const j = order[b * cfg.batchSize + i];
-        xBatch.set(data.x.subarray(j * per, (j + 1) * per), i * per);
-        yBatch[i] = data.labels[j];
+  try {
+    for (let epoch = 1; epoch <= cfg.epochs; epoch++) {
+      const epochStart = performance.now();
+      const order = rng.permutation(n);
+      let lossSum = tf.scalar(0);
+      let correctSum = tf.scalar(0, 'int32');
+      let seen = 0;
+      for (let b = 0; b < numBatches; b++) {
+        if (hooks.signal?.aborted) {
+          tf.dispose([lossSum, correctSum]);
+          throw new ParryError('INTERNAL', 'train: aborted');
+        }
+        const m = Math.min(cfg.batchSize, n - b * cfg.batchSize);
+        for (let i = 0; i < m; i++) {
+          const j = order[b * cfg.batchSize + i];
+          xBatch.set(data.x.subarray(j * per, (j + 1) * per), i * per);
+          yBatch[i] = data.labels[j];
+        }
+        const [newLoss, newCorrect] = tf.tidy(() => {
+          const x = tf.tensor(xBatch.subarray(0, m * per), [m, ...data.shape.slice(1)]);
+          const y = tf.tensor1d(yBatch.subarray(0, m), 'int32');
+          let correct: tf.Scalar | undefined;
+          const loss = optimizer.minimize(
+            () => {
+              const out = lossFn(model, x, y);
+              correct = tf.keep(countCorrect(out.logits, y));
+              let total = tf.mean(out.loss) as tf.Scalar;
+              if (cfg.weightDecay > 0) {
+                const l2 = tf.addN(kernels.map((w) => tf.sum(tf.square(w))));
+                total = tf.add(total, tf.mul(l2, cfg.weightDecay / 2));
+              }
+              return total;
+            },
+            true,
+            vars,
+          ) as tf.Scalar;
+          const totals: [tf.Scalar, tf.Scalar] = [
+            tf.add(lossSum, tf.mul(loss, m)),
+            tf.add(correctSum, correct!),
+          ];
+          correct!.dispose();
+          return totals;
+        });
+        lossSum.dispose();
+        correctSum.dispose();
+        lossSum = newLoss;
+        correctSum = newCorrect;
+        seen += m;
+        if (hooks.onBatch && (b % 10 === 9 || b === numBatches - 1)) {
+          const secs = (performance.now() - epochStart) / 1000;
+          hooks.onBatch({
+            epoch,
+            batch: b + 1,
+            numBatches,
+            loss: (await lossSum.data())[0] / seen,
+            accuracy: (await correctSum.data())[0] / seen,
+            examplesPerSecond: seen / secs,
+          });
+        }
       }
-      const [newLoss, newCorrect] = tf.tidy(() => {
-        const x = tf.tensor(xBatch.subarray(0, m * per), [m, ...data.shape.slice(1)]);
-        const y = tf.tensor1d(yBatch.subarray(0, m), 'int32');
-        let correct: tf.Scalar | undefined;
-        const loss = optimizer.minimize(
-          () => {
-            const out = lossFn(model, x, y);
-            correct = tf.keep(countCorrect(out.logits, y));
-            let total = tf.mean(out.loss) as tf.Scalar;
-            if (cfg.weightDecay > 0) {
-              const l2 = tf.addN(kernels.map((w) => tf.sum(tf.square(w))));
-              total = tf.add(total, tf.mul(l2, cfg.weightDecay / 2));
-            }
-            return total;
-          },
-          true,
-          vars,
-        ) as tf.Scalar;
-        const totals: [tf.Scalar, tf.Scalar] = [
-          tf.add(lossSum, tf.mul(loss, m)),
-          tf.add(correctSum, correct!),
-        ];
-        correct!.dispose();
-        return totals;
-      });
+      const record: EpochRecord = {
+        epoch,
+        loss: (await lossSum.data())[0] / seen,
+        accuracy: (await correctSum.data())[0] / seen,
+        seconds: (performance.now() - epochStart) / 1000,
+      };
       lossSum.dispose();
       correctSum.dispose();
-      lossSum = newLoss;
-      correctSum = newCorrect;
-      seen += m;
-      if (hooks.onBatch && (b % 10 === 9 || b === numBatches - 1)) {
-        const secs = (performance.now() - epochStart) / 1000;
-        hooks.onBatch({
-          epoch,
-          batch: b + 1,
-          numBatches,
-          loss: (await lossSum.data())[0] / seen,
-          accuracy: (await correctSum.data())[0] / seen,
-          examplesPerSecond: seen / secs,
-        });
-      }
+      await hooks.onEpoch?.(record);
+      epochs.push(record);
     }
-    const record: EpochRecord = {
-      epoch,
-      loss: (await lossSum.data())[0] / seen,
-      accuracy: (await correctSum.data())[0] / seen,
-      seconds: (performance.now() - epochStart) / 1000,
-    };
-    lossSum.dispose();
-    correctSum.dispose();
-    await hooks.onEpoch?.(record);
-    epochs.push(record);
+  } finally {
+    optimizer.dispose();
   }
-  optimizer.dispose();
   return { config: cfg, epochs, seconds: (performance.now() - started) / 1000 };
 }
 

@@ -1,0 +1,63 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { syntheticDataset } from '../../src/data/index.js';
+import { ParryError } from '../../src/errors.js';
+import { buildArchitecture } from '../../src/models/index.js';
+import { parseConfig, trainModel } from '../../src/train/loop.js';
+
+const data = syntheticDataset({ shape: [6, 6, 1], numClasses: 3, n: 240, seed: 9 });
+
+async function train(seed: number, extra: Record<string, number> = {}) {
+  const model = buildArchitecture('mlp', { inputShape: [6, 6, 1], numClasses: 3, seed: 1 });
+  const result = await trainModel(model, data, { epochs: 3, batchSize: 16, seed, ...extra });
+  const norm = tf.tidy(
+    () =>
+      tf
+        .addN(
+          model.trainableWeights
+            .filter((w) => /kernel/.test(w.name))
+            .map((w) => tf.sum(tf.square(w.read()))),
+        )
+        .dataSync()[0],
+  );
+  const weights = model.trainableWeights.map((w) => Array.from(w.read().dataSync()));
+  model.dispose();
+  return { result, norm, weights };
+}
+
+describe('trainModel', () => {
+  it('learns, and is reproducible from its seed', async () => {
+    const a = await train(4);
+    const b = await train(4);
+    const c = await train(5);
+    expect(a.result.epochs.map((e) => e.loss)).toEqual(b.result.epochs.map((e) => e.loss));
+    expect(a.weights).toEqual(b.weights);
+    expect(c.weights).not.toEqual(a.weights); // another shuffling order
+    const [first, , last] = a.result.epochs;
+    expect(last.loss).toBeLessThan(first.loss);
+    expect(last.accuracy).toBeGreaterThan(0.9);
+  });
+
+  it('weight decay shrinks the kernels', async () => {
+    const plain = await train(4);
+    const decayed = await train(4, { weightDecay: 0.05 });
+    expect(decayed.norm).toBeLessThan(0.9 * plain.norm);
+  });
+
+  it('rejects bad configs with the path of the bad field', () => {
+    expect(() => parseConfig({ epochs: 0 })).toThrow(ParryError);
+    expect(() => parseConfig({ epochs: 0 })).toThrow(/epochs/);
+    expect(() => parseConfig({ lr: -1 })).toThrow(/lr/);
+    expect(() => parseConfig({ bogus: 1 } as never)).toThrow(/bogus|unrecognized/i);
+  });
+
+  it('stops when aborted', async () => {
+    const model = buildArchitecture('mlp', { inputShape: [6, 6, 1], numClasses: 3, seed: 1 });
+    const ctrl = new AbortController();
+    ctrl.abort();
+    await expect(trainModel(model, data, { epochs: 1 }, { signal: ctrl.signal })).rejects.toThrow(
+      /aborted/,
+    );
+    model.dispose();
+  });
+});
