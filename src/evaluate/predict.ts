@@ -41,6 +41,8 @@ export async function predictDataset(
     pred.dispose();
     conf.dispose();
     onProgress?.(end, n);
+    // Give timers a turn (progress redraws): awaits on wasm data resolve as microtasks.
+    await new Promise((resolve) => setImmediate(resolve));
   }
   let correct = 0;
   for (let i = 0; i < n; i++) if (predictions[i] === data.labels[i]) correct++;

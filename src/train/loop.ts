@@ -151,6 +151,9 @@ export async function trainModel(
             accuracy: (await correctSum.data())[0] / seen,
             examplesPerSecond: seen / secs,
           });
+          // Let timers run (progress redraws, abort signals): on wasm every await above
+          // resolves as a microtask and would otherwise starve the event loop.
+          await new Promise((resolve) => setImmediate(resolve));
         }
       }
       const record: EpochRecord = {
