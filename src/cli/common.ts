@@ -5,6 +5,7 @@
 
 import cliProgress from 'cli-progress';
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { DATASETS } from '../data/index.js';
 import { initBackend } from '../engine/backend.js';
 import { ParryError } from '../errors.js';
 
@@ -113,3 +114,6 @@ export function round(x: number, digits = 4): number {
 export function badOption(message: string): ParryError {
   return new ParryError('BAD_OPTION', message);
 }
+
+/** Help text of --dataset, from the data registry. */
+export const DATASET_HELP = `data set: ${DATASETS.map((d) => d.usage).join(' | ')}`;

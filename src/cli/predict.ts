@@ -8,6 +8,7 @@ import { type Predictions, predictDataset, predictDatasetPooled } from '../evalu
 import { loadClassifier } from '../models/index.js';
 import {
   type CommonOptions,
+  DATASET_HELP,
   emit,
   parsePositiveInt,
   progressBar,
@@ -28,11 +29,7 @@ export function predictCommand(): Command {
   const cmd = new Command('predict')
     .description('predict a data set with a model: accuracy and per-example predictions')
     .requiredOption('--model <dir>', 'TF.js LayersModel or GraphModel directory')
-    .option(
-      '--dataset <name>',
-      'fashion-mnist | fashion-mnist-subset | mnist:DIR | cifar10:DIR | synthetic:HxWxC:K[:N]',
-      'fashion-mnist-subset',
-    )
+    .option('--dataset <name>', DATASET_HELP, 'fashion-mnist-subset')
     .addOption(
       new Option('--split <split>', 'which split').choices(['train', 'test']).default('test'),
     )
@@ -44,7 +41,7 @@ export function predictCommand(): Command {
 async function runPredict(opts: PredictOptions): Promise<void> {
   const backend = await setUpBackend(opts);
   const model = await loadClassifier(opts.model);
-  let data = await loadDataset(opts.dataset, opts.split);
+  let data = loadDataset(opts.dataset, opts.split, { seed: opts.seed });
   if (opts.n !== undefined) data = takeFirst(data, opts.n);
   model.checkInput(data.shape);
   const started = performance.now();

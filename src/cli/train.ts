@@ -18,6 +18,7 @@ import { trainModel } from '../train/loop.js';
 import {
   badOption,
   type CommonOptions,
+  DATASET_HELP,
   emit,
   log,
   parseBounds,
@@ -49,11 +50,7 @@ interface TrainOptions extends CommonOptions {
 export function trainCommand(): Command {
   const cmd = new Command('train')
     .description('train a reference architecture and save it as a TF.js LayersModel directory')
-    .option(
-      '--dataset <name>',
-      'fashion-mnist | fashion-mnist-subset | mnist:DIR | cifar10:DIR | synthetic:HxWxC:K[:N]',
-      'fashion-mnist-subset',
-    )
+    .option('--dataset <name>', DATASET_HELP, 'fashion-mnist-subset')
     .addOption(
       new Option('--arch <name>', 'architecture')
         .choices(ARCHITECTURES.map((a) => a.name))
@@ -90,8 +87,8 @@ async function runTrain(opts: TrainOptions): Promise<void> {
   if (opts.dropout >= 1) throw badOption(`--dropout must be < 1, got ${opts.dropout}`);
   if (opts.labelSmoothing >= 1)
     throw badOption(`--label-smoothing must be < 1, got ${opts.labelSmoothing}`);
-  let train = await loadDataset(opts.dataset, 'train');
-  const test = await loadDataset(opts.dataset, 'test');
+  let train = loadDataset(opts.dataset, 'train', { seed: opts.seed });
+  const test = loadDataset(opts.dataset, 'test', { seed: opts.seed });
   if (opts.n !== undefined) train = takeFirst(train, opts.n);
   const inputShape = train.shape.slice(1);
   const model = buildArchitecture(opts.arch, {
