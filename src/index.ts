@@ -6,13 +6,6 @@ export { isParryError, ParryError, type ParryErrorCode } from './errors.js';
 export { type Predictions, predictDataset } from './evaluate/predict.js';
 export * from './models/index.js';
 export {
-  countCorrect,
-  crossEntropy,
-  klDivergence,
-  margin,
-  smoothedCrossEntropy,
-} from './train/losses.js';
-export {
   type BatchProgress,
   type EpochRecord,
   type LossFn,
@@ -23,3 +16,10 @@ export {
   trainConfigSchema,
   trainModel,
 } from './train/loop.js';
+export {
+  countCorrect,
+  crossEntropy,
+  klDivergence,
+  margin,
+  smoothedCrossEntropy,
+} from './train/losses.js';
