@@ -3,9 +3,11 @@
  * directory plus training.json (per-epoch loss/accuracy, test accuracy, seconds, seed).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { loadDataset, takeFirst } from '../data/index.js';
+import { WorkerPool } from '../engine/pool.js';
 import { predictDataset } from '../evaluate/predict.js';
 import {
   ARCHITECTURES,
@@ -105,6 +107,9 @@ async function runTrain(opts: TrainOptions): Promise<void> {
     'epoch {epoch}/{epochs} |{bar}| {value}/{total} batches | loss {loss} | acc {acc} | {rate} ex/s | ETA {eta_formatted}',
   );
   let barEpoch = 0;
+  // Data-parallel over one worker per core by default; --workers 1 trains in this thread.
+  const workers = opts.workers ?? availableParallelism();
+  const pool = workers > 1 ? new WorkerPool({ workers, backend }) : undefined;
   const result = await trainModel(
     model,
     train,
@@ -118,6 +123,7 @@ async function runTrain(opts: TrainOptions): Promise<void> {
       seed: opts.seed,
     },
     {
+      pool,
       onBatch: (p) => {
         const payload = {
           epoch: p.epoch,
@@ -141,7 +147,7 @@ async function runTrain(opts: TrainOptions): Promise<void> {
         );
       },
     },
-  );
+  ).finally(() => pool?.close());
   const testAccuracy = result.epochs[result.epochs.length - 1].test_accuracy;
   await mkdir(opts.out, { recursive: true });
   const metadata = {
@@ -170,6 +176,7 @@ async function runTrain(opts: TrainOptions): Promise<void> {
     label_smoothing: opts.labelSmoothing,
     seed: opts.seed,
     backend,
+    workers,
     params: model.countParams(),
     weights_dtype: opts.float16 ? 'float16' : 'float32',
     per_epoch: result.epochs.map((e) => ({ ...e, seconds: round(e.seconds, 2) })),

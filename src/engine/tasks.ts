@@ -123,8 +123,18 @@ async function readAndDispose(t: tf.Tensor): Promise<Float32Array> {
   return data;
 }
 
+/** One data-parallel training shard: gradients of the summed loss (src/train/parallel.ts). */
+async function trainGradients(
+  input: import('../train/parallel.js').GradientShardInput,
+  ctx: TaskContext,
+): Promise<import('../train/parallel.js').GradientShardOutput> {
+  // Imported lazily: it pulls in tfjs-layers, which only training needs.
+  const { gradientShard } = await import('../train/parallel.js');
+  return gradientShard(input, ctx);
+}
+
 /** The built-in tasks, by name. */
-export const TASKS = { echo, sum, forward, benchConv } satisfies Record<
+export const TASKS = { echo, sum, forward, benchConv, trainGradients } satisfies Record<
   string,
   (input: never, ctx: TaskContext) => unknown
 >;

@@ -7,9 +7,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
 import type { Dataset } from '../data/index.js';
+import type { WorkerPool } from '../engine/pool.js';
 import { Rng } from '../engine/rng.js';
 import { ParryError } from '../errors.js';
 import { countCorrect, smoothedCrossEntropy } from './losses.js';
+import { ParallelStep } from './parallel.js';
 
 export const trainConfigSchema = z
   .object({
@@ -56,6 +58,11 @@ export interface TrainHooks {
   onEpoch?: (r: EpochRecord) => void | Promise<void>;
   signal?: AbortSignal;
   lossFn?: LossFn;
+  /**
+   * Worker pool for data-parallel steps (each batch split across its workers). Used when it has
+   * two or more workers and no custom `lossFn` is given.
+   */
+  pool?: WorkerPool;
 }
 
 export interface TrainResult {
@@ -83,6 +90,16 @@ export async function trainModel(
   const rng = new Rng(cfg.seed);
   const optimizer = makeOptimizer(cfg);
   const lossFn = hooks.lossFn ?? standardLoss(cfg.labelSmoothing);
+  if (hooks.lossFn && hooks.pool && hooks.pool.size > 1) {
+    throw new ParryError(
+      'BAD_OPTION',
+      'train: a custom lossFn runs in-process only; omit the pool',
+    );
+  }
+  const parallel =
+    hooks.pool && hooks.pool.size > 1
+      ? new ParallelStep(hooks.pool, model, cfg.labelSmoothing)
+      : undefined;
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const kernels = model.trainableWeights.filter((w) => /kernel/.test(w.name)).map((w) => w.read());
   const n = data.shape[0];
@@ -111,31 +128,17 @@ export async function trainModel(
           xBatch.set(data.x.subarray(j * per, (j + 1) * per), i * per);
           yBatch[i] = data.labels[j];
         }
-        const [newLoss, newCorrect] = tf.tidy(() => {
-          const x = tf.tensor(xBatch.subarray(0, m * per), [m, ...data.shape.slice(1)]);
-          const y = tf.tensor1d(yBatch.subarray(0, m), 'int32');
-          let correct: tf.Scalar | undefined;
-          const loss = optimizer.minimize(
-            () => {
-              const out = lossFn(model, x, y);
-              correct = tf.keep(countCorrect(out.logits, y));
-              let total = tf.mean(out.loss) as tf.Scalar;
-              if (cfg.weightDecay > 0) {
-                const l2 = tf.addN(kernels.map((w) => tf.sum(tf.square(w))));
-                total = tf.add(total, tf.mul(l2, cfg.weightDecay / 2));
-              }
-              return total;
-            },
-            true,
-            vars,
-          ) as tf.Scalar;
-          const totals: [tf.Scalar, tf.Scalar] = [
-            tf.add(lossSum, tf.mul(loss, m)),
-            tf.add(correctSum, correct!),
-          ];
-          correct!.dispose();
-          return totals;
-        });
+        const shape = [m, ...data.shape.slice(1)];
+        const xs = xBatch.subarray(0, m * per);
+        const ys = yBatch.subarray(0, m);
+        const [loss, correct] = parallel
+          ? await parallelStep(parallel, optimizer, kernels, cfg.weightDecay, xs, ys, shape)
+          : localStep(model, optimizer, lossFn, vars, kernels, cfg.weightDecay, xs, ys, shape);
+        const [newLoss, newCorrect] = tf.tidy(() => [
+          tf.add(lossSum, tf.mul(loss, m)),
+          tf.add(correctSum, correct),
+        ]);
+        tf.dispose([loss, correct]);
         lossSum.dispose();
         correctSum.dispose();
         lossSum = newLoss;
@@ -171,6 +174,71 @@ export async function trainModel(
     optimizer.dispose();
   }
   return { config: cfg, epochs, seconds: (performance.now() - started) / 1000 };
+}
+
+type Step = [loss: tf.Scalar, correct: tf.Scalar];
+
+/** L2 penalty (λ/2)·Σ‖w‖² over the kernels. */
+function weightPenalty(kernels: tf.Tensor[], weightDecay: number): tf.Scalar {
+  return tf.mul(tf.addN(kernels.map((w) => tf.sum(tf.square(w)))), weightDecay / 2);
+}
+
+/** One optimizer step in this thread; returns the batch's mean loss and its correct count. */
+function localStep(
+  model: tfl.LayersModel,
+  optimizer: tf.Optimizer,
+  lossFn: LossFn,
+  vars: tf.Variable[],
+  kernels: tf.Tensor[],
+  weightDecay: number,
+  xs: Float32Array,
+  ys: Int32Array,
+  shape: number[],
+): Step {
+  return tf.tidy(() => {
+    const x = tf.tensor(xs, shape);
+    const y = tf.tensor1d(ys, 'int32');
+    let correct: tf.Scalar | undefined;
+    const loss = optimizer.minimize(
+      () => {
+        const out = lossFn(model, x, y);
+        correct = tf.keep(countCorrect(out.logits, y));
+        const mean = tf.mean(out.loss) as tf.Scalar;
+        return weightDecay > 0 ? tf.add(mean, weightPenalty(kernels, weightDecay)) : mean;
+      },
+      true,
+      vars,
+    ) as tf.Scalar;
+    return [loss, correct!];
+  });
+}
+
+/** One optimizer step with the batch split across the pool's workers. */
+async function parallelStep(
+  parallel: ParallelStep,
+  optimizer: tf.Optimizer,
+  kernels: tf.Tensor[],
+  weightDecay: number,
+  xs: Float32Array,
+  ys: Int32Array,
+  shape: number[],
+): Promise<Step> {
+  const { grads, lossSum, correct } = await parallel.gradients(xs, ys, shape);
+  const names = new Map(kernels.map((k) => [(k as tf.Variable).name, k]));
+  const step = tf.tidy((): Step => {
+    const withDecay: tf.NamedTensorMap = {};
+    for (const [name, g] of Object.entries(grads)) {
+      const w = names.get(name);
+      withDecay[name] = weightDecay > 0 && w ? tf.add(g, tf.mul(w, weightDecay)) : g;
+    }
+    // Reading the penalty before the update matches the in-process step's loss.
+    let loss: tf.Scalar = tf.scalar(lossSum / shape[0]);
+    if (weightDecay > 0) loss = tf.add(loss, weightPenalty(kernels, weightDecay));
+    optimizer.applyGradients(withDecay);
+    return [loss, tf.scalar(correct, 'int32')];
+  });
+  tf.dispose(Object.values(grads));
+  return step;
 }
 
 export function parseConfig(config: Partial<TrainConfig>): TrainConfig {

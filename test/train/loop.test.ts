@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { syntheticDataset } from '../../src/data/index.js';
+import { WorkerPool } from '../../src/engine/pool.js';
 import { ParryError } from '../../src/errors.js';
 import { buildArchitecture } from '../../src/models/index.js';
 import { parseConfig, trainModel } from '../../src/train/loop.js';
@@ -49,6 +50,38 @@ describe('trainModel', () => {
     expect(() => parseConfig({ epochs: 0 })).toThrow(/epochs/);
     expect(() => parseConfig({ lr: -1 })).toThrow(/lr/);
     expect(() => parseConfig({ bogus: 1 } as never)).toThrow(/bogus|unrecognized/i);
+  });
+
+  it('data-parallel steps over two workers match in-process training', async () => {
+    const pool = new WorkerPool({ workers: 2 });
+    try {
+      for (const arch of ['mlp', 'cnn-small']) {
+        const shape = [6, 6, 1];
+        const build = () => buildArchitecture(arch, { inputShape: shape, numClasses: 3, seed: 1 });
+        const cfg = { epochs: 2, batchSize: 16, seed: 4, weightDecay: 0.01, labelSmoothing: 0.1 };
+        const local = build();
+        const parallel = build();
+        const a = await trainModel(local, data, cfg);
+        const before = tf.memory().numTensors;
+        const b = await trainModel(parallel, data, cfg, { pool });
+        expect(tf.memory().numTensors).toBe(before);
+        a.epochs.forEach((e, i) => {
+          expect(b.epochs[i].loss).toBeCloseTo(e.loss, 4);
+          expect(b.epochs[i].accuracy).toBe(e.accuracy);
+        });
+        local.trainableWeights.forEach((w, i) => {
+          const x = w.read().dataSync();
+          const y = parallel.trainableWeights[i].read().dataSync();
+          let worst = 0;
+          for (let j = 0; j < x.length; j++) worst = Math.max(worst, Math.abs(x[j] - y[j]));
+          expect(worst, `${arch} ${w.name}`).toBeLessThan(1e-4);
+        });
+        local.dispose();
+        parallel.dispose();
+      }
+    } finally {
+      await pool.close();
+    }
   });
 
   it('stops when aborted', async () => {

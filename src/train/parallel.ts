@@ -1,0 +1,121 @@
+/**
+ * Data-parallel training steps over a worker pool (synchronous SGD). Each step the caller's
+ * current weights go to every worker with a shard of the batch; each worker returns the gradient
+ * of the summed loss over its shard; the caller adds the shards' gradients in shard order, divides
+ * by the batch size and lets its optimizer apply them. The result equals a single-thread step up
+ * to float rounding (dropout masks excepted: each worker draws its own).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import type { WorkerPool } from '../engine/pool.js';
+import type { TaskContext } from '../engine/tasks.js';
+import { countCorrect, smoothedCrossEntropy } from './losses.js';
+
+export interface GradientShardInput {
+  /** `model.toJSON()` of the model being trained; workers build it once and cache it. */
+  topology: string;
+  /** Current values of the trainable weights, in `model.trainableWeights` order. */
+  weights: Float32Array[];
+  x: Float32Array;
+  shape: number[];
+  labels: Int32Array;
+  labelSmoothing: number;
+}
+
+export interface GradientShardOutput {
+  /** Gradients of the summed (not mean) loss, in `trainableWeights` order. */
+  grads: Float32Array[];
+  lossSum: number;
+  correct: number;
+}
+
+/** Worker side: gradient of the summed loss over one shard (task `trainGradients`). */
+export async function gradientShard(
+  input: GradientShardInput,
+  ctx: TaskContext,
+): Promise<GradientShardOutput> {
+  const key = `train:${input.topology}`;
+  let model = ctx.cache.get(key) as tfl.LayersModel | undefined;
+  if (model === undefined) {
+    model = (await tfl.models.modelFromJSON(JSON.parse(input.topology))) as tfl.LayersModel;
+    ctx.cache.set(key, model);
+  }
+  const m = model;
+  const vars = m.trainableWeights.map((w) => w.read() as tf.Variable);
+  vars.forEach((v, i) => {
+    tf.tidy(() => v.assign(tf.tensor(input.weights[i], v.shape)));
+  });
+  const { value, grads, correct } = tf.tidy(() => {
+    const x = tf.tensor(input.x, input.shape);
+    const y = tf.tensor1d(input.labels, 'int32');
+    let kept: tf.Scalar | undefined;
+    const r = tf.variableGrads(() => {
+      const logits = m.apply(x, { training: true }) as tf.Tensor2D;
+      kept = tf.keep(countCorrect(logits, y));
+      return tf.sum(smoothedCrossEntropy(logits, y, input.labelSmoothing)) as tf.Scalar;
+    }, vars);
+    return { ...r, correct: kept! };
+  });
+  const out: GradientShardOutput = {
+    grads: vars.map((v) => grads[v.name].dataSync().slice() as Float32Array),
+    lossSum: value.dataSync()[0],
+    correct: correct.dataSync()[0],
+  };
+  tf.dispose([value, correct, ...Object.values(grads)]);
+  return out;
+}
+
+/** Caller side: one step over `workers` shards of the batch; applies the mean gradient. */
+export class ParallelStep {
+  private readonly topology: string;
+
+  constructor(
+    private readonly pool: WorkerPool,
+    private readonly model: tfl.LayersModel,
+    private readonly labelSmoothing: number,
+  ) {
+    this.topology = JSON.stringify(model.toJSON(null, false));
+  }
+
+  /** Gradients averaged over the batch, keyed by variable name (caller disposes), plus stats. */
+  async gradients(
+    x: Float32Array,
+    labels: Int32Array,
+    shape: number[],
+  ): Promise<{ grads: tf.NamedTensorMap; lossSum: number; correct: number }> {
+    const vars = this.model.trainableWeights.map((w) => w.read() as tf.Variable);
+    const weights = vars.map((v) => v.dataSync() as Float32Array);
+    const m = shape[0];
+    const per = x.length / m;
+    const shards = Math.min(this.pool.size || 1, m);
+    const inputs: GradientShardInput[] = [];
+    for (let s = 0; s < shards; s++) {
+      const start = Math.floor((s * m) / shards);
+      const end = Math.floor(((s + 1) * m) / shards);
+      inputs.push({
+        topology: this.topology,
+        weights,
+        x: x.slice(start * per, end * per),
+        shape: [end - start, ...shape.slice(1)],
+        labels: labels.slice(start, end),
+        labelSmoothing: this.labelSmoothing,
+      });
+    }
+    const outs = await this.pool.map('trainGradients', inputs);
+    const grads: tf.NamedTensorMap = {};
+    vars.forEach((v, i) => {
+      const total = new Float32Array(outs[0].grads[i].length);
+      for (const o of outs) {
+        const g = o.grads[i];
+        for (let j = 0; j < total.length; j++) total[j] += g[j];
+      }
+      for (let j = 0; j < total.length; j++) total[j] /= m;
+      grads[v.name] = tf.tensor(total, v.shape);
+    });
+    return {
+      grads,
+      lossSum: outs.reduce((s, o) => s + o.lossSum, 0),
+      correct: outs.reduce((s, o) => s + o.correct, 0),
+    };
+  }
+}
