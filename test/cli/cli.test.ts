@@ -6,7 +6,6 @@
 import { spawnSync } from 'node:child_process';
 import {
   copyFileSync,
-  mkdirSync,
   mkdtempSync,
   readFileSync,
   truncateSync,
