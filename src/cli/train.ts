@@ -16,7 +16,7 @@ import {
   saveLayersModel,
   TfjsClassifier,
 } from '../models/index.js';
-import { trainModel } from '../train/loop.js';
+import { type BatchProgress, trainModel } from '../train/loop.js';
 import {
   badOption,
   type CommonOptions,
@@ -103,10 +103,7 @@ async function runTrain(opts: TrainOptions): Promise<void> {
   log(
     `parry train: ${opts.arch} on ${train.name} (${train.shape[0]} examples), backend ${backend}, seed ${opts.seed}`,
   );
-  const bar = progressBar(
-    'epoch {epoch}/{epochs} |{bar}| {value}/{total} batches | loss {loss} | acc {acc} | {rate} ex/s | ETA {eta_formatted}',
-  );
-  let barEpoch = 0;
+  const progress = epochProgress(opts.epochs);
   // Data-parallel over one worker per core by default; --workers 1 trains in this thread.
   const workers = opts.workers ?? availableParallelism();
   const pool = workers > 1 ? new WorkerPool({ workers, backend }) : undefined;
@@ -124,23 +121,9 @@ async function runTrain(opts: TrainOptions): Promise<void> {
     },
     {
       pool,
-      onBatch: (p) => {
-        const payload = {
-          epoch: p.epoch,
-          epochs: opts.epochs,
-          loss: p.loss.toFixed(4),
-          acc: p.accuracy.toFixed(4),
-          rate: Math.round(p.examplesPerSecond),
-        };
-        if (barEpoch !== p.epoch) {
-          if (barEpoch !== 0) bar.stop();
-          bar.start(p.numBatches, p.batch, payload);
-          barEpoch = p.epoch;
-        } else bar.update(p.batch, payload);
-      },
+      onBatch: progress.update,
       onEpoch: async (r) => {
-        bar.stop();
-        barEpoch = 0;
+        progress.stop();
         r.test_accuracy = (await predictDataset(classifier, test)).accuracy;
         log(
           `epoch ${r.epoch}: loss ${r.loss.toFixed(4)}, train acc ${r.accuracy.toFixed(4)}, test acc ${r.test_accuracy.toFixed(4)}, ${r.seconds.toFixed(1)} s`,
@@ -194,4 +177,32 @@ async function runTrain(opts: TrainOptions): Promise<void> {
       `saved to ${summary.out}`,
     ].join('\n'),
   );
+}
+
+/** An epoch-by-epoch progress bar on stderr: epoch, batches, loss, accuracy, throughput, ETA. */
+function epochProgress(epochs: number): { update: (p: BatchProgress) => void; stop: () => void } {
+  const bar = progressBar(
+    'epoch {epoch}/{epochs} |{bar}| {value}/{total} batches | loss {loss} | acc {acc} | {rate} ex/s | ETA {eta_formatted}',
+  );
+  let current = 0;
+  return {
+    update: (p) => {
+      const payload = {
+        epoch: p.epoch,
+        epochs,
+        loss: p.loss.toFixed(4),
+        acc: p.accuracy.toFixed(4),
+        rate: Math.round(p.examplesPerSecond),
+      };
+      if (current !== p.epoch) {
+        if (current !== 0) bar.stop();
+        bar.start(p.numBatches, p.batch, payload);
+        current = p.epoch;
+      } else bar.update(p.batch, payload);
+    },
+    stop: () => {
+      if (current !== 0) bar.stop();
+      current = 0;
+    },
+  };
 }
