@@ -1,0 +1,67 @@
+/**
+ * Fast Gradient Sign Method (Goodfellow, Shlens & Szegedy 2015) and its L2 variant, the fast
+ * gradient method (Miyato et al. 2016): one step of size eps along the normalised gradient.
+ * Threat model: white-box, L∞ or L2 ball of radius `eps`, untargeted or targeted.
+ * Shapes: x [batch, ...inputShape] in model.bounds; labels [batch] int32. Caller owns the result.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { z } from 'zod';
+import { check } from '../../errors.js';
+import type { Classifier } from '../../models/classifier.js';
+import { attackObjective, checkBatch, parseWith } from './objective.js';
+import { enforceThreatModel, normalizeGradient } from './projection.js';
+
+export const fgsmConfigSchema = z
+  .object({
+    eps: z.number().min(0),
+    norm: z.enum(['linf', 'l2']).default('linf'),
+    /** Descend on the loss of `targetLabels` instead of ascending on the true label's. */
+    targeted: z.boolean().default(false),
+    loss: z.enum(['ce', 'margin']).default('ce'),
+  })
+  .strict();
+export type FgsmConfig = z.infer<typeof fgsmConfigSchema>;
+export type FgsmConfigInput = z.input<typeof fgsmConfigSchema>;
+
+export interface FgsmOptions {
+  /** Required when `targeted`: the classes to reach, `[batch]`. */
+  targetLabels?: tf.Tensor1D;
+}
+
+/** Validates a config once; the returned attack does not re-check it. */
+export function createFgsm(config: unknown) {
+  const c = parseWith('fgsm', fgsmConfigSchema, config);
+  return (model: Classifier, x: tf.Tensor, labels: tf.Tensor1D, opts: FgsmOptions = {}) =>
+    runFgsm(model, x, labels, c, opts);
+}
+
+/** FGSM / FGM: x + eps·normalize(∇ objective), then projected and clipped. */
+export function fgsm(
+  model: Classifier,
+  x: tf.Tensor,
+  labels: tf.Tensor1D,
+  config: FgsmConfigInput,
+  opts: FgsmOptions = {},
+): tf.Tensor {
+  return createFgsm(config)(model, x, labels, opts);
+}
+
+function runFgsm(
+  model: Classifier,
+  x: tf.Tensor,
+  labels: tf.Tensor1D,
+  c: FgsmConfig,
+  opts: FgsmOptions,
+): tf.Tensor {
+  checkBatch('fgsm', model, x, labels);
+  const goal = c.targeted ? opts.targetLabels : labels;
+  check(goal != null, () => 'fgsm: targeted needs targetLabels', 'BAD_OPTION');
+  checkBatch('fgsm', model, x, goal, 'targetLabels');
+  return tf.tidy(() => {
+    const grad = tf.grad((z: tf.Tensor) =>
+      tf.sum(attackObjective(model.logits(z), goal, c.targeted, c.loss)),
+    )(x);
+    const stepped = tf.add(x, tf.mul(normalizeGradient(grad, c.norm), c.eps));
+    return enforceThreatModel(stepped, x, c.eps, c.norm, model.bounds);
+  });
+}

@@ -1,0 +1,77 @@
+/**
+ * What a gradient attack maximises, and the input checks every evasion entry point shares.
+ * Untargeted attacks ascend the loss of the true label; targeted attacks descend the loss of the
+ * target label, written here as ascending its negation so every step is "x + stepSize·direction".
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { z } from 'zod';
+import { check, ParryError } from '../../errors.js';
+import type { Classifier } from '../../models/classifier.js';
+import { crossEntropy, margin } from '../../train/losses.js';
+
+export type AttackLoss = 'ce' | 'margin';
+
+/**
+ * Per-example objective `[batch]` to maximise. `labels` are the true labels (untargeted) or the
+ * target labels (targeted). 'ce': ±cross-entropy; 'margin': the C&W margin max_{j≠y} z_j − z_y
+ * (untargeted) or z_t − max_{j≠t} z_j (targeted).
+ */
+export function attackObjective(
+  logits: tf.Tensor2D,
+  labels: tf.Tensor1D,
+  targeted: boolean,
+  loss: AttackLoss,
+): tf.Tensor1D {
+  return tf.tidy(() => {
+    const ascend = loss === 'ce' ? crossEntropy(logits, labels) : tf.neg(margin(logits, labels));
+    return (targeted ? tf.neg(ascend) : ascend) as tf.Tensor1D;
+  });
+}
+
+/** 1 where the attack succeeded: misclassified (untargeted) or predicted as the target. */
+export function attackSuccess(
+  logits: tf.Tensor2D,
+  labels: tf.Tensor1D,
+  targeted: boolean,
+): tf.Tensor1D {
+  return tf.tidy(() => {
+    const hit = tf.equal(tf.argMax(logits, 1), tf.cast(labels, 'int32'));
+    return (targeted ? hit : tf.logicalNot(hit)) as tf.Tensor1D;
+  });
+}
+
+/** Checks x `[batch, ...inputShape]` and labels `[batch]` against the model. */
+export function checkBatch(
+  fn: string,
+  model: Classifier,
+  x: tf.Tensor,
+  labels: tf.Tensor,
+  name = 'labels',
+): void {
+  check(
+    x.rank === model.inputShape.length + 1 &&
+      tf.util.arraysEqual(x.shape.slice(1), model.inputShape),
+    () => `${fn}: x must have shape [batch, ${model.inputShape}], got [${x.shape}]`,
+  );
+  check(
+    labels.rank === 1 && labels.shape[0] === x.shape[0],
+    () => `${fn}: ${name} must have shape [${x.shape[0]}], got [${labels.shape}]`,
+  );
+}
+
+/** Parses `unknown` config once at the boundary; errors carry the path (`pgd: steps: ...`). */
+export function parseWith<S extends z.ZodType>(
+  fn: string,
+  schema: S,
+  config: unknown,
+): z.output<S> {
+  const r = schema.safeParse(config ?? {});
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new ParryError(
+      'BAD_OPTION',
+      `${fn}: ${issue.path.join('.') || 'config'}: ${issue.message}`,
+    );
+  }
+  return r.data;
+}

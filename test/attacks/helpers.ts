@@ -1,0 +1,61 @@
+/** Tiny fixed-weight models whose attacks have closed forms. */
+import * as tf from '@tensorflow/tfjs-core';
+import type { Classifier } from '../../src/models/classifier.js';
+import { buildArchitecture, TfjsClassifier } from '../../src/models/index.js';
+
+/** logits = flatten(x)·W + b. W is `[d][k]` as nested arrays. */
+export class LinearClassifier implements Classifier {
+  readonly numClasses: number;
+  readonly bounds: [number, number] = [0, 1];
+  private readonly w: tf.Tensor2D;
+  private readonly b: tf.Tensor1D;
+
+  constructor(
+    readonly inputShape: number[],
+    readonly weights: number[][],
+    readonly bias: number[],
+  ) {
+    this.numClasses = bias.length;
+    this.w = tf.keep(tf.tensor2d(weights));
+    this.b = tf.keep(tf.tensor1d(bias));
+  }
+
+  logits(x: tf.Tensor): tf.Tensor2D {
+    return tf.tidy(() => tf.add(tf.matMul(tf.reshape(x, [x.shape[0], -1]), this.w), this.b));
+  }
+}
+
+/** Deterministic pseudo-random numbers in [lo, hi) for test inputs (LCG, no tfjs). */
+export function values(n: number, seed: number, lo = 0, hi = 1): number[] {
+  let s = seed >>> 0 || 1;
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out.push(lo + ((hi - lo) * s) / 4294967296);
+  }
+  return out;
+}
+
+/** A two-class linear model on inputs [2, 3, 1] (d = 6) with distinct |w1 − w0| entries. */
+export function twoClassModel(): LinearClassifier {
+  const w0 = [0.5, -1.0, 0.25, 2.0, -0.75, 0.1];
+  const w1 = [-0.3, 0.6, 1.25, -1.5, 0.5, -0.4];
+  return new LinearClassifier(
+    [2, 3, 1],
+    w0.map((v, i) => [v, w1[i]]),
+    [0.1, -0.1],
+  );
+}
+
+let cnn: TfjsClassifier | undefined;
+/** cnn-small on [8, 8, 1] with 3 classes, built once per test file. */
+export function cnnModel(): TfjsClassifier {
+  cnn ??= new TfjsClassifier(
+    buildArchitecture('cnn-small', { inputShape: [8, 8, 1], numClasses: 3, seed: 1 }),
+  );
+  return cnn;
+}
+
+export function toArray(t: tf.Tensor): number[] {
+  return Array.from(t.dataSync());
+}
