@@ -1,0 +1,398 @@
+/**
+ * Auto-PGD (Croce & Hein, ICML 2020, "Reliable evaluation of adversarial robustness with an
+ * ensemble of diverse parameter-free attacks", Algorithm 1): PGD with momentum whose step size
+ * halves at fixed checkpoints when progress stalls, restarting from the best point found.
+ * APGD-CE / APGD-DLR ascend cross-entropy / DLR on the true label; APGD-T (`targeted`) runs the
+ * targeted DLR loss once per target, for the `numTargets` classes the clean logits rank highest
+ * after the true one, and keeps each example's worst case. Every variant counts as a success a
+ * point the model misclassifies.
+ * Threat model: white-box, L∞ or L2 ball of radius `eps`. Shapes: x [batch, ...inputShape] in
+ * model.bounds; labels [batch] int32. Caller owns `result.xAdv`.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { z } from 'zod';
+import { Rng } from '../../engine/rng.js';
+import { check } from '../../errors.js';
+import type { Classifier } from '../../models/classifier.js';
+import { crossEntropy } from '../../train/losses.js';
+import { dlrLoss, dlrTargetedLoss } from './dlr.js';
+import { attackSuccess, checkBatch, parseWith } from './objective.js';
+import {
+  clipToBounds,
+  enforceThreatModel,
+  normalizeGradient,
+  projectToBall,
+  randomStart,
+} from './projection.js';
+
+export const apgdConfigSchema = z
+  .object({
+    eps: z.number().min(0),
+    norm: z.enum(['linf', 'l2']).default('linf'),
+    /** N_iter: iterations per run. */
+    steps: z.number().int().min(1).default(100),
+    /** Runs from independent random starts (per target when `targeted`). */
+    restarts: z.number().int().min(1).default(1),
+    /** Defaults to 'ce', or 'dlr' (the paper's APGD-T) when `targeted`. */
+    loss: z.enum(['ce', 'dlr']).optional(),
+    targeted: z.boolean().default(false),
+    numTargets: z.number().int().min(1).default(9),
+    /** ρ of condition 1 and the momentum α; the paper fixes both at 0.75. */
+    rho: z.number().gt(0).max(1).default(0.75),
+    alpha: z.number().gt(0).max(1).default(0.75),
+    seed: z.number().int().min(0).max(0xffffffff).default(0),
+  })
+  .strict();
+export type ApgdConfigInput = z.input<typeof apgdConfigSchema>;
+export type ApgdConfig = z.infer<typeof apgdConfigSchema> & { loss: 'ce' | 'dlr' };
+
+export interface ApgdOptions {
+  /** Called after every iteration: step ∈ 1..steps·runs. */
+  onProgress?: (step: number, steps: number) => void;
+  /** Checked before every iteration; aborting rejects with `signal.reason`. */
+  signal?: AbortSignal;
+}
+
+export interface ApgdResult {
+  xAdv: tf.Tensor;
+  /** Batch gradient evaluations: (steps + 1) per run (the start point needs one). */
+  gradientEvaluations: number;
+  /** Runs made: restarts, times the targets used when `targeted`. */
+  runs: number;
+  seed: number;
+  config: ApgdConfig;
+}
+
+export function parseApgdConfig(config: unknown): ApgdConfig {
+  const c = parseWith('apgd', apgdConfigSchema, config);
+  return { ...c, loss: c.loss ?? (c.targeted ? 'dlr' : 'ce') };
+}
+
+/**
+ * The checkpoints w_j = ceil(p_j·N): p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j − p_{j−1} −
+ * 0.03, 0.06), while p_j ≤ 1. The p_j are kept in integer hundredths so ceil is exact (in floats
+ * 0.22 + 0.19 exceeds 0.41). Duplicates, possible for small N, are dropped.
+ */
+export function apgdCheckpoints(steps: number): number[] {
+  const p = [0, 22];
+  for (;;) {
+    const next = p[p.length - 1] + Math.max(p[p.length - 1] - p[p.length - 2] - 3, 6);
+    if (next > 100) break;
+    p.push(next);
+  }
+  return [...new Set(p.map((q) => Math.ceil((q * steps) / 100)))];
+}
+
+/** Validates a config once; the returned attack does not re-check it. */
+export function createApgd(config: unknown) {
+  const c = parseApgdConfig(config);
+  return (model: Classifier, x: tf.Tensor, labels: tf.Tensor1D, opts: ApgdOptions = {}) =>
+    runApgd(model, x, labels, c, opts);
+}
+
+/** Validates `config`, runs APGD and re-clips the result to the eps-ball and bounds. */
+export async function apgd(
+  model: Classifier,
+  x: tf.Tensor,
+  labels: tf.Tensor1D,
+  config: ApgdConfigInput,
+  opts: ApgdOptions = {},
+): Promise<ApgdResult> {
+  return createApgd(config)(model, x, labels, opts);
+}
+
+export type ApgdObjective = (logits: tf.Tensor2D) => tf.Tensor1D;
+
+/** Per-run state. x, loss, grad: the iterate x_k; xMax, lossMax, gradMax: the best point. */
+export interface ApgdState {
+  x: tf.Tensor;
+  xPrev: tf.Tensor;
+  loss: tf.Tensor1D;
+  grad: tf.Tensor;
+  xMax: tf.Tensor;
+  lossMax: tf.Tensor1D;
+  gradMax: tf.Tensor;
+  /** The latest misclassified iterate (meaningful where `success`). */
+  xAdv: tf.Tensor;
+  success: tf.Tensor1D;
+  eta: tf.Tensor1D;
+  /** Since the last checkpoint: steps that increased the loss; f_max and whether η was halved. */
+  increases: tf.Tensor1D;
+  lossMaxAtCheck: tf.Tensor1D;
+  halvedAtCheck: tf.Tensor1D;
+}
+
+async function runApgd(
+  model: Classifier,
+  x: tf.Tensor,
+  labels: tf.Tensor1D,
+  c: ApgdConfig,
+  opts: ApgdOptions,
+): Promise<ApgdResult> {
+  checkBatch('apgd', model, x, labels);
+  const k = model.numClasses;
+  const minClasses = c.loss === 'dlr' ? (c.targeted ? 4 : 3) : 2;
+  check(
+    k >= minClasses,
+    () =>
+      `apgd: loss '${c.loss}'${c.targeted ? ' (targeted)' : ''} needs >= ${minClasses} classes, got ${k}`,
+    'UNSUPPORTED',
+  );
+  const targets = c.targeted ? rankTargets(model, x, labels, Math.min(c.numTargets, k - 1)) : [];
+  const objectives: ApgdObjective[] = c.targeted
+    ? targets.map((t) => (l) => targetedObjective(l, labels, t, c.loss))
+    : [(l) => (c.loss === 'ce' ? crossEntropy(l, labels) : dlrLoss(l, labels))];
+  const rng = new Rng(c.seed);
+  const runs = objectives.length * c.restarts;
+  const progress = { done: 0, total: runs * c.steps };
+  let best: Candidate | undefined;
+  try {
+    for (const objective of objectives) {
+      for (let r = 0; r < c.restarts; r++) {
+        // One forked generator per run: run r draws the same start whatever the run count is.
+        const cand = await runOnce(model, x, labels, objective, c, rng.fork(), opts, progress);
+        best = keepWorstCase(best, cand);
+      }
+    }
+  } catch (e) {
+    disposeCandidate(best);
+    throw e;
+  } finally {
+    tf.dispose(targets);
+  }
+  const { xAdv, loss, success } = best!;
+  const final = enforceThreatModel(xAdv, x, c.eps, c.norm, model.bounds);
+  tf.dispose([xAdv, loss, success]);
+  return {
+    xAdv: final,
+    gradientEvaluations: runs * (c.steps + 1),
+    runs,
+    seed: c.seed,
+    config: c,
+  };
+}
+
+/** The `n` classes other than the true one with the highest clean logits, as `n` [batch] tensors. */
+function rankTargets(
+  model: Classifier,
+  x: tf.Tensor,
+  labels: tf.Tensor1D,
+  n: number,
+): tf.Tensor1D[] {
+  return tf.tidy(() => {
+    const logits = model.logits(x);
+    const isLabel = tf.cast(tf.oneHot(tf.cast(labels, 'int32'), model.numClasses), 'bool');
+    const others = tf.where(isLabel, tf.fill(logits.shape, -Infinity), logits);
+    return tf.unstack(tf.topk(others, n).indices, 1) as tf.Tensor1D[];
+  });
+}
+
+function targetedObjective(
+  logits: tf.Tensor2D,
+  labels: tf.Tensor1D,
+  target: tf.Tensor1D,
+  loss: 'ce' | 'dlr',
+): tf.Tensor1D {
+  return loss === 'dlr'
+    ? dlrTargetedLoss(logits, labels, target)
+    : tf.neg(crossEntropy(logits, target));
+}
+
+/** One APGD run from a random start; returns, per example, its adversarial or best point. */
+async function runOnce(
+  model: Classifier,
+  x: tf.Tensor,
+  labels: tf.Tensor1D,
+  objective: ApgdObjective,
+  c: ApgdConfig,
+  rng: Rng,
+  opts: ApgdOptions,
+  progress: { done: number; total: number },
+): Promise<Candidate> {
+  const checkpoints = apgdCheckpoints(c.steps);
+  let s = initialState(model, x, labels, objective, c, rng);
+  try {
+    for (let i = 0; i < c.steps; i++) {
+      opts.signal?.throwIfAborted();
+      s = replace(s, apgdStep(model, x, labels, objective, s, c, i === 0));
+      const j = checkpoints.indexOf(i + 1);
+      if (j > 0) s = replace(s, checkpoint(s, c.rho * (checkpoints[j] - checkpoints[j - 1])));
+      progress.done++;
+      opts.onProgress?.(progress.done, progress.total);
+      // Give timers and abort signals a chance to run between steps.
+      if (opts.signal) await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    return tf.tidy(() => {
+      const mask = perExample(s.success, x.rank);
+      return {
+        xAdv: tf.where(tf.broadcastTo(mask, x.shape), s.xAdv, s.xMax),
+        loss: tf.clone(s.lossMax),
+        success: tf.clone(s.success),
+      };
+    });
+  } finally {
+    tf.dispose(Object.values(s));
+  }
+}
+
+/** f, ∇f and the success flag at `xk`, from a single forward and backward pass. */
+function evaluate(model: Classifier, xk: tf.Tensor, labels: tf.Tensor1D, objective: ApgdObjective) {
+  // The logits escape tf.grad's scope through tf.keep, so they are disposed by hand.
+  let logits: tf.Tensor2D | undefined;
+  try {
+    const grad = tf.grad((v: tf.Tensor) => {
+      logits = tf.keep(model.logits(v));
+      return tf.sum(objective(logits));
+    })(xk);
+    const l = logits!;
+    return { grad, loss: objective(l), success: attackSuccess(l, labels, false) };
+  } finally {
+    logits?.dispose();
+  }
+}
+
+function initialState(
+  model: Classifier,
+  x: tf.Tensor,
+  labels: tf.Tensor1D,
+  objective: ApgdObjective,
+  c: ApgdConfig,
+  rng: Rng,
+): ApgdState {
+  return tf.tidy(() => {
+    const x0 = clipToBounds(randomStart(x, c.eps, c.norm, rng), model.bounds);
+    const { grad, loss, success } = evaluate(model, x0, labels, objective);
+    const b = x.shape[0];
+    return {
+      x: x0,
+      xPrev: x0,
+      loss,
+      grad,
+      xMax: x0,
+      lossMax: loss,
+      gradMax: grad,
+      xAdv: x0,
+      success,
+      eta: tf.fill([b], 2 * c.eps) as tf.Tensor1D,
+      increases: tf.zeros([b]) as tf.Tensor1D,
+      lossMaxAtCheck: loss,
+      // The paper compares η at w_0 and w_1: not yet halved.
+      halvedAtCheck: tf.zeros([b], 'bool') as tf.Tensor1D,
+    };
+  }) as unknown as ApgdState;
+}
+
+/**
+ * One iteration (pure): z = P(x_k + η·normalize(∇f(x_k))), x_{k+1} = P(x_k + α(z − x_k) +
+ * (1 − α)(x_k − x_{k−1})), where P projects onto the ball then clips into bounds; the first
+ * iteration is the plain projected step x_1 = z. Updates the best point and the success record.
+ */
+export function apgdStep(
+  model: Classifier,
+  x: tf.Tensor,
+  labels: tf.Tensor1D,
+  objective: ApgdObjective,
+  s: ApgdState,
+  c: ApgdConfig,
+  first: boolean,
+): ApgdState {
+  return tf.tidy(() => {
+    const P = (v: tf.Tensor) => clipToBounds(projectToBall(v, x, c.eps, c.norm), model.bounds);
+    const eta = perExample(s.eta, x.rank);
+    const zk = P(tf.add(s.x, tf.mul(normalizeGradient(s.grad, c.norm), eta)));
+    const next = first
+      ? zk
+      : P(
+          tf.add(
+            s.x,
+            tf.add(tf.mul(tf.sub(zk, s.x), c.alpha), tf.mul(tf.sub(s.x, s.xPrev), 1 - c.alpha)),
+          ),
+        );
+    const { grad, loss, success } = evaluate(model, next, labels, objective);
+    const improved = tf.greater(loss, s.lossMax);
+    const pick = (mask: tf.Tensor, a: tf.Tensor, b: tf.Tensor) =>
+      tf.where(tf.broadcastTo(perExample(mask, a.rank), a.shape), a, b);
+    return {
+      ...s,
+      x: next,
+      xPrev: s.x,
+      loss,
+      grad,
+      xMax: pick(improved, next, s.xMax),
+      lossMax: tf.where(improved, loss, s.lossMax),
+      gradMax: pick(improved, grad, s.gradMax),
+      xAdv: pick(success, next, s.xAdv),
+      success: tf.logicalOr(s.success, success),
+      increases: tf.add(s.increases, tf.cast(tf.greater(loss, s.loss), 'float32')),
+    };
+  }) as unknown as ApgdState;
+}
+
+/**
+ * At checkpoint w_j, halve η and restart from x_max where condition 1 (fewer than ρ·(w_j − w_{j−1})
+ * increases since w_{j−1}) or condition 2 (η not halved at w_{j−1} and f_max unchanged) holds.
+ */
+function checkpoint(s: ApgdState, threshold: number): ApgdState {
+  return tf.tidy(() => {
+    const cond1 = tf.less(s.increases, threshold);
+    const cond2 = tf.logicalAnd(
+      tf.logicalNot(s.halvedAtCheck),
+      tf.lessEqual(s.lossMax, s.lossMaxAtCheck),
+    );
+    const halve = tf.logicalOr(cond1, cond2);
+    const pick = (a: tf.Tensor, b: tf.Tensor) =>
+      tf.where(tf.broadcastTo(perExample(halve, a.rank), a.shape), a, b);
+    return {
+      ...s,
+      eta: tf.where(halve, tf.mul(s.eta, 0.5), s.eta),
+      x: pick(s.xMax, s.x),
+      loss: tf.where(halve, s.lossMax, s.loss),
+      grad: pick(s.gradMax, s.grad),
+      increases: tf.zerosLike(s.increases),
+      lossMaxAtCheck: s.lossMax,
+      halvedAtCheck: halve,
+    };
+  }) as unknown as ApgdState;
+}
+
+/** Disposes what `prev` held that `next` no longer does. */
+function replace(prev: ApgdState, next: ApgdState): ApgdState {
+  const kept = new Set<tf.Tensor>(Object.values(next));
+  const unique = new Set<tf.Tensor>(Object.values(prev));
+  for (const t of unique) if (!kept.has(t)) t.dispose();
+  return next;
+}
+
+function perExample(v: tf.Tensor, rank: number): tf.Tensor {
+  return tf.reshape(v, [v.shape[0], ...new Array<number>(rank - 1).fill(1)]);
+}
+
+interface Candidate {
+  xAdv: tf.Tensor;
+  loss: tf.Tensor1D;
+  success: tf.Tensor1D;
+}
+
+/** Per example: a success beats a failure; among equals the higher loss wins. Owns both. */
+function keepWorstCase(best: Candidate | undefined, cand: Candidate): Candidate {
+  if (best == null) return cand;
+  const merged = tf.tidy(() => {
+    const newWins = tf.logicalOr(
+      tf.logicalAnd(cand.success, tf.logicalNot(best.success)),
+      tf.logicalAnd(tf.equal(cand.success, best.success), tf.greater(cand.loss, best.loss)),
+    );
+    const mask = tf.broadcastTo(perExample(newWins, cand.xAdv.rank), cand.xAdv.shape);
+    return {
+      xAdv: tf.where(mask, cand.xAdv, best.xAdv),
+      loss: tf.where(newWins, cand.loss, best.loss) as tf.Tensor1D,
+      success: tf.logicalOr(cand.success, best.success) as tf.Tensor1D,
+    };
+  });
+  disposeCandidate(best);
+  disposeCandidate(cand);
+  return merged;
+}
+
+function disposeCandidate(c: Candidate | undefined): void {
+  if (c) tf.dispose([c.xAdv, c.loss, c.success]);
+}
