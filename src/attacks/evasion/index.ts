@@ -1,4 +1,41 @@
 export {
+  type ApgdConfig,
+  type ApgdConfigInput,
+  type ApgdObjective,
+  type ApgdOptions,
+  type ApgdResult,
+  type ApgdState,
+  apgd,
+  apgdCheckpoints,
+  apgdConfigSchema,
+  apgdStep,
+  createApgd,
+  parseApgdConfig,
+} from './apgd.js';
+export {
+  type CarliniWagnerConfig,
+  type CarliniWagnerConfigInput,
+  type CarliniWagnerOptions,
+  type CarliniWagnerResult,
+  type CarliniWagnerState,
+  carliniWagner,
+  carliniWagnerConfigSchema,
+  carliniWagnerStep,
+  createCarliniWagner,
+} from './carlini-wagner.js';
+export {
+  createDeepFool,
+  type DeepFoolConfig,
+  type DeepFoolConfigInput,
+  type DeepFoolOptions,
+  type DeepFoolResult,
+  deepFool,
+  deepFoolCandidates,
+  deepFoolConfigSchema,
+  deepFoolStep,
+} from './deepfool.js';
+export { dlrLoss, dlrTargetedLoss } from './dlr.js';
+export {
   createFgsm,
   type FgsmConfig,
   type FgsmConfigInput,
