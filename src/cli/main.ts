@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { isParryError } from '../errors.js';
+import { attackCommand } from './attack.js';
 import { infoCommand } from './info.js';
 import { predictCommand } from './predict.js';
 import { trainCommand } from './train.js';
@@ -15,7 +16,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showSuggestionAfterError(true)
     .exitOverride();
-  for (const cmd of [trainCommand(), infoCommand(), predictCommand()]) {
+  for (const cmd of [trainCommand(), infoCommand(), predictCommand(), attackCommand()]) {
     program.addCommand(cmd.exitOverride());
   }
   return program;

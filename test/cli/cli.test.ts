@@ -113,6 +113,55 @@ describe('parry CLI', () => {
     expect(info.inputShape).toEqual([8, 8, 1]);
   });
 
+  it('attack --json reports accuracy, success and cost, and saves example PNGs', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'parry-attack-'));
+    const common = ['attack', '--model', MLP, '--n', '40', '--steps', '5', '--json'];
+    const clean = JSON.parse(parry(...common, '--eps', '0').stdout);
+    const r = parry(
+      ...common,
+      '--eps',
+      '0.1',
+      '--save-examples',
+      dir,
+      '--examples',
+      '3',
+      '--seed',
+      '5',
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    for (const key of [
+      'attack',
+      'norm',
+      'eps',
+      'n',
+      'seed',
+      'clean_accuracy',
+      'robust_accuracy',
+      'attack_success_rate',
+      'mean_perturbation',
+      'max_perturbation',
+      'gradient_evaluations',
+      'queries',
+      'seconds',
+    ]) {
+      expect(out, key).toHaveProperty(key);
+    }
+    expect(out.attack).toBe('pgd');
+    expect(out.seed).toBe(5);
+    expect(clean.robust_accuracy).toBe(clean.clean_accuracy);
+    expect(out.clean_accuracy).toBe(clean.clean_accuracy);
+    expect(out.robust_accuracy).toBeLessThan(clean.robust_accuracy);
+    expect(out.max_perturbation).toBeLessThanOrEqual(0.1 + 1e-6);
+    expect(out.gradient_evaluations).toBe(40 * 5);
+    const index = JSON.parse(readFileSync(join(dir, 'examples.json'), 'utf8'));
+    expect(index).toHaveLength(3);
+    const png = readFileSync(join(dir, index[0].file));
+    expect(png.subarray(1, 4).toString()).toBe('PNG');
+    expectBadInput(parry('attack', '--model', MLP, '--attack', 'fgsm', '--norm', 'l1'), /fgsm.*l1/);
+    expectBadInput(parry('attack', '--model', MLP, '--attack', 'nope'), /nope/);
+  });
+
   it('help and version exit 0', () => {
     expect(parry('--help').code).toBe(0);
     expect(parry('train', '--help').code).toBe(0);

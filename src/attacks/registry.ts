@@ -1,0 +1,120 @@
+/**
+ * The attacks `parry attack` can run, as an explicit list (it also gives the CLI its help text).
+ * Every entry adapts one attack to a common call: the parameters a user gives on the command
+ * line in, an adversarial batch plus its cost out. Each attack validates its own config.
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+import type { Classifier } from '../models/classifier.js';
+import { createFgsm } from './evasion/fgsm.js';
+import { createPgd } from './evasion/pgd.js';
+import type { Norm } from './evasion/projection.js';
+
+/** What the command line can say about any attack; each attack reads the fields it uses. */
+export interface AttackParams {
+  norm: Norm;
+  eps: number;
+  steps?: number;
+  stepSize?: number;
+  restarts?: number;
+  randomStart?: boolean;
+  targeted: boolean;
+  /** Objective of gradient attacks: cross-entropy or the C&W margin (no softmax saturation). */
+  loss?: 'ce' | 'margin';
+  confidence?: number;
+  maxQueries?: number;
+  seed: number;
+}
+
+export interface AttackContext {
+  /** Target classes `[batch]`, when targeted. */
+  targetLabels?: tf.Tensor1D;
+  signal?: AbortSignal;
+}
+
+export interface AttackOutcome {
+  /** Adversarial batch; the caller owns it. */
+  xAdv: tf.Tensor;
+  /** Forward+backward passes over the batch. */
+  gradientEvaluations: number;
+  /** Forward-only queries per example (black-box attacks). */
+  queries: number;
+}
+
+export interface AttackEntry {
+  name: string;
+  description: string;
+  norms: readonly Norm[];
+  /** Minimum-norm attacks search for the smallest perturbation; eps is not their budget. */
+  minimumNorm: boolean;
+  run(
+    model: Classifier,
+    x: tf.Tensor,
+    labels: tf.Tensor1D,
+    params: AttackParams,
+    ctx: AttackContext,
+  ): Promise<AttackOutcome>;
+}
+
+export const ATTACKS: readonly AttackEntry[] = [
+  {
+    name: 'fgsm',
+    description: 'fast gradient sign method (linf) / fast gradient method (l2), one step',
+    norms: ['linf', 'l2'],
+    minimumNorm: false,
+    run: async (model, x, labels, p, ctx) => ({
+      xAdv: createFgsm({ eps: p.eps, norm: p.norm, targeted: p.targeted, loss: p.loss })(
+        model,
+        x,
+        labels,
+        ctx,
+      ),
+      gradientEvaluations: 1,
+      queries: 0,
+    }),
+  },
+  {
+    name: 'bim',
+    description: 'basic iterative method (Kurakin et al. 2017): PGD without random start',
+    norms: ['linf', 'l2', 'l1'],
+    minimumNorm: false,
+    run: (model, x, labels, p, ctx) =>
+      runPgd(model, x, labels, { ...p, randomStart: false, restarts: 1 }, ctx),
+  },
+  {
+    name: 'pgd',
+    description: 'projected gradient descent (Madry et al. 2018), random start, restarts',
+    norms: ['linf', 'l2', 'l1'],
+    minimumNorm: false,
+    run: runPgd,
+  },
+];
+
+async function runPgd(
+  model: Classifier,
+  x: tf.Tensor,
+  labels: tf.Tensor1D,
+  p: AttackParams,
+  ctx: AttackContext,
+): Promise<AttackOutcome> {
+  const attack = createPgd({
+    eps: p.eps,
+    norm: p.norm,
+    steps: p.steps,
+    stepSize: p.stepSize,
+    restarts: p.restarts,
+    randomStart: p.randomStart,
+    targeted: p.targeted,
+    loss: p.loss,
+    seed: p.seed,
+  });
+  const r = await attack(model, x, labels, ctx);
+  return { xAdv: r.xAdv, gradientEvaluations: r.gradientEvaluations, queries: 0 };
+}
+
+export function attackNames(): string[] {
+  return ATTACKS.map((a) => a.name);
+}
+
+export function findAttack(name: string): AttackEntry | undefined {
+  return ATTACKS.find((a) => a.name === name);
+}

@@ -1,0 +1,188 @@
+/**
+ * `parry attack`: runs one evasion attack on a model over a data set and reports clean and robust
+ * accuracy, success rate, perturbation sizes and cost as one JSON object; optionally writes PNGs
+ * of clean / adversarial / amplified perturbation for the first examples.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { NORMS, type Norm } from '../attacks/evasion/projection.js';
+import { ATTACKS, type AttackParams, attackNames, findAttack } from '../attacks/registry.js';
+import { loadDataset, takeFirst } from '../data/index.js';
+import { type AttackEvaluation, evaluateAttack } from '../evaluate/robustness.js';
+import { loadClassifier } from '../models/index.js';
+import { writeExamplePng } from '../report/images.js';
+import {
+  badOption,
+  type CommonOptions,
+  DATASET_HELP,
+  emit,
+  parseNonNegativeNumber,
+  parsePositiveInt,
+  parsePositiveNumber,
+  progressBar,
+  round,
+  setUpBackend,
+  withCommonOptions,
+} from './common.js';
+
+interface AttackOptions extends CommonOptions {
+  model: string;
+  dataset: string;
+  attack: string;
+  norm: Norm;
+  eps: number;
+  steps?: number;
+  stepSize?: number;
+  restarts?: number;
+  randomStart?: boolean;
+  targeted?: boolean;
+  loss: 'ce' | 'margin';
+  confidence?: number;
+  maxQueries?: number;
+  n: number;
+  batchSize: number;
+  saveExamples?: string;
+  examples: number;
+}
+
+export function attackCommand(): Command {
+  const cmd = new Command('attack')
+    .description('run an evasion attack and report clean vs robust accuracy')
+    .requiredOption('--model <dir>', 'TF.js LayersModel or GraphModel directory')
+    .option('--dataset <name>', DATASET_HELP, 'fashion-mnist-subset')
+    .addOption(
+      new Option('--attack <name>', ATTACKS.map((a) => `${a.name}: ${a.description}`).join('; '))
+        .choices(attackNames())
+        .default('pgd'),
+    )
+    .addOption(new Option('--norm <norm>', 'threat model').choices([...NORMS]).default('linf'))
+    .option('--eps <e>', 'perturbation budget in the chosen norm', parseNonNegativeNumber, 0.1)
+    .option('--steps <k>', 'iterations (iterative attacks)', parsePositiveInt)
+    .option('--step-size <a>', 'step length in the chosen norm', parsePositiveNumber)
+    .option(
+      '--restarts <r>',
+      'random restarts; each example keeps its worst case',
+      parsePositiveInt,
+    )
+    .option('--random-start', 'start from a random point in the ball')
+    .option('--no-random-start', 'start from the clean input')
+    .option('--targeted', 'aim at a random class other than the true one')
+    .addOption(
+      new Option('--loss <loss>', 'objective of gradient attacks: cross-entropy or logit margin')
+        .choices(['ce', 'margin'])
+        .default('ce'),
+    )
+    .option('--confidence <k>', 'margin required by C&W', parseNonNegativeNumber)
+    .option('--max-queries <q>', 'query budget of black-box attacks', parsePositiveInt)
+    .option('--n <n>', 'examples to attack (the first N of the test split)', parsePositiveInt, 1000)
+    .option('--batch-size <b>', 'examples per attack batch', parsePositiveInt, 128)
+    .option('--save-examples <dir>', 'write PNGs of the first examples and their labels')
+    .option('--examples <k>', 'how many examples --save-examples writes', parsePositiveInt, 8);
+  return withCommonOptions(cmd).action((opts: AttackOptions) => runAttack(opts));
+}
+
+async function runAttack(opts: AttackOptions): Promise<void> {
+  const backend = await setUpBackend(opts);
+  const attack = findAttack(opts.attack)!;
+  if (!attack.norms.includes(opts.norm)) {
+    throw badOption(
+      `--attack ${attack.name} supports --norm ${attack.norms.join('|')}, got ${opts.norm}`,
+    );
+  }
+  const model = await loadClassifier(opts.model);
+  const data = takeFirst(loadDataset(opts.dataset, 'test', { seed: opts.seed }), opts.n);
+  model.checkInput(data.shape);
+  const params: AttackParams = {
+    norm: opts.norm,
+    eps: opts.eps,
+    steps: opts.steps,
+    stepSize: opts.stepSize,
+    restarts: opts.restarts,
+    randomStart: opts.randomStart,
+    targeted: opts.targeted === true,
+    loss: opts.loss,
+    confidence: opts.confidence,
+    maxQueries: opts.maxQueries,
+    seed: opts.seed,
+  };
+  const bar = progressBar(`${attack.name} |{bar}| {value}/{total} examples | ETA {eta_formatted}`);
+  bar.start(data.shape[0], 0);
+  const keep = opts.saveExamples ? Math.min(opts.examples, data.shape[0]) : 0;
+  const r = await evaluateAttack(model, data, attack, params, {
+    batchSize: opts.batchSize,
+    keepExamples: keep,
+    onProgress: (done) => bar.update(done),
+  }).finally(() => bar.stop());
+  if (opts.saveExamples) await saveExamples(opts.saveExamples, r, model.bounds, data.classNames);
+  model.dispose();
+  const result = {
+    command: 'attack',
+    attack: attack.name,
+    norm: opts.norm,
+    eps: attack.minimumNorm ? null : opts.eps,
+    targeted: params.targeted,
+    loss: opts.loss,
+    model: opts.model,
+    dataset: data.name,
+    n: r.n,
+    seed: opts.seed,
+    backend,
+    clean_accuracy: r.clean_accuracy,
+    robust_accuracy: r.robust_accuracy,
+    attack_success_rate: r.attack_success_rate,
+    mean_perturbation: r.mean_perturbation,
+    max_perturbation: r.max_perturbation,
+    ...(attack.minimumNorm ? { median_perturbation: r.median_perturbation } : {}),
+    gradient_evaluations: r.gradient_evaluations,
+    queries: r.queries,
+    seconds: round(r.seconds, 3),
+  };
+  emit(result, opts, () =>
+    [
+      `${attack.name} (${opts.norm}${attack.minimumNorm ? '' : `, eps ${opts.eps}`}) on ${data.name}, ${r.n} examples`,
+      `clean accuracy ${pct(r.clean_accuracy)}, robust accuracy ${pct(r.robust_accuracy)}, success rate ${pct(r.attack_success_rate)}`,
+      `perturbation (${opts.norm}) of successful examples: mean ${round(r.mean_perturbation)}, max ${round(r.max_perturbation)}`,
+      `${r.gradient_evaluations} gradient evaluations, ${r.queries} queries, ${round(r.seconds, 2)} s`,
+    ].join('\n'),
+  );
+}
+
+function pct(v: number): string {
+  return Number.isNaN(v) ? 'n/a' : `${(v * 100).toFixed(2)}%`;
+}
+
+async function saveExamples(
+  dir: string,
+  r: AttackEvaluation,
+  bounds: readonly [number, number],
+  classNames?: string[],
+): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const [k, ...shape] = r.examples.shape;
+  const per = shape.reduce((a, b) => a * b, 1);
+  const name = (c: number) => classNames?.[c] ?? String(c);
+  const index = [];
+  for (let i = 0; i < k; i++) {
+    const file = `example-${String(i).padStart(3, '0')}.png`;
+    const amplification = writeExamplePng(
+      path.join(dir, file),
+      r.examples.x.subarray(i * per, (i + 1) * per),
+      r.examples.xAdv.subarray(i * per, (i + 1) * per),
+      shape,
+      bounds,
+    );
+    const e = r.perExample[i];
+    index.push({
+      file,
+      panels: ['clean', 'adversarial', 'perturbation'],
+      label: name(e.label),
+      clean_prediction: name(e.clean),
+      adversarial_prediction: name(e.adversarial),
+      ...(e.target !== undefined ? { target: name(e.target) } : {}),
+      perturbation_norm: e.norm,
+      perturbation_amplification: round(amplification, 3),
+    });
+  }
+  await writeFile(path.join(dir, 'examples.json'), `${JSON.stringify(index, null, 2)}\n`);
+}

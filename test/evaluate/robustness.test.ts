@@ -1,0 +1,111 @@
+/**
+ * evaluateAttack against an independent computation: on a two-class linear model FGSM's result
+ * is x' = clip(x + eps·sign(w_other − w_y)), so which examples survive is known in closed form.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { findAttack } from '../../src/attacks/registry.js';
+import type { Dataset } from '../../src/data/index.js';
+import { evaluateAttack } from '../../src/evaluate/robustness.js';
+import { twoClassModel, values } from '../attacks/helpers.js';
+
+const model = twoClassModel();
+const N = 60;
+const data: Dataset = {
+  name: 'linear-test',
+  x: Float32Array.from(values(N * 6, 3)),
+  shape: [N, 2, 3, 1],
+  labels: Int32Array.from(values(N, 4), (v) => (v < 0.5 ? 0 : 1)),
+  numClasses: 2,
+};
+
+function score(x: number[], c: number): number {
+  return x.reduce((s, v, i) => s + v * model.weights[i][c], model.bias[c]);
+}
+
+/** Closed-form FGSM outcome per example: clean prediction, adversarial prediction, linf size. */
+function closedForm(eps: number) {
+  return Array.from({ length: N }, (_, n) => {
+    const x = Array.from(data.x.subarray(n * 6, n * 6 + 6));
+    const y = data.labels[n];
+    const adv = x.map((v, i) => {
+      const d = model.weights[i][1 - y] - model.weights[i][y];
+      return Math.min(1, Math.max(0, v + eps * Math.sign(d)));
+    });
+    const pred = (z: number[]) => (score(z, 1) > score(z, 0) ? 1 : 0);
+    return {
+      y,
+      clean: pred(x),
+      adv: pred(adv),
+      size: Math.max(...adv.map((v, i) => Math.abs(v - x[i]))),
+    };
+  });
+}
+
+describe('evaluateAttack', () => {
+  for (const eps of [0, 0.05, 0.2]) {
+    it(`FGSM eps ${eps} on a linear model matches the closed form`, async () => {
+      const before = tf.memory().numTensors;
+      const r = await evaluateAttack(
+        model,
+        data,
+        findAttack('fgsm')!,
+        { norm: 'linf', eps, targeted: false, seed: 1 },
+        { batchSize: 16, keepExamples: 3 },
+      );
+      expect(tf.memory().numTensors).toBe(before);
+      const want = closedForm(eps);
+      const correct = want.filter((w) => w.clean === w.y);
+      const robust = correct.filter((w) => w.adv === w.y);
+      const broken = correct.filter((w) => w.adv !== w.y);
+      expect(r.n).toBe(N);
+      expect(r.clean_accuracy).toBeCloseTo(correct.length / N, 10);
+      expect(r.robust_accuracy).toBeCloseTo(robust.length / N, 10);
+      expect(r.attack_success_rate).toBeCloseTo(broken.length / correct.length, 10);
+      expect(r.gradient_evaluations).toBe(N);
+      if (broken.length > 0) {
+        expect(r.max_perturbation).toBeCloseTo(Math.max(...broken.map((b) => b.size)), 5);
+      } else {
+        expect(r.max_perturbation).toBeNaN();
+      }
+      expect(r.examples.shape).toEqual([3, 2, 3, 1]);
+      expect(Array.from(r.examples.x)).toEqual(Array.from(data.x.subarray(0, 18)));
+    });
+  }
+
+  it('robust accuracy never rises with eps, and PGD is at least as strong as FGSM', async () => {
+    const run = async (name: string, eps: number) =>
+      (
+        await evaluateAttack(model, data, findAttack(name)!, {
+          norm: 'linf',
+          eps,
+          steps: 10,
+          targeted: false,
+          seed: 2,
+        })
+      ).robust_accuracy;
+    const grid = [0, 0.02, 0.05, 0.1, 0.3];
+    const fgsmAcc = await Promise.all(grid.map((e) => run('fgsm', e)));
+    const pgdAcc = await Promise.all(grid.map((e) => run('pgd', e)));
+    for (let i = 1; i < grid.length; i++) expect(pgdAcc[i]).toBeLessThanOrEqual(pgdAcc[i - 1]);
+    grid.forEach((_, i) => {
+      expect(pgdAcc[i]).toBeLessThanOrEqual(fgsmAcc[i]);
+    });
+    expect(pgdAcc[grid.length - 1]).toBeLessThan(pgdAcc[0]);
+  });
+
+  it('targeted attacks count success as reaching the target', async () => {
+    const r = await evaluateAttack(model, data, findAttack('pgd')!, {
+      norm: 'linf',
+      eps: 0.5,
+      steps: 10,
+      targeted: true,
+      seed: 3,
+    });
+    // Two classes: the only other class is the target, so success = misclassification.
+    for (const e of r.perExample) expect(e.target).toBe(1 - e.label);
+    const correct = r.perExample.filter((e) => e.clean === e.label);
+    const hit = correct.filter((e) => e.adversarial === e.target).length;
+    expect(r.attack_success_rate).toBeCloseTo(hit / correct.length, 10);
+  });
+});
