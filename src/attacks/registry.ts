@@ -3,8 +3,12 @@
  * Every entry adapts one attack to a common call: the parameters a user gives on the command
  * line in, an adversarial batch plus its cost out. Each attack validates its own config.
  */
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
+import { ParryError } from '../errors.js';
 import type { Classifier } from '../models/classifier.js';
+import { createApgd } from './evasion/apgd.js';
+import { createCarliniWagner } from './evasion/carlini-wagner.js';
+import { createDeepFool } from './evasion/deepfool.js';
 import { createFgsm } from './evasion/fgsm.js';
 import { createPgd } from './evasion/pgd.js';
 import type { Norm } from './evasion/projection.js';
@@ -87,7 +91,88 @@ export const ATTACKS: readonly AttackEntry[] = [
     minimumNorm: false,
     run: runPgd,
   },
+  apgdEntry(
+    'apgd-ce',
+    'APGD with cross-entropy (Croce & Hein 2020), step-size schedule',
+    'ce',
+    false,
+  ),
+  apgdEntry(
+    'apgd-dlr',
+    'APGD with the difference-of-logits-ratio loss (scale invariant)',
+    'dlr',
+    false,
+  ),
+  apgdEntry(
+    'apgd-t',
+    'targeted APGD-DLR over the top classes other than the true one',
+    'dlr',
+    true,
+  ),
+  {
+    name: 'deepfool',
+    description:
+      'DeepFool (Moosavi-Dezfooli et al. 2016): minimal linearised steps to the boundary',
+    norms: ['l2', 'linf'],
+    minimumNorm: true,
+    run: async (model, x, labels, p, ctx) => {
+      const norm = p.norm as 'l2' | 'linf';
+      const r = await createDeepFool({ norm, steps: p.steps })(model, x, labels, ctx);
+      tf.dispose([r.success, r.perturbationNorms]);
+      return { xAdv: r.xAdv, gradientEvaluations: r.gradientEvaluations, queries: 0 };
+    },
+  },
+  {
+    name: 'cw',
+    description: 'Carlini-Wagner L2 (2017): Adam in tanh space, binary search over c, confidence',
+    norms: ['l2'],
+    minimumNorm: true,
+    run: async (model, x, labels, p, ctx) => {
+      const attack = createCarliniWagner({
+        steps: p.steps,
+        confidence: p.confidence,
+        targeted: p.targeted,
+      });
+      const r = await attack(model, x, labels, ctx);
+      tf.dispose([r.success, r.perturbationNorms]);
+      return { xAdv: r.xAdv, gradientEvaluations: r.gradientEvaluations, queries: 0 };
+    },
+  },
 ];
+
+/** APGD variants; APGD-T picks its own targets, so its success is any misclassification. */
+function apgdEntry(
+  name: string,
+  description: string,
+  loss: 'ce' | 'dlr',
+  targeted: boolean,
+): AttackEntry {
+  return {
+    name,
+    description,
+    norms: ['linf', 'l2'],
+    minimumNorm: false,
+    run: async (model, x, labels, p, ctx) => {
+      if (p.targeted) {
+        throw new ParryError(
+          'BAD_OPTION',
+          `${name}: --targeted is not supported (apgd-t chooses its own target classes)`,
+        );
+      }
+      const attack = createApgd({
+        eps: p.eps,
+        norm: p.norm,
+        steps: p.steps,
+        restarts: p.restarts,
+        loss,
+        targeted,
+        seed: p.seed,
+      });
+      const r = await attack(model, x, labels, { signal: ctx.signal });
+      return { xAdv: r.xAdv, gradientEvaluations: r.gradientEvaluations, queries: 0 };
+    },
+  };
+}
 
 async function runPgd(
   model: Classifier,
