@@ -1,26 +1,15 @@
 /** Affine classifiers with wide, configurable bounds, for minimum-norm attacks' closed forms. */
-import * as tf from '@tensorflow/tfjs-core';
-import type { Classifier } from '../../src/models/classifier.js';
+import { LinearClassifier } from './helpers.js';
 
-/** logits = flatten(x)·W + b, W `[d][k]`, inputs in `bounds`. */
-export class AffineClassifier implements Classifier {
-  readonly numClasses: number;
-  private readonly w: tf.Tensor2D;
-  private readonly b: tf.Tensor1D;
-
+/** The linear test model with wide bounds [-10, 10] by default, plus float64 logits. */
+export class AffineClassifier extends LinearClassifier {
   constructor(
-    readonly inputShape: number[],
-    readonly weights: number[][],
-    readonly bias: number[],
-    readonly bounds: [number, number] = [-10, 10],
+    inputShape: number[],
+    weights: number[][],
+    bias: number[],
+    bounds: [number, number] = [-10, 10],
   ) {
-    this.numClasses = bias.length;
-    this.w = tf.keep(tf.tensor2d(weights));
-    this.b = tf.keep(tf.tensor1d(bias));
-  }
-
-  logits(x: tf.Tensor): tf.Tensor2D {
-    return tf.tidy(() => tf.add(tf.matMul(tf.reshape(x, [x.shape[0], -1]), this.w), this.b));
+    super(inputShape, weights, bias, bounds);
   }
 
   /** Logits of one flat example, in float64 JS. */

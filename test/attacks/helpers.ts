@@ -6,7 +6,6 @@ import { buildArchitecture, TfjsClassifier } from '../../src/models/index.js';
 /** logits = flatten(x)·W + b. W is `[d][k]` as nested arrays. */
 export class LinearClassifier implements Classifier {
   readonly numClasses: number;
-  readonly bounds: [number, number] = [0, 1];
   private readonly w: tf.Tensor2D;
   private readonly b: tf.Tensor1D;
 
@@ -14,6 +13,7 @@ export class LinearClassifier implements Classifier {
     readonly inputShape: number[],
     readonly weights: number[][],
     readonly bias: number[],
+    readonly bounds: [number, number] = [0, 1],
   ) {
     this.numClasses = bias.length;
     this.w = tf.keep(tf.tensor2d(weights));

@@ -63,7 +63,7 @@ describe('MaxPoolGrad and AvgPoolGrad on wasm match cpu', () => {
 describe('the pooling-gradient loops without wasm SIMD (JS fallback)', () => {
   afterEach(() => useSimdKernels(true));
   it('x 2x7x7x5, 3x3, stride 2, same', async () => {
-    const xShape = [2, 7, 7, 5];
+    const xShape: [number, number, number, number] = [2, 7, 7, 5];
     const xData = randomData(7, xShape);
     const dyData = randomData(8, [2, 4, 4, 5]);
     const grad = (pool: 'max' | 'avg') => () =>
@@ -162,7 +162,7 @@ describe('Slice on wasm matches cpu', () => {
           dtype === 'bool' ? i % 3 === 0 : i * 1.5,
         );
         const f = () => {
-          const x = tf.tensor(data, shape, dtype);
+          const x = tf.tensor(data as number[], shape, dtype);
           const out = tf.slice(x, begin, size);
           x.dispose();
           return out;

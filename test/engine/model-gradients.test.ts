@@ -44,7 +44,11 @@ function normalize(parts: Float32Array[]): Float32Array[] {
 }
 
 /** Gradients and finite differences of `loss` for one architecture on the current backend. */
-function gradients(model: tfl.LayersModel, lossName: string, inputShape: number[]): Grads {
+function gradients(
+  model: tfl.LayersModel,
+  lossName: string,
+  inputShape: number[],
+): Grads & { dir: Float32Array; weightDirs: Float32Array[] } {
   const rng = new Rng(11);
   const size = BATCH * inputShape.reduce((a, b) => a * b, 1);
   const xData = Float32Array.from({ length: size }, () => rng.next());
@@ -54,12 +58,15 @@ function gradients(model: tfl.LayersModel, lossName: string, inputShape: number[
     model.trainableWeights.map((w) =>
       randomArray(
         rng,
-        w.shape.reduce((a, b) => a * b, 1),
+        (w.shape as number[]).reduce((a, b) => a * b, 1),
       ),
     ),
   );
   const loss = LOSSES[lossName];
-  return tf.tidy(() => {
+  // Results leave through this variable: tf.tidy walks returned values, which is slow for
+  // large typed arrays (DESIGN.md).
+  let result!: Grads & { dir: Float32Array; weightDirs: Float32Array[] };
+  tf.tidy(() => {
     const x = tf.tensor(xData, [BATCH, ...inputShape]);
     const y = tf.tensor1d([3, 7], 'int32');
     const ref = tf.tensor2d(
@@ -89,18 +96,9 @@ function gradients(model: tfl.LayersModel, lossName: string, inputShape: number[
     vars.forEach((v, i) => {
       v.assign(original[i]);
     });
-    return {
-      input,
-      weights,
-      fdInput,
-      fdWeights: (plus - minus) / (2 * h),
-      dir,
-      weightDirs,
-    } as Grads & {
-      dir: Float32Array;
-      weightDirs: Float32Array[];
-    };
+    result = { input, weights, fdInput, fdWeights: (plus - minus) / (2 * h), dir, weightDirs };
   });
+  return result;
 }
 
 function dot(a: Float32Array, b: Float32Array): number {
@@ -137,10 +135,7 @@ describe('model gradients on wasm and cpu', () => {
             seed: 5,
           });
           const before = tf.memory().numTensors;
-          results[backend] = gradients(model, lossName, arch.inputShape) as Grads & {
-            dir: Float32Array;
-            weightDirs: Float32Array[];
-          };
+          results[backend] = gradients(model, lossName, arch.inputShape);
           expect(tf.memory().numTensors).toBe(before);
           model.dispose();
         }
