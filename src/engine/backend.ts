@@ -36,6 +36,9 @@ export async function initBackend(name?: string): Promise<string> {
   const ok = await tf.setBackend(wanted);
   if (!ok) throw new ParryError('UNSUPPORTED', `backend: could not initialise '${wanted}'`);
   await tf.ready();
+  // The cpu backend prints an "install tfjs-node" banner on first use; a library stays quiet.
+  const backend = tf.backend() as { firstUse?: boolean };
+  if (backend.firstUse === true) backend.firstUse = false;
   return wanted;
 }
 
