@@ -43,6 +43,7 @@ interface TrainOptions extends CommonOptions {
   dropout: number;
   weightDecay: number;
   labelSmoothing: number;
+  noiseSigma: number;
   n?: number;
   bounds: [number, number];
   float16?: boolean;
@@ -74,6 +75,12 @@ export function trainCommand(): Command {
     )
     .option('--weight-decay <w>', 'L2 penalty on kernels', parseNonNegativeNumber, 0)
     .option('--label-smoothing <s>', 'label smoothing', parseNonNegativeNumber, 0)
+    .option(
+      '--noise-sigma <s>',
+      'Gaussian data augmentation N(0, s^2) (base models for randomized smoothing)',
+      parseNonNegativeNumber,
+      0,
+    )
     .option('--n <n>', 'use only the first N training examples', parsePositiveInt)
     .option('--bounds <lo,hi>', 'valid input range stored with the model', parseBounds, [0, 1] as [
       number,
@@ -117,6 +124,7 @@ async function runTrain(opts: TrainOptions): Promise<void> {
       optimizer: opts.optimizer,
       weightDecay: opts.weightDecay,
       labelSmoothing: opts.labelSmoothing,
+      noiseSigma: opts.noiseSigma,
       seed: opts.seed,
     },
     {
@@ -157,6 +165,7 @@ async function runTrain(opts: TrainOptions): Promise<void> {
     dropout: opts.dropout,
     weight_decay: opts.weightDecay,
     label_smoothing: opts.labelSmoothing,
+    noise_sigma: opts.noiseSigma,
     seed: opts.seed,
     backend,
     workers,

@@ -22,6 +22,11 @@ export const trainConfigSchema = z
     /** L2 penalty (λ/2)·Σw² on kernels (not biases). */
     weightDecay: z.number().min(0).default(0),
     labelSmoothing: z.number().min(0).max(1).default(0),
+    /**
+     * Gaussian data augmentation: train on x + N(0, σ²I), not clipped to bounds (the base
+     * classifier of randomized smoothing, Cohen et al. 2019). Noise comes from the seeded Rng.
+     */
+    noiseSigma: z.number().min(0).default(0),
     seed: z.number().int().min(0).max(0xffffffff).default(0),
   })
   .strict();
@@ -127,6 +132,9 @@ export async function trainModel(
           const j = order[b * cfg.batchSize + i];
           xBatch.set(data.x.subarray(j * per, (j + 1) * per), i * per);
           yBatch[i] = data.labels[j];
+        }
+        if (cfg.noiseSigma > 0) {
+          for (let i = 0; i < m * per; i++) xBatch[i] += cfg.noiseSigma * rng.normal();
         }
         const shape = [m, ...data.shape.slice(1)];
         const xs = xBatch.subarray(0, m * per);

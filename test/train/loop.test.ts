@@ -39,6 +39,16 @@ describe('trainModel', () => {
     expect(last.accuracy).toBeGreaterThan(0.9);
   });
 
+  it('Gaussian augmentation is seeded: the same seed repeats it, and it changes training', async () => {
+    const plain = await train(4);
+    const noisyA = await train(4, { noiseSigma: 0.25 });
+    const noisyB = await train(4, { noiseSigma: 0.25 });
+    expect(noisyA.weights).toEqual(noisyB.weights);
+    expect(noisyA.weights).not.toEqual(plain.weights);
+    // Noise makes the task harder: the training loss (on noisy inputs) ends higher.
+    expect(noisyA.result.epochs[2].loss).toBeGreaterThan(plain.result.epochs[2].loss);
+  });
+
   it('weight decay shrinks the kernels', async () => {
     const plain = await train(4);
     const decayed = await train(4, { weightDecay: 0.05 });
