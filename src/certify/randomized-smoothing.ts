@@ -12,8 +12,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
+import { parseWith } from '../config.js';
 import type { Rng } from '../engine/rng.js';
-import { check, ParryError } from '../errors.js';
+import { check } from '../errors.js';
 import type { Classifier } from '../models/classifier.js';
 import { binomialTestPValue, clopperPearsonLower, normalQuantile } from './stats.js';
 
@@ -60,16 +61,6 @@ export interface CertifyResult {
   forwardPasses: number;
   /** Seed of the generator the noise was drawn from. */
   seed: number;
-}
-
-function parse<S extends z.ZodType>(fn: string, schema: S, config: unknown): z.output<S> {
-  const r = schema.safeParse(config ?? {});
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    const path = issue.path.join('.') || 'config';
-    throw new ParryError('BAD_OPTION', `${fn}: ${path}: ${issue.message}`);
-  }
-  return r.data;
 }
 
 /** Shape of one example `inputShape`, accepting x as `inputShape` or `[1, ...inputShape]`. */
@@ -151,7 +142,7 @@ export async function predict(
   config: PredictConfigInput,
   rng: Rng,
 ): Promise<number> {
-  const c = parse('predict', predictConfigSchema, config);
+  const c = parseWith('predict', predictConfigSchema, config);
   const counts = await sampleCounts(model, x, c.n, c.sigma, c.batchSize, rng);
   if (model.numClasses < 2) return 0;
   const [a, b] = topTwo(counts);
@@ -172,7 +163,7 @@ export async function certify(
   config: CertifyConfigInput,
   rng: Rng,
 ): Promise<CertifyResult> {
-  const c = parse('certify', certifyConfigSchema, config);
+  const c = parseWith('certify', certifyConfigSchema, config);
   const seed = rng.seed;
   const counts0 = await sampleCounts(model, x, c.n0, c.sigma, c.batchSize, rng);
   const [cA] = topTwo(counts0);

@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
+import { parseWith } from '../config.js';
 import type { Dataset } from '../data/index.js';
 import type { WorkerPool } from '../engine/pool.js';
 import { Rng } from '../engine/rng.js';
@@ -250,15 +251,7 @@ async function parallelStep(
 }
 
 export function parseConfig(config: Partial<TrainConfig>): TrainConfig {
-  const r = trainConfigSchema.safeParse(config);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new ParryError(
-      'BAD_OPTION',
-      `train: ${issue.path.join('.') || 'config'}: ${issue.message}`,
-    );
-  }
-  return r.data;
+  return parseWith('train', trainConfigSchema, config);
 }
 
 function makeOptimizer(cfg: TrainConfig): tf.Optimizer {

@@ -4,8 +4,7 @@
  * target label, written here as ascending its negation so every step is "x + stepSize·direction".
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { z } from 'zod';
-import { check, ParryError } from '../../errors.js';
+import { check } from '../../errors.js';
 import type { Classifier } from '../../models/classifier.js';
 import { crossEntropy, margin } from '../../train/losses.js';
 
@@ -59,19 +58,4 @@ export function checkBatch(
   );
 }
 
-/** Parses `unknown` config once at the boundary; errors carry the path (`pgd: steps: ...`). */
-export function parseWith<S extends z.ZodType>(
-  fn: string,
-  schema: S,
-  config: unknown,
-): z.output<S> {
-  const r = schema.safeParse(config ?? {});
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new ParryError(
-      'BAD_OPTION',
-      `${fn}: ${issue.path.join('.') || 'config'}: ${issue.message}`,
-    );
-  }
-  return r.data;
-}
+export { parseWith } from '../../config.js';
