@@ -10,8 +10,10 @@ import { createApgd } from './evasion/apgd.js';
 import { createCarliniWagner } from './evasion/carlini-wagner.js';
 import { createDeepFool } from './evasion/deepfool.js';
 import { createFgsm } from './evasion/fgsm.js';
+import { createMim } from './evasion/mim.js';
 import { createPgd } from './evasion/pgd.js';
 import type { Norm } from './evasion/projection.js';
+import { createSquare, queryClassifierFrom } from './evasion/square.js';
 
 /** What the command line can say about any attack; each attack reads the fields it uses. */
 export interface AttackParams {
@@ -90,6 +92,43 @@ export const ATTACKS: readonly AttackEntry[] = [
     norms: ['linf', 'l2', 'l1'],
     minimumNorm: false,
     run: runPgd,
+  },
+  {
+    name: 'mim',
+    description: 'momentum iterative method (Dong et al. 2018): BIM with L1-normalised momentum',
+    norms: ['linf', 'l2'],
+    minimumNorm: false,
+    run: async (model, x, labels, p, ctx) => {
+      const attack = createMim({
+        eps: p.eps,
+        norm: p.norm,
+        steps: p.steps,
+        stepSize: p.stepSize,
+        randomStart: p.randomStart,
+        targeted: p.targeted,
+        loss: p.loss,
+        seed: p.seed,
+      });
+      const r = await attack(model, x, labels, ctx);
+      return { xAdv: r.xAdv, gradientEvaluations: r.gradientEvaluations, queries: 0 };
+    },
+  },
+  {
+    name: 'square',
+    description: 'Square Attack (Andriushchenko et al. 2020): score-based black-box random search',
+    norms: ['linf'],
+    minimumNorm: false,
+    run: async (model, x, labels, p, ctx) => {
+      const attack = createSquare({
+        eps: p.eps,
+        norm: p.norm,
+        maxQueries: p.maxQueries,
+        targeted: p.targeted,
+        seed: p.seed,
+      });
+      const r = await attack(queryClassifierFrom(model), x, labels, ctx);
+      return { xAdv: r.xAdv, gradientEvaluations: 0, queries: r.meanQueries };
+    },
   },
   apgdEntry(
     'apgd-ce',

@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { isParryError } from '../errors.js';
 import { attackCommand } from './attack.js';
+import { certifyCommand } from './certify.js';
 import { infoCommand } from './info.js';
 import { predictCommand } from './predict.js';
 import { trainCommand } from './train.js';
@@ -16,7 +17,13 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showSuggestionAfterError(true)
     .exitOverride();
-  for (const cmd of [trainCommand(), infoCommand(), predictCommand(), attackCommand()]) {
+  for (const cmd of [
+    trainCommand(),
+    infoCommand(),
+    predictCommand(),
+    attackCommand(),
+    certifyCommand(),
+  ]) {
     program.addCommand(cmd.exitOverride());
   }
   return program;

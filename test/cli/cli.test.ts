@@ -8,6 +8,7 @@ import { copyFileSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { normalQuantile } from '../../src/certify/stats.js';
 import { packageRoot } from '../../src/engine/paths.js';
 
 const root = packageRoot();
@@ -160,6 +161,38 @@ describe('parry CLI', () => {
     expect(png.subarray(1, 4).toString()).toBe('PNG');
     expectBadInput(parry('attack', '--model', MLP, '--attack', 'fgsm', '--norm', 'l1'), /fgsm.*l1/);
     expectBadInput(parry('attack', '--model', MLP, '--attack', 'nope'), /nope/);
+  });
+
+  it('certify --method smoothing reports a certified-accuracy curve', () => {
+    const r = parry(
+      'certify',
+      '--model',
+      MLP,
+      '--sigma',
+      '0.12',
+      '--n0',
+      '20',
+      '--n',
+      '200',
+      '--n-examples',
+      '4',
+      '--per-example',
+      '--json',
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.method).toBe('smoothing');
+    expect(out.forward_passes).toBe(4 * 220);
+    expect(out.certified_accuracy.map((c: { radius: number }) => c.radius)).toEqual([
+      0, 0.25, 0.5, 0.75, 1,
+    ]);
+    const acc = out.certified_accuracy.map((c: { accuracy: number }) => c.accuracy);
+    for (let i = 1; i < acc.length; i++) expect(acc[i]).toBeLessThanOrEqual(acc[i - 1]);
+    for (const e of out.per_example) {
+      if (e.prediction === -1) expect(e.radius).toBe(0);
+      else expect(e.radius).toBeCloseTo(0.12 * normalQuantile(e.pALower), 6);
+    }
+    expectBadInput(parry('certify', '--model', MLP), /--sigma/);
   });
 
   it('help and version exit 0', () => {

@@ -43,6 +43,18 @@ export {
   fgsm,
   fgsmConfigSchema,
 } from './fgsm.js';
+export {
+  createMim,
+  type MimConfig,
+  type MimConfigInput,
+  type MimOptions,
+  type MimResult,
+  type MimState,
+  mim,
+  mimConfigSchema,
+  mimStep,
+  parseMimConfig,
+} from './mim.js';
 export { type AttackLoss, attackObjective, attackSuccess } from './objective.js';
 export {
   createPgd,
@@ -65,3 +77,15 @@ export {
   projectToBall,
   randomStart,
 } from './projection.js';
+export {
+  type CountingQueryClassifier,
+  createSquare,
+  queryClassifierFrom,
+  type SquareConfig,
+  type SquareConfigInput,
+  type SquareOptions,
+  type SquareResult,
+  square,
+  squareConfigSchema,
+  squareP,
+} from './square.js';

@@ -1,0 +1,305 @@
+/**
+ * Square Attack, L∞ (Andriushchenko, Croce, Flammarion & Hein, ECCV 2020, Algorithm 1 + 2):
+ * random search over square windows. Start from vertical stripes x + ±eps (one sign per column
+ * and channel); each iteration proposes, per example, a window of side round(√(p·h·w)) at a
+ * random position whose values become clip(x ± eps) with one random sign per channel (a change of
+ * up to 2·eps), and keeps it only if the margin loss L = p_y − max_{j≠y} p_j on probabilities
+ * decreased (targeted: L = max_{j≠t} p_j − p_t). An example stops once L < 0.
+ * The fraction p follows the paper's piece-wise constant schedule scaled to the query budget.
+ *
+ * Threat model: score-based black box (only `QueryClassifier.predict`, never gradients), L∞ ball
+ * of radius `eps`, untargeted or targeted. Shapes: x [batch, h, w, c] in model.bounds; labels
+ * [batch] int32. Queries: the first (on the stripes) costs 1 per example; afterwards only examples
+ * not yet broken are queried, one query each per iteration, never more than `maxQueries` in all.
+ * Randomness only from the seeded `Rng`. Caller owns `result.xAdv`.
+ *
+ * Perturbations are built on the CPU: every query already reads the scores back (the black-box
+ * boundary), and a per-example window is scalar work, not a tensor op.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { z } from 'zod';
+import { Rng } from '../../engine/rng.js';
+import { check } from '../../errors.js';
+import type { Classifier, QueryClassifier } from '../../models/classifier.js';
+import { parseWith } from './objective.js';
+import { enforceThreatModel } from './projection.js';
+
+export const squareConfigSchema = z
+  .object({
+    eps: z.number().min(0),
+    norm: z.enum(['linf']).default('linf'),
+    /** Budget per example, the initial query included. */
+    maxQueries: z.number().int().min(1).default(5000),
+    /** Initial fraction of pixels a window covers (paper: 0.05 for L∞). */
+    pInit: z.number().gt(0).max(1).default(0.05),
+    targeted: z.boolean().default(false),
+    seed: z.number().int().min(0).max(0xffffffff).default(0),
+  })
+  .strict();
+export type SquareConfigInput = z.input<typeof squareConfigSchema>;
+export type SquareConfig = z.infer<typeof squareConfigSchema>;
+
+export interface SquareOptions {
+  /** Required when `targeted`: the classes to reach, `[batch]`. */
+  targetLabels?: tf.Tensor1D;
+  /** Called after every iteration with the queries spent per unbroken example. */
+  onProgress?: (queries: number, maxQueries: number) => void;
+  /** Checked before every iteration; aborting rejects with `signal.reason`. */
+  signal?: AbortSignal;
+}
+
+export interface SquareResult {
+  xAdv: tf.Tensor;
+  /** Queries spent on each example. */
+  queries: Int32Array;
+  meanQueries: number;
+  /** Per example: margin < 0 at xAdv (misclassified, or predicted as the target). */
+  success: boolean[];
+  seed: number;
+  config: SquareConfig;
+}
+
+/** A `QueryClassifier` over a white-box model that also counts the examples it was asked about. */
+export interface CountingQueryClassifier extends QueryClassifier {
+  readonly queries: number;
+}
+
+/** Softmax probabilities of `model`, as a black box; `queries` counts queried examples. */
+export function queryClassifierFrom(model: Classifier): CountingQueryClassifier {
+  let queries = 0;
+  return {
+    inputShape: model.inputShape,
+    numClasses: model.numClasses,
+    bounds: model.bounds,
+    get queries() {
+      return queries;
+    },
+    predict: async (x: tf.Tensor) => {
+      queries += x.shape[0];
+      return tf.tidy(() => tf.softmax(model.logits(x)));
+    },
+  };
+}
+
+/**
+ * The paper's schedule (reference implementation's `p_selection`): p_init halved after
+ * 10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000 of 10 000 iterations, rescaled to `maxQueries`.
+ */
+export function squareP(pInit: number, iteration: number, maxQueries: number): number {
+  const it = Math.floor((iteration / maxQueries) * 10000);
+  const edges = [10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000, 10000];
+  if (it <= edges[0] || it > edges[edges.length - 1]) return pInit;
+  const k = edges.findIndex((e) => it <= e);
+  return pInit / 2 ** k;
+}
+
+/** Validates a config once; the returned attack does not re-check it. */
+export function createSquare(config: unknown) {
+  const c = parseWith('square', squareConfigSchema, config);
+  return (model: QueryClassifier, x: tf.Tensor, labels: tf.Tensor1D, opts: SquareOptions = {}) =>
+    runSquare(model, x, labels, c, opts);
+}
+
+/** Validates `config`, runs the Square Attack and re-clips the result to the eps-ball and bounds. */
+export async function square(
+  model: QueryClassifier,
+  x: tf.Tensor,
+  labels: tf.Tensor1D,
+  config: SquareConfigInput,
+  opts: SquareOptions = {},
+): Promise<SquareResult> {
+  return createSquare(config)(model, x, labels, opts);
+}
+
+interface Geometry {
+  h: number;
+  w: number;
+  ch: number;
+  d: number;
+  bounds: readonly [number, number];
+}
+
+async function runSquare(
+  model: QueryClassifier,
+  x: tf.Tensor,
+  labels: tf.Tensor1D,
+  c: SquareConfig,
+  opts: SquareOptions,
+): Promise<SquareResult> {
+  const shape = model.inputShape;
+  check(
+    shape.length === 3,
+    () => `square: needs images [h, w, c], got inputShape [${shape}]`,
+    'UNSUPPORTED',
+  );
+  check(
+    x.rank === 4 && tf.util.arraysEqual(x.shape.slice(1), shape),
+    () => `square: x must have shape [batch, ${shape}], got [${x.shape}]`,
+  );
+  const n = x.shape[0];
+  check(
+    labels.rank === 1 && labels.shape[0] === n,
+    () => `square: labels must have shape [${n}], got [${labels.shape}]`,
+  );
+  const goalT = c.targeted ? opts.targetLabels : labels;
+  check(goalT != null, () => 'square: targeted needs targetLabels', 'BAD_OPTION');
+  check(
+    goalT.rank === 1 && goalT.shape[0] === n,
+    () => `square: targetLabels must have shape [${n}], got [${goalT.shape}]`,
+  );
+  const [h, w, ch] = shape;
+  const g: Geometry = { h, w, ch, d: h * w * ch, bounds: model.bounds };
+  const xs = (await x.data()) as Float32Array;
+  const goal = Array.from(await goalT.data());
+  const rng = new Rng(c.seed);
+
+  const xBest = stripes(xs, n, g, c.eps, rng);
+  const loss = await marginLoss(model, xBest, range(n), goal, c.targeted, x.shape);
+  const queries = new Int32Array(n).fill(1);
+  const side = (p: number) =>
+    Math.min(Math.max(Math.round(Math.sqrt(p * h * w)), 1), Math.max(1, Math.min(h, w) - 1));
+
+  // At eps = 0 no proposal can move a point, so the initial query is the whole attack.
+  for (let i = 0; c.eps > 0 && i < c.maxQueries - 1; i++) {
+    opts.signal?.throwIfAborted();
+    const active = range(n).filter((k) => loss[k] >= 0);
+    if (active.length === 0) break;
+    const s = side(squareP(c.pInit, i, c.maxQueries));
+    const { xNew, windows } = propose(xs, xBest, active, g, s, c.eps, rng);
+    const newLoss = await marginLoss(model, xNew, active, goal, c.targeted, [
+      active.length,
+      ...shape,
+    ]);
+    active.forEach((k, j) => {
+      queries[k]++;
+      if (newLoss[j] < loss[k]) {
+        loss[k] = newLoss[j];
+        copyWindow(xNew, j, xBest, k, windows[j], s, g);
+      }
+    });
+    opts.onProgress?.(i + 2, c.maxQueries);
+    if (opts.signal) await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+
+  const xAdv = tf.tidy(() =>
+    enforceThreatModel(tf.tensor(xBest, x.shape), x, c.eps, 'linf', model.bounds),
+  );
+  const meanQueries = queries.reduce((a, b) => a + b, 0) / Math.max(n, 1);
+  const success = Array.from(loss, (l) => l < 0);
+  return { xAdv, queries, meanQueries, success, seed: c.seed, config: c };
+}
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+const clip = (v: number, b: readonly [number, number]) => Math.min(b[1], Math.max(b[0], v));
+
+/** Vertical stripes: one random sign per (column, channel), shared by all rows (paper, Sec. 3.1). */
+function stripes(xs: Float32Array, n: number, g: Geometry, eps: number, rng: Rng): Float32Array {
+  const out = new Float32Array(n * g.d);
+  for (let k = 0; k < n; k++) {
+    for (let col = 0; col < g.w; col++) {
+      for (let c = 0; c < g.ch; c++) {
+        const delta = rng.next() < 0.5 ? -eps : eps;
+        for (let r = 0; r < g.h; r++) {
+          const at = k * g.d + (r * g.w + col) * g.ch + c;
+          out[at] = clip(xs[at] + delta, g.bounds);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * One proposal per active example: copy its best point, then set a random s×s window to
+ * clip(x ± eps) with one sign per channel, redrawn (as the reference does) while the window would
+ * not change. Returns the batch of proposals `[active, d]` and each window's top-left corner.
+ */
+function propose(
+  xs: Float32Array,
+  xBest: Float32Array,
+  active: number[],
+  g: Geometry,
+  s: number,
+  eps: number,
+  rng: Rng,
+): { xNew: Float32Array; windows: [number, number][] } {
+  const xNew = new Float32Array(active.length * g.d);
+  const windows: [number, number][] = [];
+  const signs = new Float64Array(g.ch);
+  active.forEach((k, j) => {
+    xNew.set(xBest.subarray(k * g.d, (k + 1) * g.d), j * g.d);
+    const r0 = rng.int(g.h - s + 1);
+    const c0 = rng.int(g.w - s + 1);
+    windows.push([r0, c0]);
+    // 2^ch sign patterns; a bounded number of redraws keeps eps tiny against the bounds finite.
+    for (let attempt = 0; attempt < 100; attempt++) {
+      for (let c = 0; c < g.ch; c++) signs[c] = rng.next() < 0.5 ? -eps : eps;
+      let changed = false;
+      for (let r = r0; r < r0 + s; r++) {
+        for (let col = c0; col < c0 + s; col++) {
+          for (let c = 0; c < g.ch; c++) {
+            const off = (r * g.w + col) * g.ch + c;
+            const v = Math.fround(clip(xs[k * g.d + off] + signs[c], g.bounds));
+            if (v !== xBest[k * g.d + off]) changed = true;
+            xNew[j * g.d + off] = v;
+          }
+        }
+      }
+      if (changed) break;
+    }
+  });
+  return { xNew, windows };
+}
+
+/** Copies the s×s window at `corner` of proposal `j` into example `k` of `xBest`. */
+function copyWindow(
+  xNew: Float32Array,
+  j: number,
+  xBest: Float32Array,
+  k: number,
+  corner: [number, number],
+  s: number,
+  g: Geometry,
+): void {
+  for (let r = corner[0]; r < corner[0] + s; r++) {
+    const from = j * g.d + (r * g.w + corner[1]) * g.ch;
+    const to = k * g.d + (r * g.w + corner[1]) * g.ch;
+    xBest.set(xNew.subarray(from, from + s * g.ch), to);
+  }
+}
+
+/**
+ * Queries `model` on `rows` (values of the examples `which`) and returns the margin loss per row:
+ * p_y − max_{j≠y} p_j (untargeted) or max_{j≠t} p_j − p_t (targeted). Negative means success.
+ */
+async function marginLoss(
+  model: QueryClassifier,
+  rows: Float32Array,
+  which: number[],
+  goal: number[],
+  targeted: boolean,
+  shape: number[],
+): Promise<Float64Array> {
+  const input = tf.tensor(rows, shape);
+  let probs: tf.Tensor2D | undefined;
+  let p: Float32Array;
+  try {
+    probs = await model.predict(input);
+    p = (await probs.data()) as Float32Array;
+  } finally {
+    tf.dispose([input, probs as tf.Tensor]);
+  }
+  const k = model.numClasses;
+  const out = new Float64Array(which.length);
+  which.forEach((ex, j) => {
+    const y = goal[ex];
+    let other = Number.NEGATIVE_INFINITY;
+    for (let c = 0; c < k; c++) if (c !== y) other = Math.max(other, p[j * k + c]);
+    const m = p[j * k + y] - other;
+    out[j] = targeted ? -m : m;
+  });
+  return out;
+}

@@ -1,0 +1,150 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { perturbationNorms } from '../../src/attacks/evasion/projection.js';
+import { queryClassifierFrom, square, squareP } from '../../src/attacks/evasion/square.js';
+import { ParryError } from '../../src/errors.js';
+import type { QueryClassifier } from '../../src/models/classifier.js';
+import { cnnModel, toArray, twoClassModel, values } from './helpers.js';
+
+const linear = twoClassModel();
+const d = 6;
+
+/**
+ * The two-class linear model as a plain data-in/data-out black box: it reads the input values and
+ * computes softmax probabilities in JS, so no gradient can flow through it.
+ */
+function blackBox(): QueryClassifier & { calls: number[] } {
+  const calls: number[] = [];
+  return {
+    inputShape: linear.inputShape,
+    numClasses: 2,
+    bounds: [0, 1],
+    calls,
+    predict: async (x: tf.Tensor) => {
+      const v = await x.data();
+      const n = x.shape[0];
+      calls.push(n);
+      const out: number[] = [];
+      for (let k = 0; k < n; k++) {
+        const z = [0, 1].map((c) => {
+          let s = linear.bias[c];
+          for (let i = 0; i < d; i++) s += v[k * d + i] * linear.weights[i][c];
+          return s;
+        });
+        const m = Math.max(...z);
+        const e = z.map((t) => Math.exp(t - m));
+        out.push(e[0] / (e[0] + e[1]), e[1] / (e[0] + e[1]));
+      }
+      return tf.tensor2d(out, [n, 2]);
+    },
+  };
+}
+
+/** x [4, 2, 3, 1] labelled 0 (w·x favours class 0 by a margin that eps = 0.3 can overturn). */
+function batch(seed = 1) {
+  return {
+    x: tf.tensor(values(4 * d, seed, 0.3, 0.7), [4, 2, 3, 1]),
+    labels: tf.tensor1d([0, 0, 0, 0], 'int32'),
+  };
+}
+
+describe('square (linf)', () => {
+  it('follows the paper schedule scaled to the budget', () => {
+    expect(squareP(0.05, 0, 10000)).toBe(0.05);
+    expect(squareP(0.05, 10, 10000)).toBe(0.05);
+    expect(squareP(0.05, 11, 10000)).toBe(0.025);
+    expect(squareP(0.05, 201, 10000)).toBe(0.05 / 8);
+    expect(squareP(0.05, 9999, 10000)).toBe(0.05 / 512);
+    expect(squareP(0.05, 2, 1000)).toBe(0.05 / 2); // 20 of 10 000
+  });
+
+  it('breaks the linear model within the budget, in the ball and bounds, by queries alone', async () => {
+    const { x, labels } = batch();
+    const model = blackBox();
+    const r = await square(model, x, labels, { eps: 0.3, maxQueries: 300, seed: 4 });
+    expect(r.success).toEqual([true, true, true, true]);
+    const pred = toArray(tf.argMax(linear.logits(r.xAdv), 1));
+    expect(pred).toEqual([1, 1, 1, 1]);
+    const v = toArray(r.xAdv);
+    expect(Math.min(...v)).toBeGreaterThanOrEqual(0);
+    expect(Math.max(...v)).toBeLessThanOrEqual(1);
+    for (const n of toArray(perturbationNorms(r.xAdv, x, 'linf')))
+      expect(n).toBeLessThanOrEqual(0.3 + 1e-6);
+    for (const q of r.queries) expect(q).toBeLessThanOrEqual(300);
+    // Queries = rows the black box saw; the first call is the initial check on every example.
+    expect(model.calls[0]).toBe(4);
+    expect(Array.from(r.queries).reduce((a, b) => a + b, 0)).toBe(
+      model.calls.reduce((a, b) => a + b, 0),
+    );
+    expect(r.meanQueries).toBeCloseTo(Array.from(r.queries).reduce((a, b) => a + b) / 4, 12);
+  });
+
+  it('unbroken examples cost 1 + iterations = maxQueries; broken-at-start ones cost 1', async () => {
+    // Example 0 is class 1 from the start (label 0, large w1·x); example 1 cannot be broken.
+    const x = tf.tensor([0, 1, 1, 0, 1, 0, 1, 0, 0, 1, 0, 1], [2, 2, 3, 1]);
+    const labels = tf.tensor1d([0, 0], 'int32');
+    const model = blackBox();
+    const r = await square(model, x, labels, { eps: 0.01, maxQueries: 25, seed: 1 });
+    expect(Array.from(r.queries)).toEqual([1, 25]);
+    expect(r.success).toEqual([true, false]);
+    expect(model.calls).toEqual([2, ...new Array<number>(24).fill(1)]);
+  });
+
+  it('is reproducible from the seed', async () => {
+    const { x, labels } = batch(3);
+    const c = { eps: 0.05, maxQueries: 40 };
+    const a = await square(blackBox(), x, labels, { ...c, seed: 7 });
+    const b = await square(blackBox(), x, labels, { ...c, seed: 7 });
+    const other = await square(blackBox(), x, labels, { ...c, seed: 8 });
+    expect(toArray(a.xAdv)).toEqual(toArray(b.xAdv));
+    expect(Array.from(a.queries)).toEqual(Array.from(b.queries));
+    expect(toArray(other.xAdv)).not.toEqual(toArray(a.xAdv));
+  });
+
+  it('eps = 0 returns x after the initial query', async () => {
+    const { x, labels } = batch();
+    const r = await square(blackBox(), x, labels, { eps: 0 });
+    expect(toArray(r.xAdv)).toEqual(toArray(x));
+    expect(Array.from(r.queries)).toEqual([1, 1, 1, 1]);
+  });
+
+  it('on a conv model (via queryClassifierFrom) stays in the ball, counts queries, leaks nothing', async () => {
+    const net = cnnModel();
+    const x = tf.tensor(values(3 * 64, 5), [3, 8, 8, 1]);
+    const labels = tf.tensor1d([0, 1, 2], 'int32');
+    const warm = await square(queryClassifierFrom(net), x, labels, { eps: 0.1, maxQueries: 3 });
+    warm.xAdv.dispose();
+    const before = tf.memory().numTensors;
+    const q = queryClassifierFrom(net);
+    const r = await square(q, x, labels, { eps: 0.1, maxQueries: 50, seed: 2 });
+    expect(tf.memory().numTensors).toBe(before + 1);
+    expect(q.queries).toBe(Array.from(r.queries).reduce((a, b) => a + b, 0));
+    for (const n of toArray(perturbationNorms(r.xAdv, x, 'linf')))
+      expect(n).toBeLessThanOrEqual(0.1 + 1e-6);
+    r.xAdv.dispose();
+    // Abort on an example the linear black box can never lose (see the query-count test).
+    const hard = tf.tensor([1, 0, 0, 1, 0, 1], [1, 2, 3, 1]);
+    const y = tf.tensor1d([0], 'int32');
+    const start = tf.memory().numTensors;
+    const ctl = new AbortController();
+    const run = square(
+      blackBox(),
+      hard,
+      y,
+      { eps: 0.01, maxQueries: 50 },
+      { signal: ctl.signal, onProgress: (s) => s === 3 && ctl.abort(new Error('stop')) },
+    );
+    await expect(run).rejects.toThrow('stop');
+    expect(tf.memory().numTensors).toBe(start);
+    tf.dispose([x, labels, hard, y]);
+  });
+
+  it('rejects bad configs with a path', async () => {
+    const { x, labels } = batch();
+    const err = await square(blackBox(), x, labels, { eps: 0.1, maxQueries: 0 }).catch((e) => e);
+    expect(err).toBeInstanceOf(ParryError);
+    expect((err as ParryError).message).toMatch(/^square: maxQueries:/);
+    const t = await square(blackBox(), x, labels, { eps: 0.1, targeted: true }).catch((e) => e);
+    expect((t as ParryError).message).toMatch(/targetLabels/);
+  });
+});
