@@ -12,10 +12,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import { check } from '../../errors.js';
 import type { Classifier } from '../../models/classifier.js';
 import { margin } from '../../train/losses.js';
-import { checkBatch, parseWith } from './objective.js';
+import { attackGoal, parseWith } from './objective.js';
 import { clipToBounds, perturbationNorms } from './projection.js';
 
 export const carliniWagnerConfigSchema = z
@@ -198,10 +197,7 @@ async function runCarliniWagner(
   c: CarliniWagnerConfig,
   opts: CarliniWagnerOptions,
 ): Promise<CarliniWagnerResult> {
-  checkBatch('carliniWagner', model, x, labels);
-  const goal = c.targeted ? opts.targetLabels : labels;
-  check(goal != null, () => 'carliniWagner: targeted needs targetLabels', 'BAD_OPTION');
-  checkBatch('carliniWagner', model, x, goal, 'targetLabels');
+  const goal = attackGoal('carliniWagner', model, x, labels, c.targeted, opts.targetLabels);
   const b = x.shape[0];
   let search: Search = {
     c: tf.fill([b], c.initialConst) as tf.Tensor1D,

@@ -6,9 +6,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import { check } from '../../errors.js';
 import type { Classifier } from '../../models/classifier.js';
-import { attackObjective, checkBatch, parseWith } from './objective.js';
+import { attackGoal, attackObjective, parseWith } from './objective.js';
 import { enforceThreatModel, normalizeGradient } from './projection.js';
 
 export const fgsmConfigSchema = z
@@ -53,10 +52,7 @@ function runFgsm(
   c: FgsmConfig,
   opts: FgsmOptions,
 ): tf.Tensor {
-  checkBatch('fgsm', model, x, labels);
-  const goal = c.targeted ? opts.targetLabels : labels;
-  check(goal != null, () => 'fgsm: targeted needs targetLabels', 'BAD_OPTION');
-  checkBatch('fgsm', model, x, goal, 'targetLabels');
+  const goal = attackGoal('fgsm', model, x, labels, c.targeted, opts.targetLabels);
   return tf.tidy(() => {
     const grad = tf.grad((z: tf.Tensor) =>
       tf.sum(attackObjective(model.logits(z), goal, c.targeted, c.loss)),

@@ -9,9 +9,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { Rng } from '../../engine/rng.js';
-import { check } from '../../errors.js';
 import type { Classifier } from '../../models/classifier.js';
-import { attackObjective, checkBatch, parseWith } from './objective.js';
+import { attackGoal, attackObjective, parseWith } from './objective.js';
 import {
   clipToBounds,
   enforceThreatModel,
@@ -118,10 +117,7 @@ async function runMim(
   c: MimConfig,
   opts: MimOptions,
 ): Promise<MimResult> {
-  checkBatch('mim', model, x, labels);
-  const goal = c.targeted ? opts.targetLabels : labels;
-  check(goal != null, () => 'mim: targeted needs targetLabels', 'BAD_OPTION');
-  checkBatch('mim', model, x, goal, 'targetLabels');
+  const goal = attackGoal('mim', model, x, labels, c.targeted, opts.targetLabels);
   const rng = new Rng(c.seed);
   let state: MimState = {
     xAdv: c.randomStart

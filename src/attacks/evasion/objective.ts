@@ -58,4 +58,23 @@ export function checkBatch(
   );
 }
 
+/**
+ * Checks x and labels (and targetLabels when targeted) and returns the labels the objective
+ * uses: the true labels, or the targets of a targeted attack.
+ */
+export function attackGoal(
+  fn: string,
+  model: Classifier,
+  x: tf.Tensor,
+  labels: tf.Tensor1D,
+  targeted: boolean,
+  targetLabels?: tf.Tensor1D,
+): tf.Tensor1D {
+  checkBatch(fn, model, x, labels);
+  const goal = targeted ? targetLabels : labels;
+  check(goal != null, () => `${fn}: targeted needs targetLabels`, 'BAD_OPTION');
+  checkBatch(fn, model, x, goal, 'targetLabels');
+  return goal;
+}
+
 export { parseWith } from '../../config.js';

@@ -9,9 +9,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { Rng } from '../../engine/rng.js';
-import { check } from '../../errors.js';
 import type { Classifier } from '../../models/classifier.js';
-import { attackObjective, attackSuccess, checkBatch, parseWith } from './objective.js';
+import { attackGoal, attackObjective, attackSuccess, parseWith } from './objective.js';
 import {
   clipToBounds,
   enforceThreatModel,
@@ -105,10 +104,7 @@ async function runPgd(
   c: PgdConfig,
   opts: PgdOptions,
 ): Promise<PgdResult> {
-  checkBatch('pgd', model, x, labels);
-  const goal = c.targeted ? opts.targetLabels : labels;
-  check(goal != null, () => 'pgd: targeted needs targetLabels', 'BAD_OPTION');
-  checkBatch('pgd', model, x, goal, 'targetLabels');
+  const goal = attackGoal('pgd', model, x, labels, c.targeted, opts.targetLabels);
   const rng = new Rng(c.seed);
   const total = c.steps * c.restarts;
   let done = 0;
