@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Command, Option } from 'commander';
 import { ABSTAIN, certify } from '../certify/index.js';
-import { loadDataset, takeFirst } from '../data/index.js';
+import { exampleSize, loadDataset, takeFirst } from '../data/index.js';
 import { Rng } from '../engine/rng.js';
 import { predictDataset } from '../evaluate/predict.js';
 import { loadClassifier } from '../models/index.js';
@@ -70,7 +70,7 @@ async function runCertify(opts: CertifyOptions): Promise<void> {
   const started = performance.now();
   const clean = await predictDataset(model, data);
   const rng = new Rng(opts.seed);
-  const per = data.shape.slice(1).reduce((a, b) => a * b, 1);
+  const per = exampleSize(data);
   const rows: { label: number; prediction: number; radius: number; pALower: number }[] = [];
   let forwardPasses = 0;
   const bar = progressBar('certify |{bar}| {value}/{total} examples | ETA {eta_formatted}');

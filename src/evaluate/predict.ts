@@ -3,7 +3,7 @@
  * softmax confidence. Reads each batch's values once (a boundary: results go to JS arrays).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { Dataset } from '../data/index.js';
+import { type Dataset, exampleSize } from '../data/index.js';
 import { concatFloat32, mapBatches, type WorkerPool } from '../engine/pool.js';
 import type { Classifier } from '../models/classifier.js';
 
@@ -23,7 +23,7 @@ export async function predictDataset(
   onProgress?: (done: number, total: number) => void,
 ): Promise<Predictions> {
   const n = data.shape[0];
-  const per = data.shape.slice(1).reduce((a, b) => a * b, 1);
+  const per = exampleSize(data);
   const predictions = new Int32Array(n);
   const confidence = new Float32Array(n);
   for (let start = 0; start < n; start += batchSize) {

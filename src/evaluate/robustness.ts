@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { perturbationNorms } from '../attacks/evasion/projection.js';
 import type { AttackEntry, AttackParams } from '../attacks/registry.js';
-import type { Dataset } from '../data/index.js';
+import { type Dataset, exampleSize } from '../data/index.js';
 import { Rng } from '../engine/rng.js';
 import type { Classifier } from '../models/classifier.js';
 
@@ -51,7 +51,7 @@ export async function evaluateAttack(
 ): Promise<AttackEvaluation> {
   const { batchSize = 128, keepExamples = 0 } = opts;
   const n = data.shape[0];
-  const per = data.shape.slice(1).reduce((a, b) => a * b, 1);
+  const per = exampleSize(data);
   const k = model.numClasses;
   const rng = new Rng(params.seed);
   const started = performance.now();

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
 import { parseWith } from '../config.js';
-import type { Dataset } from '../data/index.js';
+import { type Dataset, exampleSize } from '../data/index.js';
 import type { WorkerPool } from '../engine/pool.js';
 import { Rng } from '../engine/rng.js';
 import { ParryError } from '../errors.js';
@@ -109,7 +109,7 @@ export async function trainModel(
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const kernels = model.trainableWeights.filter((w) => /kernel/.test(w.name)).map((w) => w.read());
   const n = data.shape[0];
-  const per = data.shape.slice(1).reduce((a, b) => a * b, 1);
+  const per = exampleSize(data);
   const numBatches = Math.ceil(n / cfg.batchSize);
   const epochs: EpochRecord[] = [];
   const started = performance.now();
