@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ParryError } from '../errors.js';
 import type { Classifier } from '../models/classifier.js';
 import { createApgd } from './evasion/apgd.js';
+import { createAuto } from './evasion/auto.js';
 import { createCarliniWagner } from './evasion/carlini-wagner.js';
 import { createDeepFool } from './evasion/deepfool.js';
 import { createFgsm } from './evasion/fgsm.js';
@@ -44,6 +45,8 @@ export interface AttackOutcome {
   gradientEvaluations: number;
   /** Forward-only queries per example (black-box attacks). */
   queries: number;
+  /** Ensembles: per example, the member that broke it ('clean', or null when it stayed robust). */
+  brokenBy?: (string | null)[];
 }
 
 export interface AttackEntry {
@@ -148,6 +151,35 @@ export const ATTACKS: readonly AttackEntry[] = [
     'dlr',
     true,
   ),
+  {
+    name: 'auto',
+    description:
+      'AutoAttack-style ensemble: APGD-CE, APGD-T, then Square on what is left; per-example worst case',
+    norms: ['linf', 'l2'],
+    minimumNorm: false,
+    run: async (model, x, labels, p, ctx) => {
+      if (p.targeted) {
+        throw new ParryError(
+          'BAD_OPTION',
+          'auto: --targeted is not supported (untargeted worst case)',
+        );
+      }
+      const attack = createAuto({
+        eps: p.eps,
+        norm: p.norm,
+        steps: p.steps,
+        maxQueries: p.maxQueries,
+        seed: p.seed,
+      });
+      const r = await attack(model, x, labels, { signal: ctx.signal });
+      return {
+        xAdv: r.xAdv,
+        gradientEvaluations: r.gradientEvaluations,
+        queries: r.queries,
+        brokenBy: r.brokenBy,
+      };
+    },
+  },
   {
     name: 'deepfool',
     description:

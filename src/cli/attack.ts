@@ -134,6 +134,7 @@ async function runAttack(opts: AttackOptions): Promise<void> {
     mean_perturbation: r.mean_perturbation,
     max_perturbation: r.max_perturbation,
     ...(attack.minimumNorm ? { median_perturbation: r.median_perturbation } : {}),
+    ...brokenByCounts(r),
     gradient_evaluations: r.gradient_evaluations,
     queries: r.queries,
     seconds: round(r.seconds, 3),
@@ -146,6 +147,17 @@ async function runAttack(opts: AttackOptions): Promise<void> {
       `${r.gradient_evaluations} gradient evaluations, ${r.queries} queries, ${round(r.seconds, 2)} s`,
     ].join('\n'),
   );
+}
+
+/** Ensembles: how many examples each member broke (`robust`: none did; `clean`: misclassified). */
+function brokenByCounts(r: AttackEvaluation): { broken_by?: Record<string, number> } {
+  if (!r.perExample.some((e) => e.brokenBy !== undefined)) return {};
+  const counts: Record<string, number> = {};
+  for (const e of r.perExample) {
+    const key = e.brokenBy ?? 'robust';
+    counts[key] = (counts[key] ?? 0) + 1;
+  }
+  return { broken_by: counts };
 }
 
 function pct(v: number): string {

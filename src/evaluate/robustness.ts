@@ -30,6 +30,8 @@ export interface AttackEvaluation {
     clean: number;
     adversarial: number;
     norm: number;
+    /** Ensembles: the member that broke the example, 'clean', or null (robust). */
+    brokenBy?: string | null;
   }[];
   /** The first `keepExamples` clean and adversarial inputs, for galleries. */
   examples: { x: Float32Array; xAdv: Float32Array; shape: number[] };
@@ -102,6 +104,7 @@ export async function evaluateAttack(
           clean: c[i],
           adversarial: a[i],
           norm: d[i],
+          ...(out.brokenBy ? { brokenBy: out.brokenBy[i] } : {}),
         });
       }
     } finally {

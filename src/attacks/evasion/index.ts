@@ -13,6 +13,17 @@ export {
   parseApgdConfig,
 } from './apgd.js';
 export {
+  AUTO_MEMBERS,
+  type AutoConfig,
+  type AutoConfigInput,
+  type AutoMember,
+  type AutoOptions,
+  type AutoResult,
+  autoAttack,
+  autoConfigSchema,
+  createAuto,
+} from './auto.js';
+export {
   type CarliniWagnerConfig,
   type CarliniWagnerConfigInput,
   type CarliniWagnerOptions,
