@@ -155,7 +155,7 @@ export const ATTACKS: readonly AttackEntry[] = [
     name: 'auto',
     description:
       'AutoAttack-style ensemble: APGD-CE, APGD-T, then Square on what is left; per-example worst case',
-    norms: ['linf', 'l2'],
+    norms: ['linf'],
     minimumNorm: false,
     run: async (model, x, labels, p, ctx) => {
       if (p.targeted) {
