@@ -4,12 +4,18 @@
  * of clean / adversarial / amplified perturbation for the first examples.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { NORMS, type Norm } from '../attacks/evasion/projection.js';
 import { ATTACKS, type AttackParams, attackNames, findAttack } from '../attacks/registry.js';
 import { loadDataset, takeFirst } from '../data/index.js';
-import { type AttackEvaluation, evaluateAttack } from '../evaluate/robustness.js';
+import { WorkerPool } from '../engine/pool.js';
+import {
+  type AttackEvaluation,
+  evaluateAttack,
+  evaluateAttackPooled,
+} from '../evaluate/robustness.js';
 import { loadClassifier } from '../models/index.js';
 import { writeExamplePng } from '../report/images.js';
 import {
@@ -109,11 +115,22 @@ async function runAttack(opts: AttackOptions): Promise<void> {
   const bar = progressBar(`${attack.name} |{bar}| {value}/{total} examples | ETA {eta_formatted}`);
   bar.start(data.shape[0], 0);
   const keep = opts.saveExamples ? Math.min(opts.examples, data.shape[0]) : 0;
-  const r = await evaluateAttack(model, data, attack, params, {
+  const evalOpts = {
     batchSize: opts.batchSize,
     keepExamples: keep,
-    onProgress: (done) => bar.update(done),
-  }).finally(() => bar.stop());
+    onProgress: (done: number) => bar.update(done),
+  };
+  // Batches go to one worker per core; a single batch (or --workers 1) runs in this thread.
+  const batches = Math.ceil(data.shape[0] / opts.batchSize);
+  const workers = Math.min(opts.workers ?? availableParallelism(), batches);
+  const pool = workers > 1 ? new WorkerPool({ workers, backend }) : undefined;
+  const r = await (pool
+    ? evaluateAttackPooled(pool, opts.model, model.numClasses, data, attack, params, evalOpts)
+    : evaluateAttack(model, data, attack, params, evalOpts)
+  ).finally(async () => {
+    bar.stop();
+    await pool?.close();
+  });
   if (opts.saveExamples) await saveExamples(opts.saveExamples, r, model.bounds, data.classNames);
   model.dispose();
   const result = {
@@ -128,6 +145,7 @@ async function runAttack(opts: AttackOptions): Promise<void> {
     n: r.n,
     seed: opts.seed,
     backend,
+    workers: Math.max(workers, 1),
     clean_accuracy: r.clean_accuracy,
     robust_accuracy: r.robust_accuracy,
     attack_success_rate: r.attack_success_rate,

@@ -59,17 +59,32 @@ async function forward(input: ForwardInput, ctx: TaskContext): Promise<Float32Ar
   if (input.backend !== undefined && input.backend !== tf.getBackend()) {
     await initBackend(input.backend);
   }
-  const key = `forward:${tf.getBackend()}:${input.modelDir}`;
-  let model = ctx.cache.get(key) as Classifier | undefined;
-  if (model === undefined) {
-    // Imported lazily: the loader pulls in tfjs-layers/-converter, which only this task needs.
-    const { loadClassifier } = await import('../models/load.js');
-    model = await loadClassifier(input.modelDir);
-    ctx.cache.set(key, model);
-  }
-  const m = model;
+  const m = await cachedClassifier(input.modelDir, ctx);
   const logits = tf.tidy(() => m.logits(tf.tensor(input.x, input.shape)));
   return readAndDispose(logits);
+}
+
+/** The classifier in `modelDir`, loaded once per worker and backend. */
+async function cachedClassifier(modelDir: string, ctx: TaskContext): Promise<Classifier> {
+  const key = `classifier:${tf.getBackend()}:${modelDir}`;
+  let model = ctx.cache.get(key) as Classifier | undefined;
+  if (model === undefined) {
+    // Imported lazily: the loader pulls in tfjs-layers/-converter, which only model tasks need.
+    const { loadClassifier } = await import('../models/load.js');
+    model = await loadClassifier(modelDir);
+    ctx.cache.set(key, model);
+  }
+  return model;
+}
+
+/** One batch of an attack evaluation (src/evaluate/robustness.ts) on the model in `modelDir`. */
+async function attackBatch(
+  input: import('../evaluate/robustness.js').AttackBatchInput & { modelDir: string },
+  ctx: TaskContext,
+): Promise<import('../evaluate/robustness.js').AttackBatchOutput> {
+  const model = await cachedClassifier(input.modelDir, ctx);
+  const { attackBatch: run } = await import('../evaluate/robustness.js');
+  return run(model, input);
 }
 
 /**
@@ -134,10 +149,14 @@ async function trainGradients(
 }
 
 /** The built-in tasks, by name. */
-export const TASKS = { echo, sum, forward, benchConv, trainGradients } satisfies Record<
-  string,
-  (input: never, ctx: TaskContext) => unknown
->;
+export const TASKS = {
+  echo,
+  sum,
+  forward,
+  benchConv,
+  trainGradients,
+  attackBatch,
+} satisfies Record<string, (input: never, ctx: TaskContext) => unknown>;
 
 export type TaskName = keyof typeof TASKS;
 export type TaskInput<K extends TaskName> = Parameters<(typeof TASKS)[K]>[0];

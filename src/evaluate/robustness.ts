@@ -5,9 +5,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { perturbationNorms } from '../attacks/evasion/projection.js';
-import type { AttackEntry, AttackParams } from '../attacks/registry.js';
+import { type AttackEntry, type AttackParams, findAttack } from '../attacks/registry.js';
 import { type Dataset, exampleSize } from '../data/index.js';
+import type { WorkerPool } from '../engine/pool.js';
 import { Rng } from '../engine/rng.js';
+import { ParryError } from '../errors.js';
 import type { Classifier } from '../models/classifier.js';
 
 export interface AttackEvaluation {
@@ -44,6 +46,164 @@ export interface EvaluateAttackOptions {
   signal?: AbortSignal;
 }
 
+/** One batch of `evaluateAttack`'s work, as plain arrays (it crosses to worker threads). */
+export interface AttackBatchInput {
+  x: Float32Array;
+  /** `[batch, ...inputShape]`. */
+  shape: number[];
+  labels: Int32Array;
+  /** Target classes, when targeted. */
+  targets?: Int32Array;
+  /** A registry name (`ATTACKS`). */
+  attack: string;
+  /** The batch's parameters, its own seed included. */
+  params: AttackParams;
+  /** Return the adversarial values of the first `keep` rows. */
+  keep: number;
+}
+
+export interface AttackBatchOutput {
+  clean: Int32Array;
+  adversarial: Int32Array;
+  norms: Float32Array;
+  /** The first `keep` adversarial rows. */
+  xAdv: Float32Array;
+  /** Batch gradient evaluations and queries per example, as the attack reported them. */
+  gradientEvaluations: number;
+  queries: number;
+  brokenBy?: (string | null)[];
+}
+
+/** Attacks one batch and reads back predictions before and after, and the perturbation norms. */
+export async function attackBatch(
+  model: Classifier,
+  input: AttackBatchInput,
+  signal?: AbortSignal,
+): Promise<AttackBatchOutput> {
+  const attack = findAttack(input.attack);
+  if (attack === undefined) {
+    throw new ParryError('BAD_OPTION', `unknown attack '${input.attack}'`);
+  }
+  const m = input.shape[0];
+  const x = tf.tensor(input.x, input.shape);
+  const labels = tf.tensor1d(input.labels, 'int32');
+  const targetLabels = input.targets ? tf.tensor1d(input.targets, 'int32') : undefined;
+  try {
+    const out = await attack.run(model, x, labels, input.params, { targetLabels, signal });
+    const [clean, adv, norms] = tf.tidy(() => [
+      tf.argMax(model.logits(x), 1),
+      tf.argMax(model.logits(out.xAdv), 1),
+      perturbationNorms(out.xAdv, x, input.params.norm),
+    ]);
+    const per = input.x.length / Math.max(m, 1);
+    const [c, a, d, xa] = await Promise.all([
+      clean.data(),
+      adv.data(),
+      norms.data(),
+      input.keep > 0 ? out.xAdv.data() : Promise.resolve(new Float32Array(0)),
+    ]);
+    tf.dispose([clean, adv, norms, out.xAdv]);
+    return {
+      clean: Int32Array.from(c),
+      adversarial: Int32Array.from(a),
+      norms: Float32Array.from(d),
+      xAdv: Float32Array.from((xa as Float32Array).subarray(0, Math.min(input.keep, m) * per)),
+      gradientEvaluations: out.gradientEvaluations,
+      queries: out.queries,
+      ...(out.brokenBy ? { brokenBy: out.brokenBy } : {}),
+    };
+  } finally {
+    tf.dispose([x, labels, ...(targetLabels ? [targetLabels] : [])]);
+  }
+}
+
+/**
+ * The batches of an evaluation with their seeds and (targeted) target classes, all drawn from one
+ * generator seeded by `params.seed` in batch order: in-process and pooled runs attack alike.
+ */
+function planBatches(
+  data: Dataset,
+  attack: AttackEntry,
+  params: AttackParams,
+  batchSize: number,
+  keepExamples: number,
+  numClasses: number,
+): AttackBatchInput[] {
+  const n = data.shape[0];
+  const per = exampleSize(data);
+  const rng = new Rng(params.seed);
+  const plan: AttackBatchInput[] = [];
+  for (let start = 0; start < n; start += batchSize) {
+    const end = Math.min(n, start + batchSize);
+    const labels = data.labels.subarray(start, end);
+    // Targets: a uniformly random class other than the true one, from the seeded generator.
+    const targets = params.targeted
+      ? Int32Array.from(labels, (y) => (y + 1 + rng.int(numClasses - 1)) % numClasses)
+      : undefined;
+    plan.push({
+      x: data.x.subarray(start * per, end * per),
+      shape: [end - start, ...data.shape.slice(1)],
+      labels: Int32Array.from(labels),
+      ...(targets ? { targets } : {}),
+      attack: attack.name,
+      params: { ...params, seed: rng.nextUint32() },
+      keep: Math.max(0, Math.min(keepExamples, end) - start),
+    });
+  }
+  return plan;
+}
+
+/** Folds per-batch outputs, in batch order, into the evaluation. */
+function assemble(
+  plan: AttackBatchInput[],
+  outputs: AttackBatchOutput[],
+  keep: number,
+  seconds: number,
+): AttackEvaluation {
+  const n = plan.reduce((a, b) => a + b.shape[0], 0);
+  const perExample: AttackEvaluation['perExample'] = [];
+  const shape = plan.length > 0 ? plan[0].shape.slice(1) : [];
+  const per = shape.reduce((a, b) => a * b, 1);
+  const examples = {
+    x: new Float32Array(keep * per),
+    xAdv: new Float32Array(keep * per),
+    shape: [keep, ...shape],
+  };
+  let gradientEvaluations = 0;
+  let queries = 0;
+  let offset = 0;
+  plan.forEach((batch, b) => {
+    const out = outputs[b];
+    const m = batch.shape[0];
+    gradientEvaluations += out.gradientEvaluations * m;
+    queries += out.queries * m;
+    if (batch.keep > 0) {
+      examples.x.set(batch.x.subarray(0, batch.keep * per), offset * per);
+      examples.xAdv.set(out.xAdv, offset * per);
+    }
+    for (let i = 0; i < m; i++) {
+      perExample.push({
+        label: batch.labels[i],
+        ...(batch.targets ? { target: batch.targets[i] } : {}),
+        clean: out.clean[i],
+        adversarial: out.adversarial[i],
+        norm: out.norms[i],
+        ...(out.brokenBy ? { brokenBy: out.brokenBy[i] } : {}),
+      });
+    }
+    offset += m;
+  });
+  return {
+    n,
+    ...summarize(perExample, plan[0]?.params.targeted ?? false),
+    gradient_evaluations: gradientEvaluations,
+    queries,
+    seconds,
+    perExample,
+    examples,
+  };
+}
+
 export async function evaluateAttack(
   model: Classifier,
   data: Dataset,
@@ -53,74 +213,48 @@ export async function evaluateAttack(
 ): Promise<AttackEvaluation> {
   const { batchSize = 128, keepExamples = 0 } = opts;
   const n = data.shape[0];
-  const per = exampleSize(data);
-  const k = model.numClasses;
-  const rng = new Rng(params.seed);
-  const started = performance.now();
-  const perExample: AttackEvaluation['perExample'] = [];
   const keep = Math.min(keepExamples, n);
-  const examples = {
-    x: new Float32Array(keep * per),
-    xAdv: new Float32Array(keep * per),
-    shape: [keep, ...data.shape.slice(1)],
-  };
-  let gradientEvaluations = 0;
-  let queries = 0;
-  for (let start = 0; start < n; start += batchSize) {
-    const end = Math.min(n, start + batchSize);
-    const m = end - start;
-    const labelsJs = data.labels.subarray(start, end);
-    // Targets: a uniformly random class other than the true one, from the seeded generator.
-    const targetsJs = params.targeted
-      ? Int32Array.from(labelsJs, (y) => (y + 1 + rng.int(k - 1)) % k)
-      : undefined;
-    const x = tf.tensor(data.x.subarray(start * per, end * per), [m, ...data.shape.slice(1)]);
-    const labels = tf.tensor1d(labelsJs, 'int32');
-    const targetLabels = targetsJs ? tf.tensor1d(targetsJs, 'int32') : undefined;
-    try {
-      const batchParams = { ...params, seed: rng.nextUint32() };
-      const out = await attack.run(model, x, labels, batchParams, {
-        targetLabels,
-        signal: opts.signal,
-      });
-      gradientEvaluations += out.gradientEvaluations * m;
-      queries += out.queries * m;
-      const [clean, adv, norms] = tf.tidy(() => [
-        tf.argMax(model.logits(x), 1),
-        tf.argMax(model.logits(out.xAdv), 1),
-        perturbationNorms(out.xAdv, x, params.norm),
-      ]);
-      const [c, a, d] = await Promise.all([clean.data(), adv.data(), norms.data()]);
-      if (start < keep) {
-        const upto = Math.min(keep, end) - start;
-        examples.x.set(data.x.subarray(start * per, (start + upto) * per), start * per);
-        examples.xAdv.set((await out.xAdv.data()).subarray(0, upto * per), start * per);
-      }
-      tf.dispose([clean, adv, norms, out.xAdv]);
-      for (let i = 0; i < m; i++) {
-        perExample.push({
-          label: labelsJs[i],
-          ...(targetsJs ? { target: targetsJs[i] } : {}),
-          clean: c[i],
-          adversarial: a[i],
-          norm: d[i],
-          ...(out.brokenBy ? { brokenBy: out.brokenBy[i] } : {}),
-        });
-      }
-    } finally {
-      tf.dispose([x, labels, ...(targetLabels ? [targetLabels] : [])]);
-    }
-    opts.onProgress?.(end, n);
+  const started = performance.now();
+  const plan = planBatches(data, attack, params, batchSize, keep, model.numClasses);
+  const outputs: AttackBatchOutput[] = [];
+  let done = 0;
+  for (const batch of plan) {
+    outputs.push(await attackBatch(model, batch, opts.signal));
+    done += batch.shape[0];
+    opts.onProgress?.(done, n);
   }
-  return {
-    n,
-    ...summarize(perExample, params.targeted),
-    gradient_evaluations: gradientEvaluations,
-    queries,
-    seconds: (performance.now() - started) / 1000,
-    perExample,
-    examples,
-  };
+  return assemble(plan, outputs, keep, (performance.now() - started) / 1000);
+}
+
+/**
+ * `evaluateAttack` with the batches spread over a worker pool; each worker loads the model from
+ * `modelDir` once. Batch seeds and targets are drawn as in-process, so results are the same.
+ */
+export async function evaluateAttackPooled(
+  pool: WorkerPool,
+  modelDir: string,
+  numClasses: number,
+  data: Dataset,
+  attack: AttackEntry,
+  params: AttackParams,
+  opts: EvaluateAttackOptions = {},
+): Promise<AttackEvaluation> {
+  const { batchSize = 128, keepExamples = 0 } = opts;
+  const n = data.shape[0];
+  const keep = Math.min(keepExamples, n);
+  const started = performance.now();
+  const plan = planBatches(data, attack, params, batchSize, keep, numClasses);
+  const outputs = await pool.map(
+    'attackBatch',
+    // Own copies, moved to the workers (a view would clone the whole data set's buffer).
+    plan.map((batch) => ({ ...batch, x: batch.x.slice(), modelDir })),
+    {
+      transfer: (input) => [input.x.buffer as ArrayBuffer],
+      signal: opts.signal,
+      onProgress: (done, total) => opts.onProgress?.(Math.round((done / total) * n), n),
+    },
+  );
+  return assemble(plan, outputs, keep, (performance.now() - started) / 1000);
 }
 
 function summarize(rows: AttackEvaluation['perExample'], targeted: boolean) {

@@ -109,3 +109,31 @@ describe('evaluateAttack', () => {
     expect(r.attack_success_rate).toBeCloseTo(hit / correct.length, 10);
   });
 });
+
+describe('evaluateAttackPooled', () => {
+  it('spreads batches over workers and matches the in-process evaluation exactly', async () => {
+    const { loadClassifier } = await import('../../src/models/index.js');
+    const { loadDataset, takeFirst } = await import('../../src/data/index.js');
+    const { WorkerPool } = await import('../../src/engine/pool.js');
+    const { evaluateAttackPooled } = await import('../../src/evaluate/robustness.js');
+    const dir = 'models/fmnist-cnn-small';
+    const cnn = await loadClassifier(dir);
+    const test = takeFirst(loadDataset('fashion-mnist-subset', 'test'), 24);
+    const params = { norm: 'linf' as const, eps: 0.05, steps: 3, targeted: true, seed: 7 };
+    const pgd = findAttack('pgd')!;
+    const opts = { batchSize: 8, keepExamples: 10 };
+    const local = await evaluateAttack(cnn, test, pgd, params, opts);
+    const pool = new WorkerPool({ workers: 2, backend: tf.getBackend() });
+    try {
+      const pooled = await evaluateAttackPooled(pool, dir, 10, test, pgd, params, opts);
+      expect(pooled.perExample).toEqual(local.perExample);
+      expect(pooled.robust_accuracy).toBe(local.robust_accuracy);
+      expect(pooled.gradient_evaluations).toBe(local.gradient_evaluations);
+      expect(Array.from(pooled.examples.xAdv)).toEqual(Array.from(local.examples.xAdv));
+      expect(Array.from(pooled.examples.x)).toEqual(Array.from(test.x.subarray(0, 10 * 784)));
+    } finally {
+      await pool.close();
+      cnn.dispose();
+    }
+  });
+});
