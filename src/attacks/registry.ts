@@ -13,8 +13,9 @@ import { createDeepFool } from './evasion/deepfool.js';
 import { createFgsm } from './evasion/fgsm.js';
 import { createMim } from './evasion/mim.js';
 import { createPgd } from './evasion/pgd.js';
-import type { Norm } from './evasion/projection.js';
+import { enforceThreatModel, type Norm } from './evasion/projection.js';
 import { createSquare, queryClassifierFrom } from './evasion/square.js';
+import { applyUniversal, createUap } from './evasion/uap.js';
 
 /** What the command line can say about any attack; each attack reads the fields it uses. */
 export interface AttackParams {
@@ -29,6 +30,8 @@ export interface AttackParams {
   loss?: 'ce' | 'margin';
   confidence?: number;
   maxQueries?: number;
+  /** uap: a perturbation fitted beforehand (`inputShape`); without it uap fits one on the batch. */
+  universalPerturbation?: Float32Array;
   seed: number;
 }
 
@@ -178,6 +181,40 @@ export const ATTACKS: readonly AttackEntry[] = [
         queries: r.queries,
         brokenBy: r.brokenBy,
       };
+    },
+  },
+  {
+    name: 'uap',
+    description:
+      'universal adversarial perturbation (Moosavi-Dezfooli et al. 2017): one perturbation for all inputs',
+    norms: ['linf', 'l2'],
+    minimumNorm: false,
+    run: async (model, x, _labels, p, ctx) => {
+      if (p.targeted) throw new ParryError('BAD_OPTION', 'uap: --targeted is not supported');
+      let v = p.universalPerturbation;
+      let gradientEvaluations = 0;
+      if (v === undefined) {
+        const fitUap = createUap({
+          eps: p.eps,
+          norm: p.norm,
+          deepfoolSteps: p.steps,
+          seed: p.seed,
+        });
+        const r = await fitUap(model, x, { signal: ctx.signal });
+        v = r.perturbation;
+        gradientEvaluations = r.gradientEvaluations / x.shape[0];
+      }
+      const pert = v;
+      const xAdv = tf.tidy(() =>
+        enforceThreatModel(
+          applyUniversal(x, tf.tensor(pert, model.inputShape), model.bounds),
+          x,
+          p.eps,
+          p.norm,
+          model.bounds,
+        ),
+      );
+      return { xAdv, gradientEvaluations, queries: 0 };
     },
   },
   {

@@ -6,8 +6,10 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
 import { Command, Option } from 'commander';
 import { NORMS, type Norm } from '../attacks/evasion/projection.js';
+import { createUap, type UapResult } from '../attacks/evasion/uap.js';
 import { ATTACKS, type AttackParams, attackNames, findAttack } from '../attacks/registry.js';
 import { loadDataset, takeFirst } from '../data/index.js';
 import { WorkerPool } from '../engine/pool.js';
@@ -16,7 +18,7 @@ import {
   evaluateAttack,
   evaluateAttackPooled,
 } from '../evaluate/robustness.js';
-import { loadClassifier } from '../models/index.js';
+import { loadClassifier, type TfjsClassifier } from '../models/index.js';
 import { writeExamplePng } from '../report/images.js';
 import {
   badOption,
@@ -46,6 +48,7 @@ interface AttackOptions extends CommonOptions {
   loss: 'ce' | 'margin';
   confidence?: number;
   maxQueries?: number;
+  fitExamples: number;
   n: number;
   batchSize: number;
   saveExamples?: string;
@@ -83,6 +86,12 @@ export function attackCommand(): Command {
     .option('--max-queries <q>', 'query budget of black-box attacks', parsePositiveInt)
     .option('--n <n>', 'examples to attack (the first N of the test split)', parsePositiveInt, 1000)
     .option('--batch-size <b>', 'examples per attack batch', parsePositiveInt, 128)
+    .option(
+      '--fit-examples <k>',
+      'uap: training examples the universal perturbation is fitted on (the first K)',
+      parsePositiveInt,
+      1000,
+    )
     .option('--save-examples <dir>', 'write PNGs of the first examples and their labels')
     .option('--examples <k>', 'how many examples --save-examples writes', parsePositiveInt, 8);
   return withCommonOptions(cmd).action((opts: AttackOptions) => runAttack(opts));
@@ -112,6 +121,8 @@ async function runAttack(opts: AttackOptions): Promise<void> {
     maxQueries: opts.maxQueries,
     seed: opts.seed,
   };
+  const fit = attack.name === 'uap' ? await fitUniversal(model, params, opts) : undefined;
+  if (fit) params.universalPerturbation = fit.perturbation;
   const bar = progressBar(`${attack.name} |{bar}| {value}/{total} examples | ETA {eta_formatted}`);
   bar.start(data.shape[0], 0);
   const keep = opts.saveExamples ? Math.min(opts.examples, data.shape[0]) : 0;
@@ -153,6 +164,16 @@ async function runAttack(opts: AttackOptions): Promise<void> {
     max_perturbation: r.max_perturbation,
     ...(attack.minimumNorm ? { median_perturbation: r.median_perturbation } : {}),
     ...brokenByCounts(r),
+    ...(fit
+      ? {
+          fooling_rate: r.perExample.filter((e) => e.clean !== e.adversarial).length / r.n,
+          fit_examples: fit.examples,
+          fit_fooling_rate: fit.foolingRates[fit.foolingRates.length - 1] ?? 0,
+          fit_epochs: fit.epochs,
+          fit_gradient_evaluations: fit.gradientEvaluations,
+          fit_seconds: round(fit.seconds, 3),
+        }
+      : {}),
     gradient_evaluations: r.gradient_evaluations,
     queries: r.queries,
     seconds: round(r.seconds, 3),
@@ -165,6 +186,37 @@ async function runAttack(opts: AttackOptions): Promise<void> {
       `${r.gradient_evaluations} gradient evaluations, ${r.queries} queries, ${round(r.seconds, 2)} s`,
     ].join('\n'),
   );
+}
+
+/** uap: fits one perturbation on the first --fit-examples training examples. */
+async function fitUniversal(
+  model: TfjsClassifier,
+  params: AttackParams,
+  opts: AttackOptions,
+): Promise<UapResult & { examples: number; seconds: number }> {
+  const started = performance.now();
+  const train = takeFirst(
+    loadDataset(opts.dataset, 'train', { seed: opts.seed }),
+    opts.fitExamples,
+  );
+  model.checkInput(train.shape);
+  const n = train.shape[0];
+  const bar = progressBar('uap fit |{bar}| epoch {epoch} {value}/{total} examples');
+  bar.start(n, 0, { epoch: 1 });
+  const x = tf.tensor(train.x, train.shape);
+  try {
+    const fitUap = createUap({
+      eps: params.eps,
+      norm: params.norm,
+      ...(params.steps !== undefined ? { deepfoolSteps: params.steps } : {}),
+      seed: params.seed,
+    });
+    const r = await fitUap(model, x, { onProgress: (epoch, done) => bar.update(done, { epoch }) });
+    return { ...r, examples: n, seconds: (performance.now() - started) / 1000 };
+  } finally {
+    bar.stop();
+    x.dispose();
+  }
 }
 
 /** Ensembles: how many examples each member broke (`robust`: none did; `clean`: misclassified). */

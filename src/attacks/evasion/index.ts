@@ -100,3 +100,14 @@ export {
   squareConfigSchema,
   squareP,
 } from './square.js';
+export {
+  applyUniversal,
+  createUap,
+  foolingRate,
+  type UapConfig,
+  type UapConfigInput,
+  type UapOptions,
+  type UapResult,
+  uapConfigSchema,
+  universalPerturbation,
+} from './uap.js';

@@ -11,9 +11,18 @@ import { crossEntropy, margin } from '../../train/losses.js';
 export type AttackLoss = 'ce' | 'margin';
 
 /**
+ * Weight of the margin term in 'ce'. Where softmax saturates in float32 (a logit gap beyond ~90,
+ * common far from the data, e.g. after a random start in a large ball) the cross-entropy gradient
+ * is exactly zero and a sign step stalls: gradient masking by arithmetic. The margin's gradient
+ * never vanishes; at this weight it only steers where the cross-entropy gradient is below ~1e-3,
+ * i.e. where p_y > 0.999 and both point towards the runner-up class anyway.
+ */
+export const CE_MARGIN_WEIGHT = 1e-3;
+
+/**
  * Per-example objective `[batch]` to maximise. `labels` are the true labels (untargeted) or the
- * target labels (targeted). 'ce': ±cross-entropy; 'margin': the C&W margin max_{j≠y} z_j − z_y
- * (untargeted) or z_t − max_{j≠t} z_j (targeted).
+ * target labels (targeted). 'ce': ±(cross-entropy − 1e-3·margin) (see CE_MARGIN_WEIGHT);
+ * 'margin': the C&W margin max_{j≠y} z_j − z_y (untargeted) or z_t − max_{j≠t} z_j (targeted).
  */
 export function attackObjective(
   logits: tf.Tensor2D,
@@ -22,7 +31,9 @@ export function attackObjective(
   loss: AttackLoss,
 ): tf.Tensor1D {
   return tf.tidy(() => {
-    const ascend = loss === 'ce' ? crossEntropy(logits, labels) : tf.neg(margin(logits, labels));
+    const m = margin(logits, labels);
+    const ascend =
+      loss === 'ce' ? tf.sub(crossEntropy(logits, labels), tf.mul(m, CE_MARGIN_WEIGHT)) : tf.neg(m);
     return (targeted ? tf.neg(ascend) : ascend) as tf.Tensor1D;
   });
 }
