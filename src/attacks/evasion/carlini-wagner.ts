@@ -123,24 +123,34 @@ export function carliniWagnerStep(
   s: CarliniWagnerState,
   c: CarliniWagnerConfig,
 ) {
-  return tf.tidy(() => {
-    const objective = (w: tf.Tensor) => {
+  // One forward pass per step: the per-example terms are kept out of the gradient's forward.
+  let aux: { xNew: tf.Tensor; l2: tf.Tensor1D; arg: tf.Tensor1D; loss: tf.Scalar } | undefined;
+  const step = tf.tidy(() => {
+    const grad = tf.grad((w: tf.Tensor) => {
       const xNew = toInput(w, model.bounds);
       const l2 = tf.sum(tf.reshape(tf.square(tf.sub(xNew, x)), [x.shape[0], -1]), 1);
       const arg = hingeArgument(model.logits(xNew), goal, c);
-      return { xNew, l2, arg, loss: tf.sum(tf.add(l2, tf.mul(constant, tf.relu(arg)))) };
-    };
-    const grad = tf.grad((w: tf.Tensor) => objective(w).loss)(s.w);
-    const { xNew, l2, arg, loss } = objective(s.w);
-    const success = tf.less(arg, 0) as tf.Tensor1D;
+      const loss = tf.sum(tf.add(l2, tf.mul(constant, tf.relu(arg))));
+      aux = {
+        xNew: tf.keep(xNew),
+        l2: tf.keep(l2) as tf.Tensor1D,
+        arg: tf.keep(arg),
+        loss: tf.keep(loss) as tf.Scalar,
+      };
+      return loss;
+    })(s.w);
     const t = s.t + 1;
     const m = tf.add(tf.mul(s.m, BETA1), tf.mul(grad, 1 - BETA1));
     const v = tf.add(tf.mul(s.v, BETA2), tf.mul(tf.square(grad), 1 - BETA2));
     const mHat = tf.div(m, 1 - BETA1 ** t);
     const vHat = tf.div(v, 1 - BETA2 ** t);
     const w = tf.sub(s.w, tf.mul(tf.div(mHat, tf.add(tf.sqrt(vHat), ADAM_EPS)), c.lr));
-    return { state: { w, m, v, t }, xNew, l2: l2 as tf.Tensor1D, success, loss };
+    return { w, m, v, t };
   });
+  const { xNew, l2, arg, loss } = aux!;
+  const success = tf.tidy(() => tf.less(arg, 0) as tf.Tensor1D);
+  arg.dispose();
+  return { state: step, xNew, l2, success, loss };
 }
 
 /** Validates a config once; the returned attack does not re-check it. */

@@ -1,0 +1,103 @@
+/**
+ * Attack benchmark on the committed `models/fmnist-cnn-small` (Fashion-MNIST subset test images,
+ * batch 128, L∞ eps 0.1). Throughput runs use the worker pool with one worker per core, like
+ * `parry attack`; the PGD step split runs in one thread: forward, backward (gradient minus
+ * forward) and projection (the step, the ball projection and the clip).
+ */
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { attackObjective } from '../src/attacks/evasion/objective.js';
+import { clipToBounds, projectToBall } from '../src/attacks/evasion/projection.js';
+import { type AttackParams, findAttack } from '../src/attacks/registry.js';
+import { loadDataset, takeFirst } from '../src/data/index.js';
+import { initBackend } from '../src/engine/backend.js';
+import { packageRoot } from '../src/engine/paths.js';
+import { WorkerPool } from '../src/engine/pool.js';
+import { evaluateAttackPooled } from '../src/evaluate/robustness.js';
+import { loadClassifier } from '../src/models/index.js';
+import { timeMs } from './engine.js';
+
+const BATCH = 128;
+const EPS = 0.1;
+
+export async function benchAttacks(backend?: string): Promise<Record<string, unknown>> {
+  const name = await initBackend(backend);
+  const modelDir = path.join(packageRoot(), 'models', 'fmnist-cnn-small');
+  const model = await loadClassifier(modelDir);
+  const test = loadDataset('fashion-mnist-subset', 'test');
+  const workers = availableParallelism();
+  const pool = new WorkerPool({ workers, backend: name });
+  await pool.ready();
+  const throughput = async (attack: string, n: number, extra: Partial<AttackParams>) => {
+    const data = takeFirst(test, n);
+    const params: AttackParams = { norm: 'linf', eps: EPS, targeted: false, seed: 0, ...extra };
+    const r = await evaluateAttackPooled(pool, modelDir, 10, data, findAttack(attack)!, params, {
+      batchSize: BATCH,
+    });
+    return { imagesPerS: n / r.seconds, robust: r.robust_accuracy };
+  };
+  try {
+    const pgd = await throughput('pgd', 4 * BATCH, { steps: 20 });
+    const apgd = await throughput('apgd-ce', 2 * BATCH, { steps: 100 });
+    const square = await throughput('square', 2 * BATCH, { maxQueries: 5000 });
+    const split = pgdStepSplit(model, takeFirst(test, BATCH));
+    return {
+      benchmark: 'attacks',
+      backend: name,
+      workers,
+      model: 'fmnist-cnn-small',
+      eps: EPS,
+      batch: BATCH,
+      pgd20_linf_images_per_s: round(pgd.imagesPerS),
+      pgd20_linf_robust_accuracy: pgd.robust,
+      apgd_ce_100_images_per_s: round(apgd.imagesPerS),
+      apgd_ce_100_robust_accuracy: apgd.robust,
+      square_5000_images_per_s: round(square.imagesPerS),
+      square_5000_robust_accuracy: square.robust,
+      ...split,
+    };
+  } finally {
+    await pool.close();
+    model.dispose();
+  }
+}
+
+function pgdStepSplit(
+  model: Awaited<ReturnType<typeof loadClassifier>>,
+  data: ReturnType<typeof takeFirst>,
+): Record<string, number> {
+  const x = tf.tensor(data.x, data.shape);
+  const y = tf.tensor1d(data.labels, 'int32');
+  const sync = (t: tf.Tensor) => t.dataSync();
+  const objective = (z: tf.Tensor) => tf.sum(attackObjective(model.logits(z), y, false, 'ce'));
+  const forwardMs = timeMs(() => tf.tidy(() => sync(model.logits(x))));
+  const gradientMs = timeMs(() => tf.tidy(() => sync(tf.grad(objective)(x))));
+  const g = tf.tidy(() => tf.grad(objective)(x));
+  const projectionMs = timeMs(() =>
+    tf.tidy(() => {
+      const stepped = tf.add(x, tf.mul(tf.sign(g), EPS / 4));
+      sync(clipToBounds(projectToBall(stepped, x, EPS, 'linf'), model.bounds));
+    }),
+  );
+  const stepMs = timeMs(() =>
+    tf.tidy(() => {
+      const grad = tf.grad(objective)(x);
+      const stepped = tf.add(x, tf.mul(tf.sign(grad), EPS / 4));
+      sync(clipToBounds(projectToBall(stepped, x, EPS, 'linf'), model.bounds));
+    }),
+  );
+  tf.dispose([x, y, g]);
+  return {
+    pgd_step_forward_ms: round(forwardMs),
+    pgd_step_backward_ms: round(gradientMs - forwardMs),
+    pgd_step_projection_ms: round(projectionMs),
+    pgd_step_ms: round(stepMs),
+    pgd_step_over_forward: round(stepMs / forwardMs, 3),
+  };
+}
+
+function round(v: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}
