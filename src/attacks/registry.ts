@@ -7,13 +7,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ParryError } from '../errors.js';
 import type { Classifier } from '../models/classifier.js';
 import { createApgd } from './evasion/apgd.js';
+import { queryClassifierFrom } from './evasion/black-box.js';
 import { createCarliniWagner } from './evasion/carlini-wagner.js';
 import { createDeepFool } from './evasion/deepfool.js';
 import { createFgsm } from './evasion/fgsm.js';
 import { createMim } from './evasion/mim.js';
 import { createPgd } from './evasion/pgd.js';
 import type { Norm } from './evasion/projection.js';
-import { createSquare, queryClassifierFrom } from './evasion/square.js';
+import { createSquare } from './evasion/square.js';
 
 /** What the command line can say about any attack; each attack reads the fields it uses. */
 export interface AttackParams {
@@ -116,7 +117,7 @@ export const ATTACKS: readonly AttackEntry[] = [
   {
     name: 'square',
     description: 'Square Attack (Andriushchenko et al. 2020): score-based black-box random search',
-    norms: ['linf'],
+    norms: ['linf', 'l2'],
     minimumNorm: false,
     run: async (model, x, labels, p, ctx) => {
       const attack = createSquare({

@@ -12,6 +12,7 @@ export {
   createApgd,
   parseApgdConfig,
 } from './apgd.js';
+export { type CountingQueryClassifier, queryClassifierFrom, queryLabels } from './black-box.js';
 export {
   type CarliniWagnerConfig,
   type CarliniWagnerConfigInput,
@@ -78,9 +79,7 @@ export {
   randomStart,
 } from './projection.js';
 export {
-  type CountingQueryClassifier,
   createSquare,
-  queryClassifierFrom,
   type SquareConfig,
   type SquareConfigInput,
   type SquareOptions,
