@@ -7,10 +7,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ParryError } from '../errors.js';
 import type { Classifier } from '../models/classifier.js';
 import { createApgd } from './evasion/apgd.js';
-import { queryClassifierFrom } from './evasion/black-box.js';
+import { decisionClassifierFrom, queryClassifierFrom } from './evasion/black-box.js';
 import { createCarliniWagner } from './evasion/carlini-wagner.js';
 import { createDeepFool } from './evasion/deepfool.js';
 import { createFgsm } from './evasion/fgsm.js';
+import { createHopSkipJump } from './evasion/hop-skip-jump.js';
 import { createMim } from './evasion/mim.js';
 import { createPgd } from './evasion/pgd.js';
 import type { Norm } from './evasion/projection.js';
@@ -128,6 +129,24 @@ export const ATTACKS: readonly AttackEntry[] = [
         seed: p.seed,
       });
       const r = await attack(queryClassifierFrom(model), x, labels, ctx);
+      return { xAdv: r.xAdv, gradientEvaluations: 0, queries: r.meanQueries };
+    },
+  },
+  {
+    name: 'hsj',
+    description:
+      'HopSkipJump (Chen et al. 2020): decision-based black box (top-1 labels only), minimum-norm',
+    norms: ['l2', 'linf'],
+    minimumNorm: true,
+    run: async (model, x, labels, p, ctx) => {
+      const attack = createHopSkipJump({
+        norm: p.norm,
+        maxQueries: p.maxQueries,
+        steps: p.steps,
+        targeted: p.targeted,
+        seed: p.seed,
+      });
+      const r = await attack(decisionClassifierFrom(model), x, labels, ctx);
       return { xAdv: r.xAdv, gradientEvaluations: 0, queries: r.meanQueries };
     },
   },

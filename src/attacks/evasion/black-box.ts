@@ -28,6 +28,32 @@ export function queryClassifierFrom(model: Classifier): CountingQueryClassifier 
 }
 
 /**
+ * Decision-only access to `model`: one-hot top-1 labels, the argmax of its logits (not of rounded
+ * probabilities, where two nearly tied classes can become equal); `queries` counts queried examples.
+ */
+export function decisionClassifierFrom(model: Classifier): CountingQueryClassifier {
+  let queries = 0;
+  return {
+    inputShape: model.inputShape,
+    numClasses: model.numClasses,
+    bounds: model.bounds,
+    get queries() {
+      return queries;
+    },
+    predict: async (x: tf.Tensor) => {
+      queries += x.shape[0];
+      return tf.tidy(
+        () =>
+          tf.cast(
+            tf.oneHot(tf.argMax(model.logits(x), 1), model.numClasses),
+            'float32',
+          ) as tf.Tensor2D,
+      );
+    },
+  };
+}
+
+/**
  * The top-1 label of each of the `count` rows of `rows` (flat, `[count, ...model.inputShape]`),
  * asking `model` at most `batchSize` rows at a time. Only the argmax of each answer is read, so a
  * model that returns one-hot labels (decision-only access) serves as well as one with scores.

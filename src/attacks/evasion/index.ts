@@ -12,7 +12,12 @@ export {
   createApgd,
   parseApgdConfig,
 } from './apgd.js';
-export { type CountingQueryClassifier, queryClassifierFrom, queryLabels } from './black-box.js';
+export {
+  type CountingQueryClassifier,
+  decisionClassifierFrom,
+  queryClassifierFrom,
+  queryLabels,
+} from './black-box.js';
 export {
   type CarliniWagnerConfig,
   type CarliniWagnerConfigInput,
@@ -44,6 +49,15 @@ export {
   fgsm,
   fgsmConfigSchema,
 } from './fgsm.js';
+export {
+  createHopSkipJump,
+  type HopSkipJumpConfig,
+  type HopSkipJumpConfigInput,
+  type HopSkipJumpOptions,
+  type HopSkipJumpResult,
+  hopSkipJump,
+  hopSkipJumpConfigSchema,
+} from './hop-skip-jump.js';
 export {
   createMim,
   type MimConfig,
