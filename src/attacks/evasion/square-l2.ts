@@ -149,51 +149,74 @@ export function squareL2Propose(
 ): Float32Array {
   const xNew = new Float32Array(active.length * g.d);
   const delta = new Float64Array(g.d);
-  const inW1 = (r: number, c: number, w1: number[]) =>
-    r >= w1[0] && r < w1[0] + s && c >= w1[1] && c < w1[1] + s;
   active.forEach((k, j) => {
     let total = 0;
     for (let i = 0; i < g.d; i++) {
       delta[i] = xBest[k * g.d + i] - xs[k * g.d + i];
       total += delta[i] * delta[i];
     }
-    const w1 = [rng.int(g.h - s + 1), rng.int(g.w - s + 1)];
-    const w2 = [rng.int(g.h - s + 1), rng.int(g.w - s + 1)];
+    const windows: Windows = {
+      s,
+      w1: [rng.int(g.h - s + 1), rng.int(g.w - s + 1)],
+      w2: [rng.int(g.h - s + 1), rng.int(g.w - s + 1)],
+    };
     const block = metaPseudoGaussian(s, rng);
-    const at = (r: number, c: number, ch: number) => (r * g.w + c) * g.ch + ch;
+    // Budget per channel: its share of the unused eps², plus the mass already in both windows.
+    const spare = Math.max(eps * eps - total, 0) / g.ch;
     for (let ch = 0; ch < g.ch; ch++) {
-      const sign = rng.next() < 0.5 ? -1 : 1;
-      let win1 = 0;
-      let union = 0;
-      for (let r = 0; r < g.h; r++) {
-        for (let c = 0; c < g.w; c++) {
-          const a = inW1(r, c, w1);
-          if (!a && !inW1(r, c, w2)) continue;
-          const v = delta[at(r, c, ch)];
-          union += v * v;
-          if (a) win1 += v * v;
-        }
-      }
-      const oldNorm = Math.sqrt(win1) + TINY;
-      const fresh = new Float64Array(s * s);
-      let freshSq = 0;
-      for (let r = 0; r < s; r++) {
-        for (let c = 0; c < s; c++) {
-          const v = block[r * s + c] * sign + delta[at(w1[0] + r, w1[1] + c, ch)] / oldNorm;
-          fresh[r * s + c] = v;
-          freshSq += v * v;
-        }
-      }
-      const target = Math.sqrt(Math.max(eps * eps - total, 0) / g.ch + union);
-      const scale = freshSq > 0 ? target / Math.sqrt(freshSq) : 0;
-      for (let r = w2[0]; r < w2[0] + s; r++) {
-        for (let c = w2[1]; c < w2[1] + s; c++) delta[at(r, c, ch)] = 0;
-      }
-      for (let r = 0; r < s; r++) {
-        for (let c = 0; c < s; c++) delta[at(w1[0] + r, w1[1] + c, ch)] = fresh[r * s + c] * scale;
-      }
+      moveMass(delta, g, ch, windows, block, rng.next() < 0.5 ? -1 : 1, spare);
     }
     writeScaled(xs, k, delta, xNew, j, g, eps);
   });
   return xNew;
+}
+
+/** Two s × s windows, by their top-left corners [row, column]. */
+interface Windows {
+  s: number;
+  w1: [number, number];
+  w2: [number, number];
+}
+
+/** Algorithm 3's update of one channel of δ, in place (see {@link squareL2Propose}). */
+function moveMass(
+  delta: Float64Array,
+  g: Geometry,
+  ch: number,
+  { s, w1, w2 }: Windows,
+  block: Float64Array,
+  sign: number,
+  spare: number,
+): void {
+  const at = (r: number, c: number) => (r * g.w + c) * g.ch + ch;
+  const inside = (r: number, c: number, w: [number, number]) =>
+    r >= w[0] && r < w[0] + s && c >= w[1] && c < w[1] + s;
+  let win1 = 0;
+  let union = 0;
+  for (let r = Math.min(w1[0], w2[0]); r < Math.max(w1[0], w2[0]) + s; r++) {
+    for (let c = Math.min(w1[1], w2[1]); c < Math.max(w1[1], w2[1]) + s; c++) {
+      const a = inside(r, c, w1);
+      if (!a && !inside(r, c, w2)) continue;
+      const v = delta[at(r, c)];
+      union += v * v;
+      if (a) win1 += v * v;
+    }
+  }
+  const oldNorm = Math.sqrt(win1) + TINY;
+  const fresh = new Float64Array(s * s);
+  let freshSq = 0;
+  for (let r = 0; r < s; r++) {
+    for (let c = 0; c < s; c++) {
+      const v = block[r * s + c] * sign + delta[at(w1[0] + r, w1[1] + c)] / oldNorm;
+      fresh[r * s + c] = v;
+      freshSq += v * v;
+    }
+  }
+  const scale = freshSq > 0 ? Math.sqrt(spare + union) / Math.sqrt(freshSq) : 0;
+  for (let r = w2[0]; r < w2[0] + s; r++) {
+    for (let c = w2[1]; c < w2[1] + s; c++) delta[at(r, c)] = 0;
+  }
+  for (let r = 0; r < s; r++) {
+    for (let c = 0; c < s; c++) delta[at(w1[0] + r, w1[1] + c)] = fresh[r * s + c] * scale;
+  }
 }
