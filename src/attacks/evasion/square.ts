@@ -11,7 +11,7 @@
  *
  * Threat model: score-based black box (only `QueryClassifier.predict`, never gradients), L∞ or L2
  * ball of radius `eps`, untargeted or targeted. Shapes: x [batch, h, w, c] in model.bounds; labels
- * [batch] int32. Queries: the first (on the stripes) costs 1 per example; afterwards only examples
+ * [batch] int32. Queries: the first (on the initial points) costs 1 per example; afterwards only examples
  * not yet broken are queried, one query each per iteration, never more than `maxQueries` in all.
  * Randomness only from the seeded `Rng`. Caller owns `result.xAdv`.
  *
@@ -45,7 +45,7 @@ export type SquareConfigInput = z.input<typeof squareConfigSchema>;
 /** A parsed config; `pInit` is resolved from the norm when not given. */
 export type SquareConfig = z.infer<typeof squareConfigSchema> & { pInit: number };
 
-/** The paper's initial window fractions (Sec. 4): 0.05 for L∞, 0.1 for L2. */
+/** The standard initial window fractions of the paper and its reference code: 0.05 L∞, 0.1 L2. */
 const DEFAULT_P_INIT = { linf: 0.05, l2: 0.1 } as const;
 
 export interface SquareOptions {
