@@ -8,13 +8,15 @@ import { ParryError } from '../errors.js';
 import type { Classifier } from '../models/classifier.js';
 import { createApgd } from './evasion/apgd.js';
 import { createAuto } from './evasion/auto.js';
+import { decisionClassifierFrom, queryClassifierFrom } from './evasion/black-box.js';
 import { createCarliniWagner } from './evasion/carlini-wagner.js';
 import { createDeepFool } from './evasion/deepfool.js';
 import { createFgsm } from './evasion/fgsm.js';
+import { createHopSkipJump } from './evasion/hop-skip-jump.js';
 import { createMim } from './evasion/mim.js';
 import { createPgd } from './evasion/pgd.js';
 import { enforceThreatModel, type Norm } from './evasion/projection.js';
-import { createSquare, queryClassifierFrom } from './evasion/square.js';
+import { createSquare } from './evasion/square.js';
 import { applyUniversal, createUap } from './evasion/uap.js';
 
 /** What the command line can say about any attack; each attack reads the fields it uses. */
@@ -122,7 +124,7 @@ export const ATTACKS: readonly AttackEntry[] = [
   {
     name: 'square',
     description: 'Square Attack (Andriushchenko et al. 2020): score-based black-box random search',
-    norms: ['linf'],
+    norms: ['linf', 'l2'],
     minimumNorm: false,
     run: async (model, x, labels, p, ctx) => {
       const attack = createSquare({
@@ -133,6 +135,24 @@ export const ATTACKS: readonly AttackEntry[] = [
         seed: p.seed,
       });
       const r = await attack(queryClassifierFrom(model), x, labels, ctx);
+      return { xAdv: r.xAdv, gradientEvaluations: 0, queries: r.meanQueries };
+    },
+  },
+  {
+    name: 'hsj',
+    description:
+      'HopSkipJump (Chen et al. 2020): decision-based black box (top-1 labels only), minimum-norm',
+    norms: ['l2', 'linf'],
+    minimumNorm: true,
+    run: async (model, x, labels, p, ctx) => {
+      const attack = createHopSkipJump({
+        norm: p.norm,
+        maxQueries: p.maxQueries,
+        steps: p.steps,
+        targeted: p.targeted,
+        seed: p.seed,
+      });
+      const r = await attack(decisionClassifierFrom(model), x, labels, ctx);
       return { xAdv: r.xAdv, gradientEvaluations: 0, queries: r.meanQueries };
     },
   },
@@ -158,7 +178,7 @@ export const ATTACKS: readonly AttackEntry[] = [
     name: 'auto',
     description:
       'AutoAttack-style ensemble: APGD-CE, APGD-T, then Square on what is left; per-example worst case',
-    norms: ['linf'],
+    norms: ['linf', 'l2'],
     minimumNorm: false,
     run: async (model, x, labels, p, ctx) => {
       if (p.targeted) {

@@ -1,6 +1,6 @@
 /** Tiny fixed-weight models whose attacks have closed forms. */
 import * as tf from '@tensorflow/tfjs-core';
-import type { Classifier } from '../../src/models/classifier.js';
+import type { Classifier, QueryClassifier } from '../../src/models/classifier.js';
 import { buildArchitecture, TfjsClassifier } from '../../src/models/index.js';
 
 /** logits = flatten(x)·W + b. W is `[d][k]` as nested arrays. */
@@ -58,4 +58,47 @@ export function cnnModel(): TfjsClassifier {
 
 export function toArray(t: tf.Tensor): number[] {
   return Array.from(t.dataSync());
+}
+
+/**
+ * A linear model as a plain data-in/data-out black box: it reads the input values and computes
+ * softmax probabilities in float64 JS, so no gradient can flow through it. `labelsOnly` answers
+ * one-hot top-1 labels instead (decision-only access). `calls` records the rows of every query.
+ */
+export function linearBlackBox(
+  model: LinearClassifier,
+  opts: { labelsOnly?: boolean } = {},
+): QueryClassifier & { calls: number[] } {
+  const calls: number[] = [];
+  const d = model.weights.length;
+  const k = model.numClasses;
+  return {
+    inputShape: model.inputShape,
+    numClasses: k,
+    bounds: model.bounds,
+    calls,
+    predict: async (x: tf.Tensor) => {
+      const v = await x.data();
+      const n = x.shape[0];
+      calls.push(n);
+      const out: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const z = model.bias.map((b, c) => {
+          let s = b;
+          for (let j = 0; j < d; j++) s += v[i * d + j] * model.weights[j][c];
+          return s;
+        });
+        const m = Math.max(...z);
+        if (opts.labelsOnly) {
+          const top = z.indexOf(m);
+          out.push(...z.map((_, c) => (c === top ? 1 : 0)));
+        } else {
+          const e = z.map((t) => Math.exp(t - m));
+          const total = e.reduce((a, b) => a + b, 0);
+          out.push(...e.map((t) => t / total));
+        }
+      }
+      return tf.tensor2d(out, [n, k]);
+    },
+  };
 }

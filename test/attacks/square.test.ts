@@ -3,47 +3,17 @@ import { describe, expect, it } from 'vitest';
 import { perturbationNorms } from '../../src/attacks/evasion/projection.js';
 import { queryClassifierFrom, square, squareP } from '../../src/attacks/evasion/square.js';
 import { ParryError } from '../../src/errors.js';
-import type { QueryClassifier } from '../../src/models/classifier.js';
-import { cnnModel, toArray, twoClassModel, values } from './helpers.js';
+import { cnnModel, linearBlackBox, toArray, twoClassModel, values } from './helpers.js';
 
 const linear = twoClassModel();
-const d = 6;
 
-/**
- * The two-class linear model as a plain data-in/data-out black box: it reads the input values and
- * computes softmax probabilities in JS, so no gradient can flow through it.
- */
-function blackBox(): QueryClassifier & { calls: number[] } {
-  const calls: number[] = [];
-  return {
-    inputShape: linear.inputShape,
-    numClasses: 2,
-    bounds: [0, 1],
-    calls,
-    predict: async (x: tf.Tensor) => {
-      const v = await x.data();
-      const n = x.shape[0];
-      calls.push(n);
-      const out: number[] = [];
-      for (let k = 0; k < n; k++) {
-        const z = [0, 1].map((c) => {
-          let s = linear.bias[c];
-          for (let i = 0; i < d; i++) s += v[k * d + i] * linear.weights[i][c];
-          return s;
-        });
-        const m = Math.max(...z);
-        const e = z.map((t) => Math.exp(t - m));
-        out.push(e[0] / (e[0] + e[1]), e[1] / (e[0] + e[1]));
-      }
-      return tf.tensor2d(out, [n, 2]);
-    },
-  };
-}
+/** The two-class linear model as a black box answering probabilities computed in JS. */
+const blackBox = () => linearBlackBox(linear);
 
 /** x [4, 2, 3, 1] labelled 0 (w·x favours class 0 by a margin that eps = 0.3 can overturn). */
 function batch(seed = 1) {
   return {
-    x: tf.tensor(values(4 * d, seed, 0.3, 0.7), [4, 2, 3, 1]),
+    x: tf.tensor(values(4 * 6, seed, 0.3, 0.7), [4, 2, 3, 1]),
     labels: tf.tensor1d([0, 0, 0, 0], 'int32'),
   };
 }

@@ -163,6 +163,32 @@ describe('parry CLI', () => {
     expectBadInput(parry('attack', '--model', MLP, '--attack', 'nope'), /nope/);
   });
 
+  it('attack --attack hsj reports queries and the median of a minimum-norm attack', () => {
+    const r = parry(
+      'attack',
+      '--model',
+      MLP,
+      '--attack',
+      'hsj',
+      '--norm',
+      'l2',
+      '--max-queries',
+      '300',
+      '--n',
+      '3',
+      '--json',
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.attack).toBe('hsj');
+    expect(out.eps).toBeNull();
+    expect(out.gradient_evaluations).toBe(0);
+    expect(out.queries).toBeGreaterThan(0);
+    expect(out.queries).toBeLessThanOrEqual(3 * 300);
+    expect(out.median_perturbation).toBeGreaterThan(0);
+    expectBadInput(parry('attack', '--model', MLP, '--attack', 'hsj', '--norm', 'l1'), /hsj.*l1/);
+  });
+
   it('certify --method smoothing reports a certified-accuracy curve', () => {
     const r = parry(
       'certify',

@@ -18,9 +18,10 @@ import { z } from 'zod';
 import { Rng } from '../../engine/rng.js';
 import type { Classifier } from '../../models/classifier.js';
 import { createApgd } from './apgd.js';
+import { queryClassifierFrom } from './black-box.js';
 import { checkBatch, parseWith } from './objective.js';
 import { enforceThreatModel } from './projection.js';
-import { createSquare, queryClassifierFrom } from './square.js';
+import { createSquare } from './square.js';
 
 export const AUTO_MEMBERS = ['apgd-ce', 'apgd-dlr', 'apgd-t', 'square'] as const;
 export type AutoMember = (typeof AUTO_MEMBERS)[number];

@@ -24,6 +24,13 @@ export {
   createAuto,
 } from './auto.js';
 export {
+  type CountingQueryClassifier,
+  decisionClassifierFrom,
+  queryClassifierFrom,
+  queryLabels,
+} from './black-box.js';
+
+export {
   type CarliniWagnerConfig,
   type CarliniWagnerConfigInput,
   type CarliniWagnerOptions,
@@ -54,6 +61,15 @@ export {
   fgsm,
   fgsmConfigSchema,
 } from './fgsm.js';
+export {
+  createHopSkipJump,
+  type HopSkipJumpConfig,
+  type HopSkipJumpConfigInput,
+  type HopSkipJumpOptions,
+  type HopSkipJumpResult,
+  hopSkipJump,
+  hopSkipJumpConfigSchema,
+} from './hop-skip-jump.js';
 export {
   createMim,
   type MimConfig,
@@ -89,9 +105,7 @@ export {
   randomStart,
 } from './projection.js';
 export {
-  type CountingQueryClassifier,
   createSquare,
-  queryClassifierFrom,
   type SquareConfig,
   type SquareConfigInput,
   type SquareOptions,

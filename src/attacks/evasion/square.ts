@@ -1,15 +1,17 @@
 /**
- * Square Attack, L∞ (Andriushchenko, Croce, Flammarion & Hein, ECCV 2020, Algorithm 1 + 2):
- * random search over square windows. Start from vertical stripes x + ±eps (one sign per column
- * and channel); each iteration proposes, per example, a window of side round(√(p·h·w)) at a
- * random position whose values become clip(x ± eps) with one random sign per channel (a change of
- * up to 2·eps), and keeps it only if the margin loss L = p_y − max_{j≠y} p_j on probabilities
- * decreased (targeted: L = max_{j≠t} p_j − p_t). An example stops once L < 0.
- * The fraction p follows the paper's piece-wise constant schedule scaled to the query budget.
+ * Square Attack (Andriushchenko, Croce, Flammarion & Hein, ECCV 2020): random search over square
+ * windows. Each iteration proposes, per example, a change inside square windows and keeps it only
+ * if the margin loss L = p_y − max_{j≠y} p_j on probabilities decreased (targeted:
+ * L = max_{j≠t} p_j − p_t). An example stops once L < 0. The window covers a fraction p of the
+ * pixels, following the paper's piece-wise constant schedule scaled to the query budget.
+ * - L∞ (Algorithms 1 + 2): start from vertical stripes x ± eps (one sign per column and channel);
+ *   a window of side round(√(p·h·w)) becomes clip(x ± eps), one random sign per channel.
+ * - L2 (Algorithm 3, `square-l2.ts`): start from a grid of pseudo-Gaussian blocks scaled to eps;
+ *   an update moves the perturbation mass of a second window into the first, then rescales.
  *
- * Threat model: score-based black box (only `QueryClassifier.predict`, never gradients), L∞ ball
- * of radius `eps`, untargeted or targeted. Shapes: x [batch, h, w, c] in model.bounds; labels
- * [batch] int32. Queries: the first (on the stripes) costs 1 per example; afterwards only examples
+ * Threat model: score-based black box (only `QueryClassifier.predict`, never gradients), L∞ or L2
+ * ball of radius `eps`, untargeted or targeted. Shapes: x [batch, h, w, c] in model.bounds; labels
+ * [batch] int32. Queries: the first (on the initial points) costs 1 per example; afterwards only examples
  * not yet broken are queried, one query each per iteration, never more than `maxQueries` in all.
  * Randomness only from the seeded `Rng`. Caller owns `result.xAdv`.
  *
@@ -20,24 +22,31 @@ import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { Rng } from '../../engine/rng.js';
 import { check } from '../../errors.js';
-import type { Classifier, QueryClassifier } from '../../models/classifier.js';
+import type { QueryClassifier } from '../../models/classifier.js';
 import { parseWith } from './objective.js';
 import { enforceThreatModel } from './projection.js';
+import { squareL2Init, squareL2Propose, squareL2Side } from './square-l2.js';
+
+export { type CountingQueryClassifier, queryClassifierFrom } from './black-box.js';
 
 export const squareConfigSchema = z
   .object({
     eps: z.number().min(0),
-    norm: z.enum(['linf']).default('linf'),
+    norm: z.enum(['linf', 'l2']).default('linf'),
     /** Budget per example, the initial query included. */
     maxQueries: z.number().int().min(1).default(5000),
-    /** Initial fraction of pixels a window covers (paper: 0.05 for L∞). */
-    pInit: z.number().gt(0).max(1).default(0.05),
+    /** Initial fraction of pixels a window covers; default by norm (paper: 0.05 L∞, 0.1 L2). */
+    pInit: z.number().gt(0).max(1).optional(),
     targeted: z.boolean().default(false),
     seed: z.number().int().min(0).max(0xffffffff).default(0),
   })
   .strict();
 export type SquareConfigInput = z.input<typeof squareConfigSchema>;
-export type SquareConfig = z.infer<typeof squareConfigSchema>;
+/** A parsed config; `pInit` is resolved from the norm when not given. */
+export type SquareConfig = z.infer<typeof squareConfigSchema> & { pInit: number };
+
+/** The standard initial window fractions of the paper and its reference code: 0.05 L∞, 0.1 L2. */
+const DEFAULT_P_INIT = { linf: 0.05, l2: 0.1 } as const;
 
 export interface SquareOptions {
   /** Required when `targeted`: the classes to reach, `[batch]`. */
@@ -59,28 +68,6 @@ export interface SquareResult {
   config: SquareConfig;
 }
 
-/** A `QueryClassifier` over a white-box model that also counts the examples it was asked about. */
-export interface CountingQueryClassifier extends QueryClassifier {
-  readonly queries: number;
-}
-
-/** Softmax probabilities of `model`, as a black box; `queries` counts queried examples. */
-export function queryClassifierFrom(model: Classifier): CountingQueryClassifier {
-  let queries = 0;
-  return {
-    inputShape: model.inputShape,
-    numClasses: model.numClasses,
-    bounds: model.bounds,
-    get queries() {
-      return queries;
-    },
-    predict: async (x: tf.Tensor) => {
-      queries += x.shape[0];
-      return tf.tidy(() => tf.softmax(model.logits(x)));
-    },
-  };
-}
-
 /**
  * The paper's schedule (reference implementation's `p_selection`): p_init halved after
  * 10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000 of 10 000 iterations, rescaled to `maxQueries`.
@@ -95,7 +82,8 @@ export function squareP(pInit: number, iteration: number, maxQueries: number): n
 
 /** Validates a config once; the returned attack does not re-check it. */
 export function createSquare(config: unknown) {
-  const c = parseWith('square', squareConfigSchema, config);
+  const parsed = parseWith('square', squareConfigSchema, config);
+  const c: SquareConfig = { ...parsed, pInit: parsed.pInit ?? DEFAULT_P_INIT[parsed.norm] };
   return (model: QueryClassifier, x: tf.Tensor, labels: tf.Tensor1D, opts: SquareOptions = {}) =>
     runSquare(model, x, labels, c, opts);
 }
@@ -111,7 +99,8 @@ export async function square(
   return createSquare(config)(model, x, labels, opts);
 }
 
-interface Geometry {
+/** One example's layout, `[h, w, ch]` with d = h·w·ch values, and the model's bounds. */
+export interface Geometry {
   h: number;
   w: number;
   ch: number;
@@ -153,19 +142,18 @@ async function runSquare(
   const goal = Array.from(await goalT.data());
   const rng = new Rng(c.seed);
 
-  const xBest = stripes(xs, n, g, c.eps, rng);
+  const ops = c.norm === 'l2' ? L2 : LINF;
+  const xBest = ops.init(xs, n, g, c.eps, rng);
   const loss = await marginLoss(model, xBest, range(n), goal, c.targeted, x.shape);
   const queries = new Int32Array(n).fill(1);
-  const side = (p: number) =>
-    Math.min(Math.max(Math.round(Math.sqrt(p * h * w)), 1), Math.max(1, Math.min(h, w) - 1));
 
   // At eps = 0 no proposal can move a point, so the initial query is the whole attack.
   for (let i = 0; c.eps > 0 && i < c.maxQueries - 1; i++) {
     opts.signal?.throwIfAborted();
     const active = range(n).filter((k) => loss[k] >= 0);
     if (active.length === 0) break;
-    const s = side(squareP(c.pInit, i, c.maxQueries));
-    const { xNew, windows } = propose(xs, xBest, active, g, s, c.eps, rng);
+    const s = ops.side(squareP(c.pInit, i, c.maxQueries), g);
+    const xNew = ops.propose(xs, xBest, active, g, s, c.eps, rng);
     const newLoss = await marginLoss(model, xNew, active, goal, c.targeted, [
       active.length,
       ...shape,
@@ -174,7 +162,7 @@ async function runSquare(
       queries[k]++;
       if (newLoss[j] < loss[k]) {
         loss[k] = newLoss[j];
-        copyWindow(xNew, j, xBest, k, windows[j], s, g);
+        xBest.set(xNew.subarray(j * g.d, (j + 1) * g.d), k * g.d);
       }
     });
     opts.onProgress?.(i + 2, c.maxQueries);
@@ -182,7 +170,7 @@ async function runSquare(
   }
 
   const xAdv = tf.tidy(() =>
-    enforceThreatModel(tf.tensor(xBest, x.shape), x, c.eps, 'linf', model.bounds),
+    enforceThreatModel(tf.tensor(xBest, x.shape), x, c.eps, c.norm, model.bounds),
   );
   const meanQueries = queries.reduce((a, b) => a + b, 0) / Math.max(n, 1);
   const success = Array.from(loss, (l) => l < 0);
@@ -194,6 +182,34 @@ function range(n: number): number[] {
 }
 
 const clip = (v: number, b: readonly [number, number]) => Math.min(b[1], Math.max(b[0], v));
+
+/** What differs between the norms: the initial points, the window side and the proposal. */
+interface SquareNormOps {
+  init(xs: Float32Array, n: number, g: Geometry, eps: number, rng: Rng): Float32Array;
+  side(p: number, g: Geometry): number;
+  /** Proposals `[active, d]`, one per active example, each a full point. */
+  propose(
+    xs: Float32Array,
+    xBest: Float32Array,
+    active: number[],
+    g: Geometry,
+    s: number,
+    eps: number,
+    rng: Rng,
+  ): Float32Array;
+}
+
+const LINF: SquareNormOps = {
+  init: stripes,
+  side: (p, g) =>
+    Math.min(
+      Math.max(Math.round(Math.sqrt(p * g.h * g.w)), 1),
+      Math.max(1, Math.min(g.h, g.w) - 1),
+    ),
+  propose,
+};
+
+const L2: SquareNormOps = { init: squareL2Init, side: squareL2Side, propose: squareL2Propose };
 
 /** Vertical stripes: one random sign per (column, channel), shared by all rows (paper, Sec. 3.1). */
 function stripes(xs: Float32Array, n: number, g: Geometry, eps: number, rng: Rng): Float32Array {
@@ -215,7 +231,7 @@ function stripes(xs: Float32Array, n: number, g: Geometry, eps: number, rng: Rng
 /**
  * One proposal per active example: copy its best point, then set a random s×s window to
  * clip(x ± eps) with one sign per channel, redrawn (as the reference does) while the window would
- * not change. Returns the batch of proposals `[active, d]` and each window's top-left corner.
+ * not change. Returns the batch of proposals `[active, d]`.
  */
 function propose(
   xs: Float32Array,
@@ -225,15 +241,13 @@ function propose(
   s: number,
   eps: number,
   rng: Rng,
-): { xNew: Float32Array; windows: [number, number][] } {
+): Float32Array {
   const xNew = new Float32Array(active.length * g.d);
-  const windows: [number, number][] = [];
   const signs = new Float64Array(g.ch);
   active.forEach((k, j) => {
     xNew.set(xBest.subarray(k * g.d, (k + 1) * g.d), j * g.d);
     const r0 = rng.int(g.h - s + 1);
     const c0 = rng.int(g.w - s + 1);
-    windows.push([r0, c0]);
     // 2^ch sign patterns; a bounded number of redraws keeps eps tiny against the bounds finite.
     for (let attempt = 0; attempt < 100; attempt++) {
       for (let c = 0; c < g.ch; c++) signs[c] = rng.next() < 0.5 ? -eps : eps;
@@ -251,24 +265,7 @@ function propose(
       if (changed) break;
     }
   });
-  return { xNew, windows };
-}
-
-/** Copies the s×s window at `corner` of proposal `j` into example `k` of `xBest`. */
-function copyWindow(
-  xNew: Float32Array,
-  j: number,
-  xBest: Float32Array,
-  k: number,
-  corner: [number, number],
-  s: number,
-  g: Geometry,
-): void {
-  for (let r = corner[0]; r < corner[0] + s; r++) {
-    const from = j * g.d + (r * g.w + corner[1]) * g.ch;
-    const to = k * g.d + (r * g.w + corner[1]) * g.ch;
-    xBest.set(xNew.subarray(from, from + s * g.ch), to);
-  }
+  return xNew;
 }
 
 /**
