@@ -5,6 +5,7 @@
 const BENCHMARKS: Record<string, (backend?: string) => Promise<Record<string, unknown>>> = {
   engine: async (backend) => (await import('./engine.js')).benchEngine(backend),
   attacks: async (backend) => (await import('./attacks.js')).benchAttacks(backend),
+  table: async (backend) => (await import('./table.js')).benchTable(backend),
 };
 
 const args = process.argv.slice(2);

