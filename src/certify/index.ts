@@ -1,4 +1,18 @@
 export {
+  type CertifyBoundsResult,
+  type CrownConfig,
+  type CrownConfigInput,
+  certifyCrown,
+  certifyIbp,
+  crownBounds,
+  crownConfigSchema,
+  crownMarginBounds,
+  ibpBounds,
+  ibpMarginBounds,
+  type LogitBounds,
+  type MarginBounds,
+} from './bounds/index.js';
+export {
   ABSTAIN,
   type CertifyConfig,
   type CertifyConfigInput,
