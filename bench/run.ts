@@ -4,6 +4,7 @@
  */
 const BENCHMARKS: Record<string, (backend?: string) => Promise<Record<string, unknown>>> = {
   engine: async (backend) => (await import('./engine.js')).benchEngine(backend),
+  certify: async (backend) => (await import('./certify.js')).benchCertify(backend),
 };
 
 const args = process.argv.slice(2);
