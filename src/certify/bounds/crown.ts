@@ -35,6 +35,7 @@ import {
   type LogitBounds,
   linearPart,
   type MarginBounds,
+  marginSpec,
   propagate,
   readCertificates,
 } from './ibp.js';
@@ -308,7 +309,7 @@ export function logitSpec(b: number, k: number, labels?: tf.Tensor1D): tf.Tensor
   const eye = tf.expandDims(tf.eye(k), 0);
   const parts = [tf.broadcastTo(eye, [b, k, k]), tf.broadcastTo(tf.neg(eye), [b, k, k])];
   if (labels != null) {
-    parts.push(tf.sub(tf.expandDims(tf.oneHot(tf.cast(labels, 'int32'), k), 1), eye));
+    parts.push(marginSpec(labels, k));
   }
   return tf.concat(parts, 1);
 }

@@ -155,6 +155,12 @@ export function propagate(net: Network, iv: Interval, from = 0, to = net.ops.len
   return cur;
 }
 
+/** Rows e_y − e_j for every class j, one set per example: `[batch, K, K]` float32. */
+export function marginSpec(labels: tf.Tensor1D, k: number): tf.Tensor3D {
+  const own = tf.expandDims(tf.cast(tf.oneHot(tf.cast(labels, 'int32'), k), 'float32'), 1);
+  return tf.sub(own, tf.expandDims(tf.eye(k), 0)) as tf.Tensor3D;
+}
+
 /** Does the network end in a Dense layer on flat features (for the tight margin)? */
 function endsInDense(net: Network): boolean {
   const last = net.ops[net.ops.length - 1];
@@ -187,16 +193,18 @@ export function ibpMargins(net: Network, box: Interval, labels: tf.Tensor1D): Ma
   const h = propagate(net, box, 0, last);
   const out = intervalStep(net.ops[last], h, net.shapes[last + 1]);
   const op = net.ops[last] as Extract<Op, { kind: 'dense' }>;
-  // W_y − W_j for every j: [batch, in, numClasses].
-  const wy = tf.expandDims(tf.transpose(tf.gather(op.kernel, tf.cast(labels, 'int32'), 1)), 2);
-  const wDiff = tf.sub(wy, tf.expandDims(op.kernel, 0));
-  const c = tf.expandDims(tf.mul(tf.add(h.lower, h.upper), 0.5), 1);
+  const [b, k] = [labels.shape[0], numClasses];
+  const spec = marginSpec(labels, k);
+  // Centre: the margins of the logits at the box's centre, mu_y − mu_j.
+  const c = tf.mul(tf.add(h.lower, h.upper), 0.5);
+  const centre = op.bias == null ? linearPart(op, c) : tf.add(linearPart(op, c), op.bias);
+  const mu = tf.squeeze(tf.matMul(tf.expandDims(centre, 1), spec, false, true), [1]);
+  // Radius: |W_y − W_j|·r, with W·(e_y − e_j) for every example and j as one product
+  // (matMul only, so the bound is differentiable w.r.t. W on every backend).
+  const inDim = op.kernel.shape[0];
+  const columns = tf.reshape(tf.transpose(spec, [2, 0, 1]), [k, b * k]);
+  const wDiff = tf.transpose(tf.reshape(tf.matMul(op.kernel, columns), [inDim, b, k]), [1, 0, 2]);
   const r = tf.expandDims(tf.mul(tf.sub(h.upper, h.lower), 0.5), 1);
-  let mu = tf.squeeze(tf.matMul(c, wDiff), [1]);
-  if (op.bias != null) {
-    const b = tf.expandDims(op.bias, 0);
-    mu = tf.add(mu, tf.sub(tf.sum(tf.mul(b, oneHot), 1, true), b));
-  }
   const rho = tf.squeeze(tf.matMul(r, tf.abs(wDiff)), [1]);
   const margin = tf.where(tf.cast(oneHot, 'bool'), tf.zerosLike(mu), tf.sub(mu, rho));
   return {
