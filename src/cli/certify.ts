@@ -13,7 +13,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { Command, Option } from 'commander';
-import { ABSTAIN, certify, certifyCrown, certifyIbp } from '../certify/index.js';
+import { ABSTAIN, certify, certifyDataset, fraction } from '../certify/index.js';
 import { exampleSize, loadDataset, takeFirst } from '../data/index.js';
 import { Rng } from '../engine/rng.js';
 import { predictDataset } from '../evaluate/predict.js';
@@ -186,51 +186,25 @@ async function runBounds(opts: CertifyOptions): Promise<void> {
   model.checkInput(data.shape);
   const started = performance.now();
   const clean = await predictDataset(model, data);
-  const per = exampleSize(data);
-  const batch = opts.batchSize ?? 100;
-  const rows: BoundsRow[] = [];
-  let ibpCertified = 0;
-  let forwardPasses = 0;
   const bar = progressBar(`${opts.method} |{bar}| {value}/{total} examples | ETA {eta_formatted}`);
   bar.start(data.shape[0], 0);
-  try {
-    for (let start = 0; start < data.shape[0]; start += batch) {
-      const m = Math.min(batch, data.shape[0] - start);
-      const x = tf.tensor(data.x.subarray(start * per, (start + m) * per), [
-        m,
-        ...data.shape.slice(1),
-      ]);
-      const y = tf.tensor1d(data.labels.subarray(start, start + m), 'int32');
-      try {
-        let r = await certifyIbp(model, x, y, eps);
-        tf.dispose([r.lower, r.upper, r.marginLower]);
-        forwardPasses += r.passes;
-        ibpCertified += r.certified.filter(Boolean).length;
-        if (opts.method === 'crown') {
-          r = await certifyCrown(model, x, y, eps);
-          tf.dispose([r.lower, r.upper, r.marginLower]);
-          forwardPasses += r.passes;
-        }
-        for (let i = 0; i < m; i++) {
-          rows.push({
-            label: data.labels[start + i],
-            prediction: clean.predictions[start + i],
-            certified: r.certified[i],
-            margin_lower: r.minMargin[i],
-          });
-        }
-      } finally {
-        tf.dispose([x, y]);
-      }
-      bar.update(start + m);
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-  } finally {
+  const r = await certifyDataset(model, data, {
+    method: opts.method as 'ibp' | 'crown',
+    eps,
+    batchSize: opts.batchSize,
+    onProgress: (done) => bar.update(done),
+  }).finally(() => {
     bar.stop();
     model.dispose();
-  }
+  });
+  const rows: BoundsRow[] = r.certified.map((certified, i) => ({
+    label: data.labels[i],
+    prediction: clean.predictions[i],
+    certified,
+    margin_lower: r.minMargin[i],
+  }));
   const k = rows.length;
-  const certifiedAccuracy = rows.filter((e) => e.certified).length / k;
+  const certifiedAccuracy = fraction(r.certified);
   const result = {
     command: 'certify',
     method: opts.method,
@@ -243,8 +217,8 @@ async function runBounds(opts: CertifyOptions): Promise<void> {
     backend,
     clean_accuracy: clean.accuracy,
     certified_accuracy: certifiedAccuracy,
-    ...(opts.method === 'crown' ? { ibp_certified_accuracy: ibpCertified / k } : {}),
-    forward_passes: forwardPasses,
+    ...(opts.method === 'crown' ? { ibp_certified_accuracy: fraction(r.ibpCertified) } : {}),
+    forward_passes: r.passes,
     seconds: round((performance.now() - started) / 1000, 3),
     ...(opts.perExample ? { per_example: rows } : {}),
   };
@@ -254,7 +228,7 @@ async function runBounds(opts: CertifyOptions): Promise<void> {
       `${opts.method.toUpperCase()} bounds, L-inf eps ${eps}, ${k} examples`,
       `clean accuracy ${pct(clean.accuracy)}`,
       `certified accuracy at eps ${eps}: ${pct(certifiedAccuracy)}` +
-        (opts.method === 'crown' ? ` (IBP: ${pct(ibpCertified / k)})` : ''),
+        (opts.method === 'crown' ? ` (IBP: ${pct(fraction(r.ibpCertified))})` : ''),
     ].join('\n'),
   );
 }

@@ -8,6 +8,12 @@ export {
   crownMarginBounds,
 } from './crown.js';
 export {
+  type CertifyDatasetOptions,
+  type CertifyDatasetResult,
+  certifyDataset,
+  fraction,
+} from './dataset.js';
+export {
   type CertifyBoundsResult,
   certifyIbp,
   ibpBounds,
