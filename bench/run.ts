@@ -6,6 +6,7 @@ const BENCHMARKS: Record<string, (backend?: string) => Promise<Record<string, un
   engine: async (backend) => (await import('./engine.js')).benchEngine(backend),
   attacks: async (backend) => (await import('./attacks.js')).benchAttacks(backend),
   table: async (backend) => (await import('./table.js')).benchTable(backend),
+  certify: async (backend) => (await import('./certify.js')).benchCertify(backend),
 };
 
 const args = process.argv.slice(2);

@@ -1,4 +1,22 @@
 export {
+  type CertifyBoundsResult,
+  type CertifyDatasetOptions,
+  type CertifyDatasetResult,
+  type CrownConfig,
+  type CrownConfigInput,
+  certifyCrown,
+  certifyDataset,
+  certifyIbp,
+  crownBounds,
+  crownConfigSchema,
+  crownMarginBounds,
+  fraction,
+  ibpBounds,
+  ibpMarginBounds,
+  type LogitBounds,
+  type MarginBounds,
+} from './bounds/index.js';
+export {
   ABSTAIN,
   type CertifyConfig,
   type CertifyConfigInput,

@@ -221,6 +221,54 @@ describe('parry CLI', () => {
     expectBadInput(parry('certify', '--model', MLP), /--sigma/);
   });
 
+  it('certify --method ibp|crown reports certified accuracy at eps, crown beside ibp', () => {
+    const run = (method: string) => {
+      const r = parry(
+        'certify',
+        '--model',
+        MLP,
+        '--method',
+        method,
+        '--eps',
+        '0.01',
+        '--n-examples',
+        '20',
+        '--per-example',
+        '--json',
+      );
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout.trim().split('\n')).toHaveLength(1);
+      return JSON.parse(r.stdout);
+    };
+    const ibp = run('ibp');
+    const crown = run('crown');
+    for (const out of [ibp, crown]) {
+      expect(out.eps).toBe(0.01);
+      expect(out.n).toBe(20);
+      expect(out.seed).toBe(0);
+      expect(out.seconds).toBeGreaterThan(0);
+      expect(out.clean_accuracy).toBeGreaterThan(0.5);
+      expect(typeof out.certified_accuracy).toBe('number');
+      expect(out.certified_accuracy).toBeLessThanOrEqual(out.clean_accuracy);
+      expect(out.per_example).toHaveLength(20);
+      const certified = out.per_example.filter((e: { certified: boolean }) => e.certified);
+      expect(certified.length / 20).toBeCloseTo(out.certified_accuracy, 10);
+      for (const e of certified) {
+        expect(e.prediction).toBe(e.label);
+        expect(e.margin_lower).toBeGreaterThan(0);
+      }
+    }
+    expect(ibp.method).toBe('ibp');
+    expect(ibp.forward_passes).toBe(40);
+    expect(ibp.ibp_certified_accuracy).toBeUndefined();
+    expect(crown.method).toBe('crown');
+    expect(crown.ibp_certified_accuracy).toBe(ibp.certified_accuracy);
+    expect(crown.certified_accuracy).toBeGreaterThanOrEqual(crown.ibp_certified_accuracy);
+    expect(crown.forward_passes).toBeGreaterThan(ibp.forward_passes);
+    expectBadInput(parry('certify', '--model', MLP, '--method', 'crown'), /--eps is required/);
+    expectBadInput(parry('certify', '--model', MLP, '--method', 'ibp', '--eps', '-1'), /--eps/);
+  });
+
   it('help and version exit 0', () => {
     expect(parry('--help').code).toBe(0);
     expect(parry('train', '--help').code).toBe(0);
