@@ -40,3 +40,13 @@ export {
   normalQuantile,
   regularizedBeta,
 } from './stats.js';
+export {
+  certifyExample,
+  certifySmoothingDataset,
+  certifySmoothingDatasetPooled,
+  type SmoothingDatasetOptions,
+  type SmoothingDatasetResult,
+  type SmoothingJob,
+  type SmoothingJobResult,
+  type SmoothingRow,
+} from './smoothing-dataset.js';

@@ -11,11 +11,16 @@
  * interval passes, plus the 2 per example of the IBP run reported beside it.
  */
 
-import * as tf from '@tensorflow/tfjs-core';
+import { availableParallelism } from 'node:os';
 import { Command, Option } from 'commander';
-import { ABSTAIN, certify, certifyDataset, fraction } from '../certify/index.js';
-import { exampleSize, loadDataset, takeFirst } from '../data/index.js';
-import { Rng } from '../engine/rng.js';
+import { ABSTAIN, certifyDataset, fraction } from '../certify/index.js';
+import {
+  certifySmoothingDataset,
+  certifySmoothingDatasetPooled,
+  type SmoothingRow,
+} from '../certify/smoothing-dataset.js';
+import { loadDataset, takeFirst } from '../data/index.js';
+import { WorkerPool } from '../engine/pool.js';
 import { predictDataset } from '../evaluate/predict.js';
 import { loadClassifier } from '../models/index.js';
 import {
@@ -97,38 +102,30 @@ async function runSmoothing(opts: CertifyOptions): Promise<void> {
   model.checkInput(data.shape);
   const started = performance.now();
   const clean = await predictDataset(model, data);
-  const rng = new Rng(opts.seed);
-  const per = exampleSize(data);
-  const rows: { label: number; prediction: number; radius: number; pALower: number }[] = [];
-  let forwardPasses = 0;
+  const config = {
+    sigma,
+    n0: opts.n0,
+    n: opts.n,
+    alpha: opts.alpha,
+    batchSize: opts.batchSize ?? 1000,
+  };
+  // Examples go to one worker per core; --workers 1 certifies in this thread.
+  const workers = Math.min(opts.workers ?? availableParallelism(), data.shape[0]);
+  const pool = workers > 1 ? new WorkerPool({ workers, backend }) : undefined;
   const bar = progressBar('certify |{bar}| {value}/{total} examples | ETA {eta_formatted}');
   bar.start(data.shape[0], 0);
+  const onProgress = (done: number) => bar.update(done);
+  let rows: SmoothingRow[];
+  let forwardPasses: number;
   try {
-    for (let i = 0; i < data.shape[0]; i++) {
-      const x = tf.tensor(data.x.subarray(i * per, (i + 1) * per), data.shape.slice(1));
-      try {
-        const config = {
-          sigma,
-          n0: opts.n0,
-          n: opts.n,
-          alpha: opts.alpha,
-          batchSize: opts.batchSize ?? 1000,
-        };
-        const r = await certify(model, x, config, rng.fork());
-        rows.push({
-          label: data.labels[i],
-          prediction: r.prediction,
-          radius: r.radius,
-          pALower: r.pALower,
-        });
-        forwardPasses += r.forwardPasses;
-      } finally {
-        x.dispose();
-      }
-      bar.update(i + 1);
-    }
+    ({ rows, forwardPasses } = pool
+      ? await certifySmoothingDatasetPooled(pool, opts.model, data, config, opts.seed, {
+          onProgress,
+        })
+      : await certifySmoothingDataset(model, data, config, opts.seed, { onProgress }));
   } finally {
     bar.stop();
+    await pool?.close();
     model.dispose();
   }
   const k = rows.length;
@@ -148,6 +145,7 @@ async function runSmoothing(opts: CertifyOptions): Promise<void> {
     alpha: opts.alpha,
     seed: opts.seed,
     backend,
+    workers: Math.max(workers, 1),
     clean_accuracy: clean.accuracy,
     certified_accuracy: certified,
     abstain_rate: rows.filter((e) => e.prediction === ABSTAIN).length / k,

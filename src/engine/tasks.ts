@@ -148,6 +148,16 @@ async function trainGradients(
   return gradientShard(input, ctx);
 }
 
+/** One randomized-smoothing certificate (src/certify/smoothing-dataset.ts) on `modelDir`'s model. */
+async function smoothingCertify(
+  input: import('../certify/smoothing-dataset.js').SmoothingJob & { modelDir: string },
+  ctx: TaskContext,
+): Promise<import('../certify/smoothing-dataset.js').SmoothingJobResult> {
+  const model = await cachedClassifier(input.modelDir, ctx);
+  const { certifyExample } = await import('../certify/smoothing-dataset.js');
+  return certifyExample(model, input);
+}
+
 /** The built-in tasks, by name. */
 export const TASKS = {
   echo,
@@ -156,6 +166,7 @@ export const TASKS = {
   benchConv,
   trainGradients,
   attackBatch,
+  smoothingCertify,
 } satisfies Record<string, (input: never, ctx: TaskContext) => unknown>;
 
 export type TaskName = keyof typeof TASKS;
