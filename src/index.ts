@@ -12,6 +12,7 @@ export {
   standardLoss,
   type TrainConfig,
   type TrainHooks,
+  type TrainProgress,
   type TrainResult,
   trainConfigSchema,
   trainModel,

@@ -1,12 +1,16 @@
 /**
  * `parry train`: trains a reference architecture on a data set and writes a LayersModel
  * directory plus training.json (per-epoch loss/accuracy, test accuracy, seconds, seed).
+ * `--defense ibp` trains for certified robustness with IBP (Gowal et al. 2018) and records the
+ * schedule and the test set's IBP-certified accuracy each epoch.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { loadDataset, takeFirst } from '../data/index.js';
+import { certifyDataset, fraction } from '../certify/index.js';
+import { type Dataset, loadDataset, takeFirst } from '../data/index.js';
+import { createIbpLoss, type IbpTrainingConfig, ibpSchedule } from '../defenses/index.js';
 import { WorkerPool } from '../engine/pool.js';
 import { predictDataset } from '../evaluate/predict.js';
 import {
@@ -16,7 +20,7 @@ import {
   saveLayersModel,
   TfjsClassifier,
 } from '../models/index.js';
-import { type BatchProgress, trainModel } from '../train/loop.js';
+import { type BatchProgress, type LossFn, trainModel } from '../train/loop.js';
 import {
   badOption,
   type CommonOptions,
@@ -48,6 +52,76 @@ interface TrainOptions extends CommonOptions {
   bounds: [number, number];
   float16?: boolean;
   out: string;
+  defense: Defense;
+  eps?: number;
+  ibpWarmup: number;
+  ibpRamp: number;
+  certifyEps?: number;
+}
+
+/** Training defences `--defense` accepts; 'none' is plain cross-entropy. */
+const DEFENSES = ['none', 'ibp'] as const;
+type Defense = (typeof DEFENSES)[number];
+
+/** What a defence brings to the run: its batch loss and per-epoch bookkeeping. */
+interface DefenseRun {
+  lossFn?: LossFn;
+  /** Parameters for training.json. */
+  record: Record<string, unknown>;
+  /** Extra per-epoch fields, given the training progress at the epoch's end. */
+  onEpoch?: (
+    classifier: TfjsClassifier,
+    step: number,
+    totalSteps: number,
+  ) => Promise<Record<string, number>>;
+  /** Extra final fields for the model as stored. */
+  onStored?: (classifier: TfjsClassifier) => Promise<Record<string, number>>;
+}
+
+function defenseRun(opts: TrainOptions, test: Dataset): DefenseRun {
+  if (opts.defense === 'none') return { record: { defense: 'none' } };
+  const eps = opts.eps;
+  if (eps === undefined) throw badOption('train: --eps is required for --defense ibp');
+  if (opts.ibpWarmup > 1 || opts.ibpRamp > 1 || opts.ibpWarmup + opts.ibpRamp > 1) {
+    throw badOption(
+      `train: --ibp-warmup + --ibp-ramp must be <= 1, got ${opts.ibpWarmup} + ${opts.ibpRamp}`,
+    );
+  }
+  const { config, lossFn } = createIbpLoss({
+    eps,
+    warmup: opts.ibpWarmup,
+    ramp: opts.ibpRamp,
+    bounds: opts.bounds,
+  });
+  const certifyEps = opts.certifyEps ?? eps;
+  const certified = async (classifier: TfjsClassifier) =>
+    fraction(
+      (await certifyDataset(classifier, test, { method: 'ibp', eps: certifyEps, batchSize: 500 }))
+        .certified,
+    );
+  return {
+    lossFn,
+    record: { defense: 'ibp', ibp: ibpRecord(config, certifyEps) },
+    onEpoch: async (classifier, step, totalSteps) => ({
+      ...ibpSchedule(config, { step, totalSteps }),
+      test_ibp_certified: await certified(classifier),
+    }),
+    onStored: async (classifier) => ({
+      stored_test_ibp_certified_accuracy: await certified(classifier),
+    }),
+  };
+}
+
+function ibpRecord(c: IbpTrainingConfig, certifyEps: number) {
+  return {
+    method: 'IBP (Gowal et al. 2018)',
+    eps: c.eps,
+    warmup: c.warmup,
+    ramp: c.ramp,
+    kappa_start: 1,
+    kappa_end: c.kappaEnd,
+    certify_eps: certifyEps,
+  };
 }
 
 export function trainCommand(): Command {
@@ -87,7 +161,30 @@ export function trainCommand(): Command {
       number,
     ])
     .option('--float16', 'store weights as float16 (half the size; dequantized on load)')
-    .requiredOption('--out <dir>', 'output model directory');
+    .requiredOption('--out <dir>', 'output model directory')
+    .addOption(
+      new Option('--defense <name>', 'robust training: none or ibp (certified, L-inf)')
+        .choices(DEFENSES)
+        .default('none'),
+    )
+    .option('--eps <e>', 'ibp: L-inf training radius; required', parsePositiveNumber)
+    .option(
+      '--ibp-warmup <f>',
+      'ibp: fraction of training with eps 0 and kappa 1',
+      parseNonNegativeNumber,
+      0.1,
+    )
+    .option(
+      '--ibp-ramp <f>',
+      'ibp: fraction of training over which eps ramps up and kappa down to 0.5',
+      parseNonNegativeNumber,
+      0.5,
+    )
+    .option(
+      '--certify-eps <e>',
+      'ibp: L-inf radius of the IBP-certified test accuracy recorded each epoch (default --eps)',
+      parseNonNegativeNumber,
+    );
   return withCommonOptions(cmd).action((opts: TrainOptions) => runTrain(opts));
 }
 
@@ -107,12 +204,16 @@ async function runTrain(opts: TrainOptions): Promise<void> {
     seed: opts.seed,
   });
   const classifier = new TfjsClassifier(model, { bounds: opts.bounds });
+  const defense = defenseRun(opts, test);
   log(
     `parry train: ${opts.arch} on ${train.name} (${train.shape[0]} examples), backend ${backend}, seed ${opts.seed}`,
   );
   const progress = epochProgress(opts.epochs);
-  // Data-parallel over one worker per core by default; --workers 1 trains in this thread.
-  const workers = opts.workers ?? availableParallelism();
+  // Data-parallel over one worker per core by default; --workers 1 trains in this thread. A
+  // defence's loss runs in this thread only.
+  const workers = defense.lossFn ? 1 : (opts.workers ?? availableParallelism());
+  if (defense.lossFn && (opts.workers ?? 1) > 1)
+    log(`--defense ${opts.defense} trains in one thread`);
   const pool = workers > 1 ? new WorkerPool({ workers, backend }) : undefined;
   const result = await trainModel(
     model,
@@ -129,12 +230,21 @@ async function runTrain(opts: TrainOptions): Promise<void> {
     },
     {
       pool,
+      lossFn: defense.lossFn,
       onBatch: progress.update,
       onEpoch: async (r) => {
         progress.stop();
         r.test_accuracy = (await predictDataset(classifier, test)).accuracy;
+        // The schedule of the epoch's last step.
+        const steps = Math.ceil(train.shape[0] / opts.batchSize);
+        const last = r.epoch * steps - 1;
+        Object.assign(r, await defense.onEpoch?.(classifier, last, opts.epochs * steps));
+        const extra = Object.entries(r)
+          .filter(([k]) => !['epoch', 'loss', 'accuracy', 'seconds', 'test_accuracy'].includes(k))
+          .map(([k, v]) => `, ${k} ${round(v, 4)}`)
+          .join('');
         log(
-          `epoch ${r.epoch}: loss ${r.loss.toFixed(4)}, train acc ${r.accuracy.toFixed(4)}, test acc ${r.test_accuracy.toFixed(4)}, ${r.seconds.toFixed(1)} s`,
+          `epoch ${r.epoch}: loss ${r.loss.toFixed(4)}, train acc ${r.accuracy.toFixed(4)}, test acc ${r.test_accuracy.toFixed(4)}${extra}, ${r.seconds.toFixed(1)} s`,
         );
       },
     },
@@ -151,6 +261,7 @@ async function runTrain(opts: TrainOptions): Promise<void> {
   // The accuracy of the model as stored (float16 rounding included), read back from disk.
   const stored = await loadClassifier(opts.out);
   const storedAccuracy = (await predictDataset(stored, test)).accuracy;
+  const storedExtra = (await defense.onStored?.(stored)) ?? {};
   stored.dispose?.();
   const summary = {
     command: 'train',
@@ -166,6 +277,7 @@ async function runTrain(opts: TrainOptions): Promise<void> {
     weight_decay: opts.weightDecay,
     label_smoothing: opts.labelSmoothing,
     noise_sigma: opts.noiseSigma,
+    ...defense.record,
     seed: opts.seed,
     backend,
     workers,
@@ -174,6 +286,7 @@ async function runTrain(opts: TrainOptions): Promise<void> {
     per_epoch: result.epochs.map((e) => ({ ...e, seconds: round(e.seconds, 2) })),
     test_accuracy: testAccuracy,
     stored_test_accuracy: storedAccuracy,
+    ...storedExtra,
     seconds: round(result.seconds, 2),
     out: opts.out,
   };

@@ -56,11 +56,20 @@ function logits(b: Build): tfl.layers.Layer[] {
   ];
 }
 
-function conv(b: Build, filters: number, padding: 'same' | 'valid', name: string, first = false) {
+function conv(
+  b: Build,
+  filters: number,
+  padding: 'same' | 'valid',
+  name: string,
+  first = false,
+  kernelSize = 3,
+  strides = 1,
+) {
   return tfl.layers.conv2d({
     ...(first ? { inputShape: b.inputShape } : {}),
     filters,
-    kernelSize: 3,
+    kernelSize,
+    strides,
     padding,
     activation: 'relu',
     kernelInitializer: tfl.initializers.heNormal({ seed: b.rng.nextSeed() }),
@@ -105,6 +114,24 @@ export const ARCHITECTURES: readonly Architecture[] = [
           ...logits(b),
         ],
         'cnn-small',
+      ),
+  },
+  {
+    name: 'cnn-tiny',
+    description:
+      'conv16 (4x4 stride 2) - conv32 (4x4) - dense100 - dense10, the small model of Gowal et al. ' +
+      '2018 for certified training (28x28x1, ~330k params)',
+    defaultInputShape: [28, 28, 1],
+    build: (b) =>
+      sequential(
+        [
+          conv(b, 16, 'valid', 'conv1', true, 4, 2),
+          conv(b, 32, 'valid', 'conv2', false, 4),
+          tfl.layers.flatten({ name: 'flatten' }),
+          ...hidden(b, 100, 'dense1'),
+          ...logits(b),
+        ],
+        'cnn-tiny',
       ),
   },
   {

@@ -51,11 +51,22 @@ export interface EpochRecord {
   [extra: string]: number;
 }
 
-/** Per-batch loss: returns the per-example loss `[batch]` and the logits used for accuracy. */
+/** Where training stands when a batch loss is evaluated, for schedules (eps ramps, ...). */
+export interface TrainProgress {
+  /** Optimizer steps taken before this one (0-based). */
+  step: number;
+  totalSteps: number;
+}
+
+/**
+ * Per-batch loss: returns the per-example loss `[batch]` and the logits used for accuracy.
+ * `progress` lets a robust-training loss follow a schedule over the run.
+ */
 export type LossFn = (
   model: tfl.LayersModel,
   x: tf.Tensor,
   labels: tf.Tensor1D,
+  progress: TrainProgress,
 ) => { loss: tf.Tensor1D; logits: tf.Tensor2D };
 
 export interface TrainHooks {
@@ -138,11 +149,16 @@ export async function trainModel(
           for (let i = 0; i < m * per; i++) xBatch[i] += cfg.noiseSigma * rng.normal();
         }
         const shape = [m, ...data.shape.slice(1)];
+        const progress = {
+          step: (epoch - 1) * numBatches + b,
+          totalSteps: cfg.epochs * numBatches,
+        };
+        const batchLoss: BatchLoss = (net, x, y) => lossFn(net, x, y, progress);
         const xs = xBatch.subarray(0, m * per);
         const ys = yBatch.subarray(0, m);
         const [loss, correct] = parallel
           ? await parallelStep(parallel, optimizer, kernels, cfg.weightDecay, xs, ys, shape)
-          : localStep(model, optimizer, lossFn, vars, kernels, cfg.weightDecay, xs, ys, shape);
+          : localStep(model, optimizer, batchLoss, vars, kernels, cfg.weightDecay, xs, ys, shape);
         const [newLoss, newCorrect] = tf.tidy(() => [
           tf.add(lossSum, tf.mul(loss, m)),
           tf.add(correctSum, correct),
@@ -186,6 +202,8 @@ export async function trainModel(
 }
 
 type Step = [loss: tf.Scalar, correct: tf.Scalar];
+/** A LossFn bound to one step's progress. */
+type BatchLoss = (model: tfl.LayersModel, x: tf.Tensor, labels: tf.Tensor1D) => ReturnType<LossFn>;
 
 /** L2 penalty (λ/2)·Σ‖w‖² over the kernels. */
 function weightPenalty(kernels: tf.Tensor[], weightDecay: number): tf.Scalar {
@@ -196,7 +214,7 @@ function weightPenalty(kernels: tf.Tensor[], weightDecay: number): tf.Scalar {
 function localStep(
   model: tfl.LayersModel,
   optimizer: tf.Optimizer,
-  lossFn: LossFn,
+  lossFn: BatchLoss,
   vars: tf.Variable[],
   kernels: tf.Tensor[],
   weightDecay: number,

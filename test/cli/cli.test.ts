@@ -114,6 +114,53 @@ describe('parry CLI', () => {
     expect(info.inputShape).toEqual([8, 8, 1]);
   });
 
+  it('train --defense ibp records the schedule and IBP-certified test accuracy', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'parry-train-ibp-')), 'm');
+    const common = ['train', '--dataset', 'synthetic:6x6x1:3:300', '--arch', 'mlp'];
+    const r = parry(
+      ...common,
+      '--epochs',
+      '4',
+      '--batch-size',
+      '30',
+      '--defense',
+      'ibp',
+      '--eps',
+      '0.11',
+      '--certify-eps',
+      '0.1',
+      '--ibp-warmup',
+      '0.25',
+      '--ibp-ramp',
+      '0.5',
+      '--out',
+      out,
+      '--json',
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const saved = JSON.parse(readFileSync(join(out, 'training.json'), 'utf8'));
+    expect(saved).toEqual(JSON.parse(r.stdout));
+    expect(saved.defense).toBe('ibp');
+    expect(saved.workers).toBe(1);
+    expect(saved.ibp).toMatchObject({ eps: 0.11, warmup: 0.25, ramp: 0.5, kappa_end: 0.5 });
+    expect(saved.ibp.certify_eps).toBe(0.1);
+    const epochs = saved.per_epoch;
+    // The schedule at each epoch's last step (10 steps an epoch): t = 9/40, 19/40, 29/40, 39/40.
+    const ramp = [0, 0.45, 0.95, 1];
+    epochs.forEach((e: { eps: number; kappa: number }, i: number) => {
+      expect(e.eps).toBeCloseTo(0.11 * ramp[i], 10);
+      expect(e.kappa).toBeCloseTo(1 - 0.5 * ramp[i], 10);
+    });
+    for (const e of epochs) expect(e.test_ibp_certified).toBeGreaterThanOrEqual(0);
+    expect(saved.stored_test_ibp_certified_accuracy).toBe(epochs[3].test_ibp_certified);
+    expectBadInput(parry(...common, '--defense', 'ibp', '--out', out), /--eps is required/);
+    expectBadInput(
+      parry(...common, '--defense', 'ibp', '--eps', '0.1', '--ibp-ramp', '0.95', '--out', out),
+      /--ibp-warmup \+ --ibp-ramp/,
+    );
+    expectBadInput(parry(...common, '--defense', 'pgd', '--out', out), /--defense/);
+  });
+
   it('attack --json reports accuracy, success and cost, and saves example PNGs', () => {
     const dir = mkdtempSync(join(tmpdir(), 'parry-attack-'));
     const common = ['attack', '--model', MLP, '--n', '40', '--steps', '5', '--json'];

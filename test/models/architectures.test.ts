@@ -5,13 +5,14 @@ import { caught } from './tmp.js';
 
 describe('architectures', () => {
   it('registry lists each architecture once with a description', () => {
-    expect(ARCHITECTURES.map((a) => a.name)).toEqual(['mlp', 'cnn-small', 'cnn-cifar']);
+    expect(ARCHITECTURES.map((a) => a.name)).toEqual(['mlp', 'cnn-small', 'cnn-tiny', 'cnn-cifar']);
     for (const a of ARCHITECTURES) expect(a.description.length).toBeGreaterThan(10);
   });
 
   it.each([
     ['mlp', [28, 28, 1], 784 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10],
     ['cnn-small', [28, 28, 1], 320 + 18496 + 9216 * 128 + 128 + 1290],
+    ['cnn-tiny', [28, 28, 1], 272 + 8224 + 3200 * 100 + 100 + 1010],
     ['cnn-cifar', [32, 32, 3], 896 + 9248 + 18496 + 36928 + 2304 * 256 + 256 + 2570],
   ])('%s: input %j, %i parameters, logits out (linear last layer)', (name, inputShape, params) => {
     const m = buildArchitecture(name);
@@ -71,7 +72,7 @@ describe('architectures', () => {
     [
       'resnet',
       {},
-      "buildArchitecture: unknown architecture 'resnet' (known: mlp, cnn-small, cnn-cifar)",
+      "buildArchitecture: unknown architecture 'resnet' (known: mlp, cnn-small, cnn-tiny, cnn-cifar)",
     ],
     ['mlp', { dropout: 1 }, 'buildArchitecture: dropout must be in [0, 1), got 1'],
     ['mlp', { numClasses: 1 }, 'buildArchitecture: numClasses must be an integer >= 2, got 1'],
