@@ -30,6 +30,16 @@ export {
   sampleCounts,
 } from './randomized-smoothing.js';
 export {
+  certifyExample,
+  certifySmoothingDataset,
+  certifySmoothingDatasetPooled,
+  type SmoothingDatasetOptions,
+  type SmoothingDatasetResult,
+  type SmoothingJob,
+  type SmoothingJobResult,
+  type SmoothingRow,
+} from './smoothing-dataset.js';
+export {
   betaQuantile,
   binomialTestPValue,
   clopperPearsonInterval,
@@ -40,13 +50,3 @@ export {
   normalQuantile,
   regularizedBeta,
 } from './stats.js';
-export {
-  certifyExample,
-  certifySmoothingDataset,
-  certifySmoothingDatasetPooled,
-  type SmoothingDatasetOptions,
-  type SmoothingDatasetResult,
-  type SmoothingJob,
-  type SmoothingJobResult,
-  type SmoothingRow,
-} from './smoothing-dataset.js';
