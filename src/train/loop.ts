@@ -60,21 +60,42 @@ export interface TrainProgress {
 
 /**
  * Per-batch loss: returns the per-example loss `[batch]` and the logits used for accuracy.
- * `progress` lets a robust-training loss follow a schedule over the run.
+ * `progress` lets a robust-training loss follow a schedule over the run. `prepared` is what the
+ * `prepare` hook returned for this batch (e.g. its adversarial examples), a constant here.
  */
 export type LossFn = (
   model: tfl.LayersModel,
   x: tf.Tensor,
   labels: tf.Tensor1D,
   progress: TrainProgress,
+  prepared?: tf.Tensor,
 ) => { loss: tf.Tensor1D; logits: tf.Tensor2D };
+
+/**
+ * Runs before the optimizer records the batch loss, outside its gradient tape: what it returns
+ * is a constant for the weight gradient (adversarial training treats x_adv as data, Madry et al.
+ * 2018) and the attack's intermediate tensors are not kept alive by the tape. Returns a tensor
+ * the step disposes.
+ */
+export type PrepareFn = (
+  model: tfl.LayersModel,
+  x: tf.Tensor,
+  labels: tf.Tensor1D,
+  progress: TrainProgress,
+) => tf.Tensor;
 
 export interface TrainHooks {
   onBatch?: (p: BatchProgress) => void;
-  /** Called after each epoch; may add fields (e.g. test accuracy) to the record. */
-  onEpoch?: (r: EpochRecord) => void | Promise<void>;
+  /**
+   * Called after each epoch; may add fields (e.g. test accuracy) to the record. Returning
+   * 'stop' ends training after this epoch (early stopping).
+   */
+  // biome-ignore lint/suspicious/noConfusingVoidType: most callbacks return nothing
+  onEpoch?: (r: EpochRecord) => 'stop' | void | Promise<'stop' | void>;
   signal?: AbortSignal;
   lossFn?: LossFn;
+  /** Computes a per-batch constant for `lossFn` outside the gradient tape (see PrepareFn). */
+  prepare?: PrepareFn;
   /**
    * Worker pool for data-parallel steps (each batch split across its workers). Used when it has
    * two or more workers and no custom `lossFn` is given.
@@ -107,7 +128,7 @@ export async function trainModel(
   const rng = new Rng(cfg.seed);
   const optimizer = makeOptimizer(cfg);
   const lossFn = hooks.lossFn ?? standardLoss(cfg.labelSmoothing);
-  if (hooks.lossFn && hooks.pool && hooks.pool.size > 1) {
+  if ((hooks.lossFn || hooks.prepare) && hooks.pool && hooks.pool.size > 1) {
     throw new ParryError(
       'BAD_OPTION',
       'train: a custom lossFn runs in-process only; omit the pool',
@@ -153,7 +174,10 @@ export async function trainModel(
           step: (epoch - 1) * numBatches + b,
           totalSteps: cfg.epochs * numBatches,
         };
-        const batchLoss: BatchLoss = (net, x, y) => lossFn(net, x, y, progress);
+        const batchLoss: BatchLoss = (net, x, y) => {
+          const prepared = hooks.prepare?.(net, x, y, progress);
+          return (inner) => lossFn(net, inner.x, inner.y, progress, prepared);
+        };
         const xs = xBatch.subarray(0, m * per);
         const ys = yBatch.subarray(0, m);
         const [loss, correct] = parallel
@@ -192,8 +216,9 @@ export async function trainModel(
       };
       lossSum.dispose();
       correctSum.dispose();
-      await hooks.onEpoch?.(record);
+      const verdict = await hooks.onEpoch?.(record);
       epochs.push(record);
+      if (verdict === 'stop') break;
     }
   } finally {
     optimizer.dispose();
@@ -202,8 +227,15 @@ export async function trainModel(
 }
 
 type Step = [loss: tf.Scalar, correct: tf.Scalar];
-/** A LossFn bound to one step's progress. */
-type BatchLoss = (model: tfl.LayersModel, x: tf.Tensor, labels: tf.Tensor1D) => ReturnType<LossFn>;
+/**
+ * A LossFn bound to one step's progress: called once outside the tape (to run `prepare`), it
+ * returns the loss to record inside it.
+ */
+type BatchLoss = (
+  model: tfl.LayersModel,
+  x: tf.Tensor,
+  labels: tf.Tensor1D,
+) => (batch: { x: tf.Tensor; y: tf.Tensor1D }) => ReturnType<LossFn>;
 
 /** L2 penalty (λ/2)·Σ‖w‖² over the kernels. */
 function weightPenalty(kernels: tf.Tensor[], weightDecay: number): tf.Scalar {
@@ -226,9 +258,10 @@ function localStep(
     const x = tf.tensor(xs, shape);
     const y = tf.tensor1d(ys, 'int32');
     let correct: tf.Scalar | undefined;
+    const recordLoss = lossFn(model, x, y);
     const loss = optimizer.minimize(
       () => {
-        const out = lossFn(model, x, y);
+        const out = recordLoss({ x, y });
         correct = tf.keep(countCorrect(out.logits, y));
         const mean = tf.mean(out.loss) as tf.Scalar;
         return weightDecay > 0 ? tf.add(mean, weightPenalty(kernels, weightDecay)) : mean;

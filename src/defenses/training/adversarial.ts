@@ -1,0 +1,180 @@
+/**
+ * What the adversarial-training methods share: a Classifier view of the model being trained,
+ * the synchronous attacks that craft their training examples (PGD on cross-entropy, FGSM with a
+ * random start, PGD on the KL divergence of TRADES / MART's start), and the common config.
+ * Attacks run on the model in inference mode (dropout off, batch-norm moving statistics), as the
+ * reference implementations do (`model.eval()` while crafting). Caller owns every result.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { z } from 'zod';
+import { attackObjective } from '../../attacks/evasion/objective.js';
+import {
+  clipToBounds,
+  enforceThreatModel,
+  normalizeGradient,
+  randomStart,
+} from '../../attacks/evasion/projection.js';
+import type { Rng } from '../../engine/rng.js';
+import type { Classifier } from '../../models/classifier.js';
+import type { LossFn, PrepareFn, TrainProgress } from '../../train/loop.js';
+import { klDivergence } from '../../train/losses.js';
+
+/** The threat model and inner attack every adversarial-training method takes. */
+export const threatSchema = z.object({
+  /** Radius of the training ball. */
+  eps: z.number().positive(),
+  norm: z.enum(['linf', 'l2']).default('linf'),
+  /** Inner attack steps K. */
+  steps: z.number().int().min(1).default(10),
+  /** Step length; defaults to 2.5·eps/steps (Madry et al.). */
+  stepSize: z.number().positive().optional(),
+  /** Valid input range. */
+  bounds: z.tuple([z.number(), z.number()]).default([0, 1]),
+  seed: z.number().int().min(0).max(0xffffffff).default(0),
+});
+export type ThreatConfig = z.infer<typeof threatSchema>;
+
+/** The inner attack at one schedule point: the radius and steps may follow a schedule. */
+export interface AttackSetting {
+  eps: number;
+  steps: number;
+  stepSize: number;
+}
+
+export function defaultStepSize(eps: number, steps: number): number {
+  return (2.5 * eps) / steps;
+}
+
+/** A Classifier on a LayersModel in inference mode, for crafting attacks against it. */
+export function trainingClassifier(model: tfl.LayersModel, bounds: [number, number]): Classifier {
+  const out = model.outputs[0].shape;
+  return {
+    inputShape: (model.inputs[0].shape as number[]).slice(1),
+    numClasses: out[out.length - 1] as number,
+    bounds,
+    logits: (x) => model.apply(x, { training: false }) as tf.Tensor2D,
+  };
+}
+
+/** One ascent step on `objective(xAdv)`, projected onto the ball around x and into bounds. */
+function ascend(
+  model: Classifier,
+  x: tf.Tensor,
+  xAdv: tf.Tensor,
+  objective: (logits: tf.Tensor2D) => tf.Tensor,
+  norm: 'linf' | 'l2',
+  eps: number,
+  stepSize: number,
+): tf.Tensor {
+  return tf.tidy(() => {
+    const grad = tf.grad((z: tf.Tensor) => tf.sum(objective(model.logits(z))))(xAdv);
+    const stepped = tf.add(xAdv, tf.mul(normalizeGradient(grad, norm), stepSize));
+    return enforceThreatModel(stepped, x, eps, norm, model.bounds);
+  });
+}
+
+/** Runs `steps` ascent steps from `start` (owned: disposed); returns the last iterate. */
+function iterate(
+  model: Classifier,
+  x: tf.Tensor,
+  start: tf.Tensor,
+  objective: (logits: tf.Tensor2D) => tf.Tensor,
+  norm: 'linf' | 'l2',
+  s: AttackSetting,
+): tf.Tensor {
+  let xAdv = start;
+  for (let k = 0; k < s.steps; k++) {
+    const next = ascend(model, x, xAdv, objective, norm, s.eps, s.stepSize);
+    xAdv.dispose();
+    xAdv = next;
+  }
+  return xAdv;
+}
+
+/**
+ * PGD on cross-entropy (Madry et al. 2018) from a uniform random start in the ball, or from x
+ * plus 0.001·N(0, 1) (`start: 'gaussian'`, the start of MART's reference code).
+ */
+export function craftPgd(
+  model: Classifier,
+  x: tf.Tensor,
+  labels: tf.Tensor1D,
+  norm: 'linf' | 'l2',
+  s: AttackSetting,
+  rng: Rng,
+  start: 'uniform' | 'gaussian' = 'uniform',
+): tf.Tensor {
+  const x0 = tf.tidy(() =>
+    clipToBounds(
+      start === 'uniform'
+        ? randomStart(x, s.eps, norm, rng)
+        : tf.add(x, tf.randomNormal(x.shape, 0, 0.001, 'float32', rng.nextSeed())),
+      model.bounds,
+    ),
+  );
+  return iterate(model, x, x0, (logits) => attackObjective(logits, labels, false, 'ce'), norm, s);
+}
+
+/**
+ * TRADES' inner maximisation (Zhang et al. 2019, Alg. 1; reference `trades_loss`): start at
+ * x + 0.001·N(0, 1), ascend KL(p(x) ‖ p(x')) with p(x) held fixed.
+ */
+export function craftKl(
+  model: Classifier,
+  x: tf.Tensor,
+  norm: 'linf' | 'l2',
+  s: AttackSetting,
+  rng: Rng,
+): tf.Tensor {
+  const clean = tf.tidy(() => model.logits(x));
+  const x0 = tf.tidy(() =>
+    clipToBounds(
+      tf.add(x, tf.randomNormal(x.shape, 0, 0.001, 'float32', rng.nextSeed())),
+      model.bounds,
+    ),
+  );
+  const xAdv = iterate(model, x, x0, (logits) => klDivergence(clean, logits), norm, s);
+  clean.dispose();
+  return xAdv;
+}
+
+/**
+ * Counts gradient evaluations per training example: the attack's steps plus the training
+ * backward pass(es), summed over every batch a method has seen.
+ */
+export class CostMeter {
+  private gradients = 0;
+  private examples = 0;
+
+  /** `perExample` gradient evaluations for each of `batch` examples. */
+  add(batch: number, perExample: number): void {
+    this.gradients += batch * perExample;
+  }
+
+  /** One training batch of `batch` examples seen. */
+  seen(batch: number): void {
+    this.examples += batch;
+  }
+
+  /** Mean gradient evaluations per training example (per epoch and example), 0 before any. */
+  perExample(): number {
+    return this.examples === 0 ? 0 : this.gradients / this.examples;
+  }
+}
+
+/** What every robust-training method hands `trainModel` and the CLI. */
+export interface RobustTraining {
+  /** Crafts the batch's adversarial examples outside the gradient tape, if the method has any. */
+  prepare?: PrepareFn;
+  lossFn: LossFn;
+  cost: CostMeter;
+}
+
+/** Schedules give the inner attack's setting at a point of training; default: constant. */
+export type SettingAt = (progress: TrainProgress) => AttackSetting;
+
+export function constantSetting(c: ThreatConfig): SettingAt {
+  const s = { eps: c.eps, steps: c.steps, stepSize: c.stepSize ?? defaultStepSize(c.eps, c.steps) };
+  return () => s;
+}

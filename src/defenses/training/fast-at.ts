@@ -1,0 +1,109 @@
+/**
+ * Fast adversarial training (Wong, Rice & Kolter, "Fast is better than free", 2020): one FGSM
+ * step of size α = 1.25·ε from a uniform random start in the ε-ball, projected back onto the
+ * ball and into bounds; training minimises CE on that point (x_adv a constant for the weights).
+ *
+ * Its failure mode is catastrophic overfitting: within an epoch PGD accuracy collapses to ~0
+ * while FGSM accuracy stays high (the model learns to mask the single-step gradient). Wong et
+ * al. guard against it by measuring PGD accuracy on a fixed held-out batch each epoch and
+ * keeping the weights from before the collapse; `detectCatastrophicOverfitting` is that test.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { z } from 'zod';
+import { attackObjective } from '../../attacks/evasion/objective.js';
+import {
+  clipToBounds,
+  enforceThreatModel,
+  normalizeGradient,
+  randomStart,
+} from '../../attacks/evasion/projection.js';
+import { parseWith } from '../../config.js';
+import { Rng } from '../../engine/rng.js';
+import { ParryError } from '../../errors.js';
+import type { Classifier } from '../../models/classifier.js';
+import { crossEntropy } from '../../train/losses.js';
+import { CostMeter, type RobustTraining, threatSchema, trainingClassifier } from './adversarial.js';
+
+export const fastTrainingConfigSchema = threatSchema
+  .omit({ steps: true, stepSize: true })
+  .extend({
+    /** FGSM step as a multiple of eps (Wong et al.: 1.25). */
+    alpha: z.number().positive().default(1.25),
+  })
+  .strict();
+export type FastTrainingConfig = z.infer<typeof fastTrainingConfigSchema>;
+export type FastTrainingConfigInput = z.input<typeof fastTrainingConfigSchema>;
+
+/** FGSM with a random start: x_adv = Π(x + δ₀ + α·ε·sign(∇CE(x + δ₀))), δ₀ ~ U(ball). */
+export function fgsmRandomStart(
+  model: Classifier,
+  x: tf.Tensor,
+  labels: tf.Tensor1D,
+  c: { eps: number; alpha: number; norm: 'linf' | 'l2' },
+  rng: Rng,
+): tf.Tensor {
+  return tf.tidy(() => {
+    const x0 = clipToBounds(randomStart(x, c.eps, c.norm, rng), model.bounds);
+    const grad = tf.grad((z: tf.Tensor) =>
+      tf.sum(attackObjective(model.logits(z), labels, false, 'ce')),
+    )(x0);
+    const stepped = tf.add(x0, tf.mul(normalizeGradient(grad, c.norm), c.alpha * c.eps));
+    return enforceThreatModel(stepped, x, c.eps, c.norm, model.bounds);
+  });
+}
+
+export function createFastTraining(
+  config: FastTrainingConfigInput,
+): RobustTraining & { config: FastTrainingConfig } {
+  const c = parseWith('fastTraining', fastTrainingConfigSchema, config);
+  const rng = new Rng(c.seed);
+  const cost = new CostMeter();
+  return {
+    config: c,
+    cost,
+    prepare: (model, x, labels) => {
+      cost.seen(x.shape[0]);
+      cost.add(x.shape[0], 2);
+      return fgsmRandomStart(trainingClassifier(model, c.bounds), x, labels, c, rng);
+    },
+    lossFn: (model, _x, labels, _progress, xAdv) => {
+      if (xAdv == null)
+        throw new ParryError('INTERNAL', 'fastTraining: the prepare hook did not run');
+      return tf.tidy(() => {
+        const logits = model.apply(xAdv, { training: true }) as tf.Tensor2D;
+        return { loss: crossEntropy(logits, labels), logits };
+      });
+    },
+  };
+}
+
+/** Held-out accuracies of one epoch. */
+export interface RobustCheck {
+  pgd: number;
+  fgsm: number;
+}
+
+export interface OverfittingVerdict {
+  collapsed: boolean;
+  reason?: string;
+}
+
+/**
+ * Catastrophic overfitting between two epochs: PGD accuracy fell below `ratio` (default ½) of
+ * the previous epoch's and below `floor` (default 0.1, "near 0"), while FGSM accuracy stayed
+ * at least `fgsmHigh` (default 0.5) — the signature Wong et al. describe (their Fig. 2).
+ */
+export function detectCatastrophicOverfitting(
+  previous: RobustCheck | undefined,
+  current: RobustCheck,
+  opts: { ratio?: number; floor?: number; fgsmHigh?: number } = {},
+): OverfittingVerdict {
+  const { ratio = 0.5, floor = 0.1, fgsmHigh = 0.5 } = opts;
+  if (previous == null) return { collapsed: false };
+  const fell = current.pgd < ratio * previous.pgd && current.pgd < floor;
+  if (!fell || current.fgsm < fgsmHigh) return { collapsed: false };
+  return {
+    collapsed: true,
+    reason: `PGD accuracy fell from ${previous.pgd.toFixed(3)} to ${current.pgd.toFixed(3)} while FGSM accuracy is ${current.fgsm.toFixed(3)}`,
+  };
+}
