@@ -43,9 +43,15 @@ export function inputGradientLoss(
     const logits = model.apply(x, { training }) as tf.Tensor2D;
     const ce = crossEntropy(logits, labels);
     if (lambda === 0) return { loss: ce, logits };
+    // ∇_x CE = J^T r with r = softmax(z) − onehot: the input gradient of Σ r·z(x) with r held
+    // fixed inside the inner gradient but a function of the weights outside it. Written this way
+    // the weight gradient never differentiates the backward pass of exp / softmax, whose saved
+    // outputs tfjs does not trace a second time (see second-order.ts). The inner gradient is
+    // taken at a copy of x: tfjs keeps one tape for nested gradients, and r depends on x itself.
+    const r = tf.sub(tf.softmax(logits), tf.oneHot(tf.cast(labels, 'int32'), logits.shape[1]));
     const grad = tf.grad((z: tf.Tensor) =>
-      tf.sum(crossEntropy(model.apply(z, { training }) as tf.Tensor2D, labels)),
-    )(x);
+      tf.sum(tf.mul(r, model.apply(z, { training }) as tf.Tensor2D)),
+    )(tf.clone(x));
     return { loss: tf.add(ce, tf.mul(squaredNorms(grad), lambda)) as tf.Tensor1D, logits };
   });
 }

@@ -1,27 +1,33 @@
 /**
  * Second derivatives through a network, for the regularisers that penalise an input gradient
  * (double backpropagation). tfjs differentiates a gradient only when every op of the first
- * backward pass has a registered gradient itself. Measured on tfjs 4.22 (cpu and wasm):
- * Dense, Conv2D (strided or not), ReLU, Flatten, Dropout and BatchNormalization work; the
- * pooling layers do not (no gradient for the MaxPoolGrad / AvgPoolGrad kernels), and the
- * comparison `Equal` (in the gradient of Max, hence of logSumExp and cross-entropy) has none.
- * `Equal`'s output is boolean, so its gradient is zero wherever it is defined: registering that
- * is exact. tf.logSoftmax is a custom-gradient op whose gradient is not differentiated again
- * (its second-order term is silently dropped), so these losses use crossEntropy (logSumExp).
+ * backward pass has a registered gradient itself, and only through the tensors a gradient saved
+ * from the op's *inputs*: a gradient that reuses the op's saved *output* (Exp, Softmax, Sigmoid,
+ * Tanh, Sqrt, ...) is traced as a constant, so its second-order term is silently dropped (the
+ * engine clones the output before the op's tape node exists). Measured on tfjs 4.22 (cpu and
+ * wasm) and checked against finite differences: Dense and Conv2D with linear or ReLU
+ * activations, Flatten, Reshape and Dropout are exact; the pooling layers fail (no gradient for
+ * the MaxPoolGrad / AvgPoolGrad kernels); saturating activations fall in the silent case above.
+ * So the regularisers accept an allow-list of layers and refuse anything else by name, and they
+ * write the input gradient of cross-entropy without differentiating softmax's backward pass.
+ * `Equal` (inside the gradient of Max) has no gradient either; its output is boolean, so a zero
+ * gradient is exact and is registered here.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { ParryError } from '../../errors.js';
 
-/** Layer classes whose backward pass tfjs cannot differentiate again. */
-const NOT_TWICE_DIFFERENTIABLE = new Set([
-  'MaxPooling1D',
-  'MaxPooling2D',
-  'MaxPooling3D',
-  'AveragePooling1D',
-  'AveragePooling2D',
-  'AveragePooling3D',
+/** Layer classes whose backward pass tfjs differentiates exactly (see above). */
+const TWICE_DIFFERENTIABLE = new Set([
+  'InputLayer',
+  'Dense',
+  'Conv2D',
+  'Flatten',
+  'Reshape',
+  'Dropout',
 ]);
+/** Activations whose derivative is taken from the layer's input, not its output. */
+const ACTIVATIONS = new Set(['linear', 'relu']);
 
 /** Zero gradients for comparison kernels that appear inside first-order gradients. */
 export function registerSecondOrderGradients(): void {
@@ -42,10 +48,16 @@ export function registerSecondOrderGradients(): void {
 export function checkTwiceDifferentiable(model: tfl.LayersModel, method: string): void {
   for (const layer of model.layers) {
     const cls = layer.getClassName();
-    if (NOT_TWICE_DIFFERENTIABLE.has(cls)) {
+    const activation = (layer.getConfig() as { activation?: unknown }).activation;
+    const why = !TWICE_DIFFERENTIABLE.has(cls)
+      ? 'tfjs cannot differentiate its gradient exactly'
+      : typeof activation === 'string' && !ACTIVATIONS.has(activation)
+        ? `activation '${activation}' is not differentiated twice exactly by tfjs`
+        : undefined;
+    if (why) {
       throw new ParryError(
         'UNSUPPORTED',
-        `${method}: layer '${layer.name}' (${cls}) cannot be differentiated twice on tfjs (no gradient for its gradient kernel); use an architecture without pooling layers (e.g. mlp, cnn-tiny)`,
+        `${method}: layer '${layer.name}' (${cls}) cannot be used with double backpropagation: ${why}; supported: Dense/Conv2D with linear or relu activation, Flatten, Reshape, Dropout (e.g. --arch mlp or cnn-tiny)`,
       );
     }
   }
