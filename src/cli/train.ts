@@ -7,11 +7,13 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
+import type * as tfl from '@tensorflow/tfjs-layers';
 import { Command, Option } from 'commander';
 import { certifyDataset, fraction } from '../certify/index.js';
-import { type Dataset, loadDataset, takeFirst } from '../data/index.js';
+import { type Dataset, loadDataset, splitDataset, takeFirst } from '../data/index.js';
 import { createIbpLoss, type IbpTrainingConfig, ibpSchedule } from '../defenses/index.js';
 import { WorkerPool } from '../engine/pool.js';
+import { Rng } from '../engine/rng.js';
 import { predictDataset } from '../evaluate/predict.js';
 import {
   ARCHITECTURES,
@@ -20,7 +22,7 @@ import {
   saveLayersModel,
   TfjsClassifier,
 } from '../models/index.js';
-import { type BatchProgress, type LossFn, trainModel } from '../train/loop.js';
+import { type BatchProgress, type LossFn, type PrepareFn, trainModel } from '../train/loop.js';
 import {
   badOption,
   type CommonOptions,
@@ -36,8 +38,9 @@ import {
   setUpBackend,
   withCommonOptions,
 } from './common.js';
+import { ROBUST_DEFENSES, type RobustOptions, robustRun } from './train-robust.js';
 
-interface TrainOptions extends CommonOptions {
+interface TrainOptions extends CommonOptions, Omit<RobustOptions, 'defense'> {
   dataset: string;
   arch: string;
   epochs: number;
@@ -49,23 +52,23 @@ interface TrainOptions extends CommonOptions {
   labelSmoothing: number;
   noiseSigma: number;
   n?: number;
-  bounds: [number, number];
   float16?: boolean;
   out: string;
   defense: Defense;
-  eps?: number;
   ibpWarmup: number;
   ibpRamp: number;
   certifyEps?: number;
 }
 
 /** Training defences `--defense` accepts; 'none' is plain cross-entropy. */
-const DEFENSES = ['none', 'ibp'] as const;
+const DEFENSES = ['none', 'ibp', ...ROBUST_DEFENSES] as const;
 type Defense = (typeof DEFENSES)[number];
 
 /** What a defence brings to the run: its batch loss and per-epoch bookkeeping. */
 interface DefenseRun {
   lossFn?: LossFn;
+  /** Per-batch adversarial examples, crafted outside the gradient tape. */
+  prepare?: PrepareFn;
   /** Parameters for training.json. */
   record: Record<string, unknown>;
   /** Extra per-epoch fields, given the training progress at the epoch's end. */
@@ -76,10 +79,53 @@ interface DefenseRun {
   ) => Promise<Record<string, number>>;
   /** Extra final fields for the model as stored. */
   onStored?: (classifier: TfjsClassifier) => Promise<Record<string, number>>;
+  /** Set by onEpoch to end training after the epoch (early stopping). */
+  stop?: boolean;
+  /** After training, before saving (e.g. restore the best epoch); extra record fields. */
+  finish?: (seconds: number) => Record<string, unknown>;
 }
 
-function defenseRun(opts: TrainOptions, test: Dataset): DefenseRun {
+/** Options that belong to the robust-training defences, with the value that means "not set". */
+const ROBUST_ONLY: [keyof TrainOptions, string, unknown][] = [
+  ['beta', '--beta', undefined],
+  ['lambda', '--lambda', undefined],
+  ['mix', '--mix', 0],
+  ['schedule', '--schedule', 'constant'],
+  ['valSplit', '--val-split', undefined],
+  ['patience', '--patience', undefined],
+  ['stepSize', '--step-size', undefined],
+  ['stopOnOverfit', '--stop-on-overfit', undefined],
+];
+
+function defenseRun(
+  opts: TrainOptions,
+  test: Dataset,
+  model: tfl.LayersModel,
+  heldOut: { data: Dataset; name: string },
+): DefenseRun {
+  if (opts.defense === 'none' || opts.defense === 'ibp') {
+    for (const [key, flag, unset] of ROBUST_ONLY) {
+      if (opts[key] !== unset)
+        throw badOption(`train: ${flag} does not apply to --defense ${opts.defense}`);
+    }
+  }
   if (opts.defense === 'none') return { record: { defense: 'none' } };
+  if (opts.defense !== 'ibp') {
+    const run = robustRun({ ...opts, defense: opts.defense }, model, heldOut.data, heldOut.name);
+    const defense: DefenseRun = {
+      lossFn: run.lossFn,
+      prepare: run.prepare,
+      record: run.record,
+      finish: run.finish,
+    };
+    let epoch = 0;
+    defense.onEpoch = async (classifier, step, totalSteps) => {
+      const { fields, stop } = await run.onEpoch(classifier, ++epoch, step, totalSteps);
+      defense.stop = stop;
+      return fields;
+    };
+    return defense;
+  }
   const eps = opts.eps;
   if (eps === undefined) throw badOption('train: --eps is required for --defense ibp');
   if (opts.ibpWarmup > 1 || opts.ibpRamp > 1 || opts.ibpWarmup + opts.ibpRamp > 1) {
@@ -163,11 +209,60 @@ export function trainCommand(): Command {
     .option('--float16', 'store weights as float16 (half the size; dequantized on load)')
     .requiredOption('--out <dir>', 'output model directory')
     .addOption(
-      new Option('--defense <name>', 'robust training: none or ibp (certified, L-inf)')
+      new Option('--defense <name>', 'robust training or regularisation (ibp: certified, L-inf)')
         .choices(DEFENSES)
         .default('none'),
     )
-    .option('--eps <e>', 'ibp: L-inf training radius; required', parsePositiveNumber)
+    .option(
+      '--eps <e>',
+      'training radius; required for ibp, pgd-at, fast-at, trades, mart (regularisers: eval radius, default 0.1)',
+      parsePositiveNumber,
+    )
+    .addOption(
+      new Option('--norm <norm>', 'threat model of adversarial training')
+        .choices(['linf', 'l2'])
+        .default('linf'),
+    )
+    .option('--attack-steps <k>', 'pgd-at, trades, mart: inner PGD steps', parsePositiveInt, 10)
+    .option('--step-size <a>', 'inner PGD step (default 2.5*eps/steps)', parsePositiveNumber)
+    .option('--beta <b>', 'trades, mart: weight of the KL term (default 6)', parseNonNegativeNumber)
+    .option(
+      '--lambda <l>',
+      'grad-reg, jacobian-reg: weight of the penalty; required',
+      parseNonNegativeNumber,
+    )
+    .option(
+      '--projections <n>',
+      'jacobian-reg: random projections per example',
+      parsePositiveInt,
+      1,
+    )
+    .option(
+      '--mix <f>',
+      'pgd-at: fraction of the loss on clean examples',
+      parseNonNegativeNumber,
+      0,
+    )
+    .addOption(
+      new Option('--schedule <kind>', 'pgd-at, trades, mart: eps schedule')
+        .choices(['constant', 'linear', 'adaptive'])
+        .default('constant'),
+    )
+    .option(
+      '--val-split <f>',
+      'hold out this fraction of the training set: per-epoch robust accuracy, early stopping on it (best epoch restored)',
+      parsePositiveNumber,
+    )
+    .option(
+      '--patience <n>',
+      'with --val-split: stop after n epochs without a better robust accuracy',
+      parsePositiveInt,
+    )
+    .option(
+      '--stop-on-overfit',
+      'fast-at: stop at catastrophic overfitting, keeping the best earlier epoch',
+    )
+    .option('--eval-steps <k>', 'PGD steps of the per-epoch robust accuracy', parsePositiveInt, 10)
     .option(
       '--ibp-warmup <f>',
       'ibp: fraction of training with eps 0 and kappa 1',
@@ -196,6 +291,14 @@ async function runTrain(opts: TrainOptions): Promise<void> {
   let train = loadDataset(opts.dataset, 'train', { seed: opts.seed });
   const test = loadDataset(opts.dataset, 'test', { seed: opts.seed });
   if (opts.n !== undefined) train = takeFirst(train, opts.n);
+  // Robust accuracy each epoch is measured on the validation split, or on the first 500 test
+  // examples when there is none (reported as such; early stopping needs the split).
+  let heldOut = { data: takeFirst(test, Math.min(500, test.shape[0])), name: 'test[:500]' };
+  if (opts.valSplit !== undefined && opts.valSplit > 0 && opts.valSplit < 1) {
+    const split = splitDataset(train, opts.valSplit, new Rng(opts.seed));
+    train = split.train;
+    heldOut = { data: split.validation, name: `validation (${opts.valSplit} of train)` };
+  }
   const inputShape = train.shape.slice(1);
   const model = buildArchitecture(opts.arch, {
     inputShape,
@@ -204,7 +307,7 @@ async function runTrain(opts: TrainOptions): Promise<void> {
     seed: opts.seed,
   });
   const classifier = new TfjsClassifier(model, { bounds: opts.bounds });
-  const defense = defenseRun(opts, test);
+  const defense = defenseRun(opts, test, model, heldOut);
   log(
     `parry train: ${opts.arch} on ${train.name} (${train.shape[0]} examples), backend ${backend}, seed ${opts.seed}`,
   );
@@ -231,6 +334,7 @@ async function runTrain(opts: TrainOptions): Promise<void> {
     {
       pool,
       lossFn: defense.lossFn,
+      prepare: defense.prepare,
       onBatch: progress.update,
       onEpoch: async (r) => {
         progress.stop();
@@ -246,10 +350,16 @@ async function runTrain(opts: TrainOptions): Promise<void> {
         log(
           `epoch ${r.epoch}: loss ${r.loss.toFixed(4)}, train acc ${r.accuracy.toFixed(4)}, test acc ${r.test_accuracy.toFixed(4)}${extra}, ${r.seconds.toFixed(1)} s`,
         );
+        return defense.stop ? 'stop' : undefined;
       },
     },
   ).finally(() => pool?.close());
-  const testAccuracy = result.epochs[result.epochs.length - 1].test_accuracy;
+  const finished = defense.finish?.(result.seconds) ?? {};
+  // After early stopping the stored weights are the best epoch's: report their test accuracy.
+  const testAccuracy =
+    'weights_from_epoch' in finished
+      ? (await predictDataset(classifier, test)).accuracy
+      : result.epochs[result.epochs.length - 1].test_accuracy;
   await mkdir(opts.out, { recursive: true });
   const metadata = {
     arch: opts.arch,
@@ -278,6 +388,7 @@ async function runTrain(opts: TrainOptions): Promise<void> {
     label_smoothing: opts.labelSmoothing,
     noise_sigma: opts.noiseSigma,
     ...defense.record,
+    ...finished,
     seed: opts.seed,
     backend,
     workers,
