@@ -28,7 +28,8 @@ export interface ScheduleConfig {
 
 /** One setting at a given ε: K in proportion to ε/target (at least 1). */
 export function settingFor(eps: number, target: number, steps: number): AttackSetting {
-  const k = Math.max(1, Math.ceil((steps * eps) / target));
+  // The tolerance keeps float noise (10·0.01/0.1 = 1.0000000000000002) from adding a step.
+  const k = Math.max(1, Math.ceil((steps * eps) / target - 1e-9));
   return { eps, steps: k, stepSize: defaultStepSize(eps, k) };
 }
 
