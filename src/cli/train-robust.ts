@@ -8,6 +8,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Dataset } from '../data/index.js';
 import {
   BestCheckpoint,
+  checkTwiceDifferentiable,
   createFastTraining,
   createInputGradientRegularizer,
   createJacobianRegularizer,
@@ -171,6 +172,9 @@ export function robustRun(
   heldOutName: string,
 ): RobustRun {
   checkRobustOptions(o);
+  // Refuse a model the regulariser cannot differentiate twice before training starts.
+  if (o.defense === 'grad-reg' || o.defense === 'jacobian-reg')
+    checkTwiceDifferentiable(model, o.defense);
   // Regularisers are judged at --eps when given, else at 0.1 (L∞ on [0, 1] images).
   const eps = o.eps ?? 0.1;
   const schedule = ['pgd-at', 'trades', 'mart'].includes(o.defense)
