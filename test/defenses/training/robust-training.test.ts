@@ -85,7 +85,7 @@ describe('eps schedules', () => {
     const seq = [adaptive.settingAt(p).eps];
     for (const acc of [0.9, 0.9, 0.3, 0.5, 0.9, 0.9, 0.9]) seq.push(adaptive.endEpoch(acc));
     const expected = [0.025, 0.0375, 0.05625, 0.0375, 0.0375, 0.05625, 0.084375, 0.1];
-    seq.forEach((e, i) => expect(e).toBeCloseTo(expected[i], 10));
+    for (let i = 0; i < seq.length; i++) expect(seq[i]).toBeCloseTo(expected[i], 10);
     expect(adaptive.settingAt(p).eps).toBe(0.1);
   });
 
