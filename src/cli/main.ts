@@ -7,9 +7,11 @@ import { Command, CommanderError } from 'commander';
 import { isParryError } from '../errors.js';
 import { attackCommand } from './attack.js';
 import { certifyCommand } from './certify.js';
+import { defendCommand } from './defend.js';
 import { infoCommand } from './info.js';
 import { predictCommand } from './predict.js';
 import { trainCommand } from './train.js';
+import { trainDenoiserCommand } from './train-denoiser.js';
 
 export function buildProgram(): Command {
   const program = new Command('parry')
@@ -23,6 +25,8 @@ export function buildProgram(): Command {
     predictCommand(),
     attackCommand(),
     certifyCommand(),
+    defendCommand(),
+    trainDenoiserCommand(),
   ]) {
     program.addCommand(cmd.exitOverride());
   }
