@@ -50,8 +50,8 @@ export function trainDenoiserCommand(): Command {
       0.1,
     )
     .option('--epochs <n>', 'passes over the training set', parsePositiveInt, 5)
-    .option('--batch-size <n>', 'examples per step', parsePositiveInt, 64)
-    .option('--lr <x>', 'Adam learning rate', parsePositiveNumber, 2e-3)
+    .option('--batch-size <n>', 'examples per step', parsePositiveInt, 16)
+    .option('--lr <x>', 'Adam learning rate', parsePositiveNumber, 3e-3)
     .option('--filters <n>', 'channels of the hidden convolutions', parsePositiveInt, 16)
     .option('--n <n>', 'use only the first N training examples', parsePositiveInt)
     .requiredOption('--out <dir>', 'output model directory');
