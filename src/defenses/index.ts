@@ -55,3 +55,4 @@ export {
   registerSecondOrderGradients,
 } from './training/second-order.js';
 export { createTrades, type TradesConfig, tradesLoss } from './training/trades.js';
+export * from './preprocess/index.js';
