@@ -1,5 +1,6 @@
 /** Defences. Robust training plugs into `trainModel` as a `LossFn`. */
 
+export * from './preprocess/index.js';
 export {
   type AttackSetting,
   CostMeter,
@@ -55,4 +56,3 @@ export {
   registerSecondOrderGradients,
 } from './training/second-order.js';
 export { createTrades, type TradesConfig, tradesLoss } from './training/trades.js';
-export * from './preprocess/index.js';
