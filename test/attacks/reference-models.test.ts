@@ -24,7 +24,8 @@ async function run(attack: string, params: Partial<AttackParams>, n = 64) {
   return evaluateAttack(cnn, takeFirst(data, n), findAttack(attack)!, p, { batchSize: 64 });
 }
 
-describe('attacks on fmnist-cnn-small', () => {
+// Minutes each on a busy 2-core machine: longer than the default test timeout.
+describe('attacks on fmnist-cnn-small', { timeout: 600_000 }, () => {
   it('robust accuracy falls as eps grows, and PGD-20 is at least as strong as FGSM', async () => {
     const before = tf.memory().numTensors;
     const grid = [0, 0.02, 0.05, 0.1];

@@ -5,7 +5,9 @@
  * APGD-CE / APGD-DLR ascend cross-entropy / DLR on the true label; APGD-T (`targeted`) runs the
  * targeted DLR loss once per target, for the `numTargets` classes the clean logits rank highest
  * after the true one, and keeps each example's worst case. Every variant counts as a success a
- * point the model misclassifies.
+ * point the model misclassifies. 'ce' is the attack objective of objective.ts: cross-entropy with
+ * a 1e-3 logit-margin term, so that a float32-saturated softmax cannot stall it (plain CE left
+ * 4.6% of the committed Fashion-MNIST CNN standing at L∞ eps 0.2, where PGD reaches 0%).
  * Threat model: white-box, L∞ or L2 ball of radius `eps`. Shapes: x [batch, ...inputShape] in
  * model.bounds; labels [batch] int32. Caller owns `result.xAdv`.
  */
@@ -14,9 +16,8 @@ import { z } from 'zod';
 import { Rng } from '../../engine/rng.js';
 import { check } from '../../errors.js';
 import type { Classifier } from '../../models/classifier.js';
-import { crossEntropy } from '../../train/losses.js';
 import { dlrLoss, dlrTargetedLoss } from './dlr.js';
-import { attackSuccess, checkBatch, parseWith } from './objective.js';
+import { attackObjective, attackSuccess, checkBatch, parseWith } from './objective.js';
 import {
   clipToBounds,
   enforceThreatModel,
@@ -141,7 +142,7 @@ async function runApgd(
   const targets = c.targeted ? rankTargets(model, x, labels, Math.min(c.numTargets, k - 1)) : [];
   const objectives: ApgdObjective[] = c.targeted
     ? targets.map((t) => (l) => targetedObjective(l, labels, t, c.loss))
-    : [(l) => (c.loss === 'ce' ? crossEntropy(l, labels) : dlrLoss(l, labels))];
+    : [(l) => (c.loss === 'ce' ? attackObjective(l, labels, false, 'ce') : dlrLoss(l, labels))];
   const rng = new Rng(c.seed);
   const runs = objectives.length * c.restarts;
   const progress = { done: 0, total: runs * c.steps };
@@ -195,7 +196,7 @@ function targetedObjective(
 ): tf.Tensor1D {
   return loss === 'dlr'
     ? dlrTargetedLoss(logits, labels, target)
-    : tf.neg(crossEntropy(logits, target));
+    : attackObjective(logits, target, true, 'ce');
 }
 
 /** One APGD run from a random start; returns, per example, its adversarial or best point. */
