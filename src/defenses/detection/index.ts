@@ -9,7 +9,7 @@ export {
 export { BaseDetector, type Detector, type ScoreGradient } from './detector.js';
 export { FeatureSqueezingDetector, type SqueezeConfig } from './feature-squeezing.js';
 export { type KdeConfig, KdeDetector } from './kde.js';
-export { LearnedDetector } from './learned.js';
+export { type LearnedConfig, LearnedDetector } from './learned.js';
 export { type LidConfig, LidDetector, lidMle, lidTensor } from './lid.js';
 export { fitLogistic, type LogisticModel, logisticLogit } from './logistic.js';
 export {

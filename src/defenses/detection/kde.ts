@@ -6,8 +6,8 @@
  * variance U(x) = (1/T) Σ_t p_tᵀp_t − p̄ᵀp̄ over T dropout samples of the softmax p. A logistic
  * regression on [log K, U] (clean and noisy = 0, adversarial = 1) gives the score.
  * A model without Dropout layers has U ≡ 0 (the feature is constant and the regression ignores
- * it). σ defaults to the median distance between reference points (the paper tuned it per data
- * set). The first half of the clean fit examples are the reference, the rest train the
+ * it). σ defaults to the median distance between same-class reference points (the paper tuned it
+ * per data set). The first half of the clean fit examples are the reference, the rest train the
  * regression (a point's own kernel would inflate its density). Gradient 'exact' (stochastic
  * when MC dropout is on).
  */
@@ -69,10 +69,14 @@ export class KdeDetector extends BaseDetector {
     this.refLabels = tf.keep(
       tf.tidy(
         () =>
-          tf.oneHot(tf.cast(tf.slice(labels, [0], [m]), 'int32'), model.numClasses) as tf.Tensor2D,
+          tf.cast(
+            tf.oneHot(tf.cast(tf.slice(labels, [0], [m]), 'int32'), model.numClasses),
+            'float32',
+          ) as tf.Tensor2D,
       ),
     );
-    this.sigma = this.config.bandwidth ?? medianDistance(this.refs);
+    this.sigma =
+      this.config.bandwidth ?? medianDistance(this.refs, Int32Array.from(labels.dataSync()));
     const rest = sliceRows(cleanX, m, n - m);
     const noisy = gaussianNoise(rest, this.config.noiseStd, model.bounds, this.config.seed);
     const parts = [rest, noisy, adv].map((x) => this.readKdeFeatures(x));
@@ -93,7 +97,7 @@ export class KdeDetector extends BaseDetector {
     return tf.tidy(() => {
       const r = fm.activations(x, [fm.penultimate]);
       const d = pairwiseDistances(r.features[0], this.refs!);
-      const pred = tf.oneHot(tf.argMax(r.logits, 1), this.refLabels!.shape[1]);
+      const pred = tf.cast(tf.oneHot(tf.argMax(r.logits, 1), this.refLabels!.shape[1]), 'float32');
       const mask = tf.greater(tf.matMul(pred, this.refLabels!, false, true), 0); // [batch, m]
       const logK = tf.sub(
         tf.logSumExp(
@@ -142,14 +146,16 @@ export class KdeDetector extends BaseDetector {
   }
 }
 
-/** Median of the pairwise distances between distinct rows (the bandwidth heuristic). */
-function medianDistance(refs: tf.Tensor2D): number {
+/** Median distance between distinct reference rows of the same class (bandwidth heuristic). */
+function medianDistance(refs: tf.Tensor2D, labels: Int32Array): number {
   const d = pairwiseDistances(refs, refs);
   const v = d.dataSync();
   d.dispose();
   const m = refs.shape[0];
   const off: number[] = [];
-  for (let i = 0; i < m; i++) for (let j = i + 1; j < m; j++) off.push(v[i * m + j]);
+  for (let i = 0; i < m; i++) {
+    for (let j = i + 1; j < m; j++) if (labels[i] === labels[j]) off.push(v[i * m + j]);
+  }
   off.sort((a, b) => a - b);
   const med = off.length > 0 ? off[off.length >> 1] : 1;
   return med > 0 ? med : 1;
