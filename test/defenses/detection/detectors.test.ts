@@ -139,7 +139,8 @@ describe('closed forms', () => {
       tf.tensor2d(Float32Array.from(g.precision), [2, 2]),
     );
     const got = await s.data();
-    expected.forEach((e, i) => expect(got[i]).toBeCloseTo(e, 3));
+    for (let i = 0; i < expected.length; i++) expect(got[i]).toBeCloseTo(expected[i], 3);
+    s.dispose();
   });
 
   it('Mahalanobis detector scores equal a float64 recomputation from its own features', async () => {
