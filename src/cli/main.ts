@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { isParryError } from '../errors.js';
 import { attackCommand } from './attack.js';
 import { certifyCommand } from './certify.js';
+import { detectCommand } from './detect.js';
 import { infoCommand } from './info.js';
 import { predictCommand } from './predict.js';
 import { trainCommand } from './train.js';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
     predictCommand(),
     attackCommand(),
     certifyCommand(),
+    detectCommand(),
   ]) {
     program.addCommand(cmd.exitOverride());
   }
