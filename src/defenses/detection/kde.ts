@@ -98,13 +98,15 @@ export class KdeDetector extends BaseDetector {
       const r = fm.activations(x, [fm.penultimate]);
       const d = pairwiseDistances(r.features[0], this.refs!);
       const pred = tf.cast(tf.oneHot(tf.argMax(r.logits, 1), this.refLabels!.shape[1]), 'float32');
-      const mask = tf.greater(tf.matMul(pred, this.refLabels!, false, true), 0); // [batch, m]
+      // 1 where the reference point has the predicted class. Built from argMax / oneHot / matMul
+      // only (no comparison op), so the score stays differentiable in x (the mask's gradient is 0).
+      const mask = tf.matMul(pred, this.refLabels!, false, true); // [batch, m]
       const logK = tf.sub(
         tf.logSumExp(
-          tf.where(mask, tf.div(tf.neg(tf.square(d)), this.sigma ** 2), tf.fill(d.shape, -1e30)),
+          tf.add(tf.div(tf.neg(tf.square(d)), this.sigma ** 2), tf.mul(tf.sub(mask, 1), 1e9)),
           1,
         ),
-        tf.log(tf.maximum(tf.sum(tf.cast(mask, 'float32'), 1), 1)),
+        tf.log(tf.maximum(tf.sum(mask, 1), 1)),
       );
       return tf.stack([logK, this.uncertainty(x)], 1) as tf.Tensor2D;
     });

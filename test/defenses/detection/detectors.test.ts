@@ -71,6 +71,13 @@ describe('detectors on a separable synthetic case', () => {
       expect(s.shape).toEqual([100]);
       s.dispose();
       expect(tf.memory().numTensors).toBe(before);
+      if (det.gradient !== 'none') {
+        // What the joint attack needs: a finite input gradient of the score.
+        const g = tf.grad((v: tf.Tensor) => tf.sum(det.scoreTensor(v)))(test.adv);
+        const finite = tf.all(tf.isFinite(g));
+        expect((await finite.data())[0]).toBe(1);
+        tf.dispose([g, finite]);
+      }
       det.dispose();
       tf.dispose([train.x, train.adv, train.labels, test.x, test.adv, test.labels]);
     });
