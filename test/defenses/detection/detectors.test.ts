@@ -21,6 +21,7 @@ import {
   readFeatures,
   rocAuc,
 } from '../../../src/defenses/detection/index.js';
+import { bitDepth, medianFilter } from '../../../src/defenses/detection/squeezers.js';
 import { SHAPE, syntheticSet, tinyModel, trainTiny } from './helpers.js';
 
 const model = tinyModel();
@@ -225,6 +226,40 @@ describe('closed forms', () => {
     );
     expect(Array.from(both.score(flat))).toEqual(new Array(8).fill(0));
     tf.dispose([grid, flat]);
+  });
+
+  it('median filter and bit depth follow scipy.ndimage / Xu et al. semantics', async () => {
+    // Independent: scipy's median_filter = rank filter of rank ⌊size²/2⌋ (ascending), mode
+    // 'reflect' (d c b a | a b c d | d c b a), window offsets [−⌊size/2⌋, size − 1 − ⌊size/2⌋].
+    const h = 4;
+    const w = 5;
+    const img = Array.from({ length: h * w }, (_, i) => ((i * 7) % 11) / 10);
+    const reflect = (i: number, n: number) => (i < 0 ? -i - 1 : i >= n ? 2 * n - i - 1 : i);
+    for (const size of [2, 3]) {
+      const want: number[] = [];
+      const lo = Math.floor(size / 2);
+      for (let r = 0; r < h; r++) {
+        for (let c = 0; c < w; c++) {
+          const win: number[] = [];
+          for (let i = -lo; i < size - lo; i++) {
+            for (let j = -lo; j < size - lo; j++)
+              win.push(img[reflect(r + i, h) * w + reflect(c + j, w)]);
+          }
+          win.sort((a, b) => a - b);
+          want.push(win[Math.floor((size * size) / 2)]);
+        }
+      }
+      const x = tf.tensor4d(img, [1, h, w, 1]);
+      const m = medianFilter(x, size);
+      const got = Array.from(await m.data());
+      for (let i = 0; i < want.length; i++) expect(got[i]).toBeCloseTo(want[i], 6);
+      tf.dispose([x, m]);
+    }
+    const x = tf.tensor1d([0, 0.1, 0.2, 0.5, 0.99, 1]);
+    const q = bitDepth(x, 1, [0, 1]);
+    // Half to even at 0.5, as np.rint in Xu et al.'s reference code.
+    expect(Array.from(await q.data())).toEqual([0, 0, 0, 0, 1, 1]);
+    tf.dispose([x, q]);
   });
 
   it('KDE: uncertainty is 0 without dropout and positive with MC dropout', async () => {
