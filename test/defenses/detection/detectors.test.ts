@@ -10,6 +10,7 @@ import {
   FeatureSqueezingDetector,
   featureModel,
   fitTiedGaussians,
+  jsd,
   KdeDetector,
   LearnedDetector,
   LidDetector,
@@ -260,6 +261,22 @@ describe('closed forms', () => {
     // Half to even at 0.5, as np.rint in Xu et al.'s reference code.
     expect(Array.from(await q.data())).toEqual([0, 0, 0, 0, 1, 1]);
     tf.dispose([x, q]);
+  });
+
+  it('MagNet JSD: 0 for equal distributions, ln 2 for disjoint ones', async () => {
+    const p = tf.tensor2d([
+      [1, 0],
+      [0.3, 0.7],
+    ]);
+    const q = tf.tensor2d([
+      [0, 1],
+      [0.3, 0.7],
+    ]);
+    const d = jsd(p, q);
+    const got = await d.data();
+    expect(got[0]).toBeCloseTo(Math.LN2, 5);
+    expect(got[1]).toBeCloseTo(0, 6);
+    tf.dispose([p, q, d]);
   });
 
   it('KDE: uncertainty is 0 without dropout and positive with MC dropout', async () => {
