@@ -6,7 +6,9 @@
  * - 'jsd': Jensen–Shannon divergence between softmax(z(x)/T) and softmax(z(AE(x))/T).
  * The autoencoder is any image-to-image model (`autoencoderFrom` wraps a tfjs LayersModel);
  * `trainAutoencoder` trains the paper's MNIST "detector II" shape (three 3×3 sigmoid
- * convolutions, no pooling) for a few epochs. Gradient 'exact'.
+ * convolutions, no pooling) for a few epochs (defaults, 10 epochs of batch 32: mean squared error
+ * 0.0095 on 1,000 Fashion-MNIST training images in 8 s on wasm; 3 epochs of 64 left 0.067).
+ * Gradient 'exact'.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -64,8 +66,8 @@ export async function trainAutoencoder(
   config: Partial<AutoencoderTrainConfig> = {},
 ): Promise<tfl.LayersModel> {
   const c: AutoencoderTrainConfig = {
-    epochs: 3,
-    batchSize: 64,
+    epochs: 10,
+    batchSize: 32,
     filters: 3,
     learningRate: 0.01,
     seed: 1,
