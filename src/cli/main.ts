@@ -8,6 +8,7 @@ import { isParryError } from '../errors.js';
 import { attackCommand } from './attack.js';
 import { certifyCommand } from './certify.js';
 import { defendCommand } from './defend.js';
+import { detectCommand } from './detect.js';
 import { infoCommand } from './info.js';
 import { predictCommand } from './predict.js';
 import { trainCommand } from './train.js';
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
     certifyCommand(),
     defendCommand(),
     trainDenoiserCommand(),
+    detectCommand(),
   ]) {
     program.addCommand(cmd.exitOverride());
   }

@@ -1,0 +1,75 @@
+/** `parry detect`: JSON contract and exit codes. Runs the compiled CLI (`npm run build` first). */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { packageRoot } from '../../../src/engine/paths.js';
+
+const root = packageRoot();
+const MLP = join(root, 'models', 'fmnist-mlp');
+
+function parry(...args: string[]) {
+  const r = spawnSync(process.execPath, [join(root, 'bin', 'parry.mjs'), ...args], {
+    encoding: 'utf8',
+    cwd: root,
+    env: { ...process.env, PARRY_BACKEND: 'wasm' },
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function expectBadInput(r: ReturnType<typeof parry>, pattern: RegExp) {
+  expect(r.code, r.stderr).toBe(2);
+  expect(r.stdout).toBe('');
+  const lines = r.stderr.trim().split('\n');
+  expect(lines.length, r.stderr).toBe(1);
+  expect(lines[0]).toMatch(pattern);
+}
+
+describe('parry detect', () => {
+  it('mahalanobis vs fgsm prints one JSON object with auc and tpr per attack', () => {
+    const r = parry(
+      'detect',
+      '--model',
+      MLP,
+      '--detector',
+      'mahalanobis',
+      '--attacks',
+      'fgsm',
+      '--n',
+      '40',
+      '--fit-n',
+      '400',
+      '--joint-steps',
+      '5',
+      '--json',
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim().split('\n')).toHaveLength(1);
+    const out = JSON.parse(r.stdout);
+    expect(out.command).toBe('detect');
+    expect(out.detector).toBe('mahalanobis');
+    expect(out.n).toBe(40);
+    expect(out.seed).toBe(0);
+    expect(Number.isFinite(out.threshold)).toBe(true);
+    // Calibrated at 5% on 40 held-out examples: at most 2 flagged there.
+    expect(out.clean_fpr).toBeGreaterThanOrEqual(0);
+    expect(Object.keys(out.attacks)).toEqual(['fgsm']);
+    for (const entry of [out.attacks.fgsm, out.joint]) {
+      expect(entry.auc).toBeGreaterThanOrEqual(0);
+      expect(entry.auc).toBeLessThanOrEqual(1);
+      expect(entry.tpr).toBeGreaterThanOrEqual(0);
+      expect(entry.tpr).toBeLessThanOrEqual(1);
+      expect(entry.robust_accuracy_with_detector).toBeGreaterThanOrEqual(entry.robust_accuracy);
+    }
+  });
+
+  it('a bad detector name exits 2 with one line', () => {
+    expectBadInput(parry('detect', '--model', MLP, '--detector', 'nope', '--json'), /detector/);
+  });
+
+  it('an unknown attack exits 2 with one line', () => {
+    expectBadInput(
+      parry('detect', '--model', MLP, '--detector', 'squeeze', '--attacks', 'fgsm,zap', '--json'),
+      /unknown attack 'zap'/,
+    );
+  });
+});
