@@ -8,9 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { certifyDataset, fraction } from '../certify/index.js';
-import { type Dataset, loadDataset, takeFirst } from '../data/index.js';
-import { createIbpLoss, type IbpTrainingConfig, ibpSchedule } from '../defenses/index.js';
+import { loadDataset, takeFirst } from '../data/index.js';
 import { WorkerPool } from '../engine/pool.js';
 import { predictDataset } from '../evaluate/predict.js';
 import {
@@ -20,7 +18,7 @@ import {
   saveLayersModel,
   TfjsClassifier,
 } from '../models/index.js';
-import { type BatchProgress, type LossFn, trainModel } from '../train/loop.js';
+import { type BatchProgress, trainModel } from '../train/loop.js';
 import {
   badOption,
   type CommonOptions,
@@ -36,8 +34,9 @@ import {
   setUpBackend,
   withCommonOptions,
 } from './common.js';
+import { DEFENSES, type DefenseOptions, defenseRun } from './train-defenses.js';
 
-interface TrainOptions extends CommonOptions {
+interface TrainOptions extends CommonOptions, DefenseOptions {
   dataset: string;
   arch: string;
   epochs: number;
@@ -52,76 +51,6 @@ interface TrainOptions extends CommonOptions {
   bounds: [number, number];
   float16?: boolean;
   out: string;
-  defense: Defense;
-  eps?: number;
-  ibpWarmup: number;
-  ibpRamp: number;
-  certifyEps?: number;
-}
-
-/** Training defences `--defense` accepts; 'none' is plain cross-entropy. */
-const DEFENSES = ['none', 'ibp'] as const;
-type Defense = (typeof DEFENSES)[number];
-
-/** What a defence brings to the run: its batch loss and per-epoch bookkeeping. */
-interface DefenseRun {
-  lossFn?: LossFn;
-  /** Parameters for training.json. */
-  record: Record<string, unknown>;
-  /** Extra per-epoch fields, given the training progress at the epoch's end. */
-  onEpoch?: (
-    classifier: TfjsClassifier,
-    step: number,
-    totalSteps: number,
-  ) => Promise<Record<string, number>>;
-  /** Extra final fields for the model as stored. */
-  onStored?: (classifier: TfjsClassifier) => Promise<Record<string, number>>;
-}
-
-function defenseRun(opts: TrainOptions, test: Dataset): DefenseRun {
-  if (opts.defense === 'none') return { record: { defense: 'none' } };
-  const eps = opts.eps;
-  if (eps === undefined) throw badOption('train: --eps is required for --defense ibp');
-  if (opts.ibpWarmup > 1 || opts.ibpRamp > 1 || opts.ibpWarmup + opts.ibpRamp > 1) {
-    throw badOption(
-      `train: --ibp-warmup + --ibp-ramp must be <= 1, got ${opts.ibpWarmup} + ${opts.ibpRamp}`,
-    );
-  }
-  const { config, lossFn } = createIbpLoss({
-    eps,
-    warmup: opts.ibpWarmup,
-    ramp: opts.ibpRamp,
-    bounds: opts.bounds,
-  });
-  const certifyEps = opts.certifyEps ?? eps;
-  const certified = async (classifier: TfjsClassifier) =>
-    fraction(
-      (await certifyDataset(classifier, test, { method: 'ibp', eps: certifyEps, batchSize: 500 }))
-        .certified,
-    );
-  return {
-    lossFn,
-    record: { defense: 'ibp', ibp: ibpRecord(config, certifyEps) },
-    onEpoch: async (classifier, step, totalSteps) => ({
-      ...ibpSchedule(config, { step, totalSteps }),
-      test_ibp_certified: await certified(classifier),
-    }),
-    onStored: async (classifier) => ({
-      stored_test_ibp_certified_accuracy: await certified(classifier),
-    }),
-  };
-}
-
-function ibpRecord(c: IbpTrainingConfig, certifyEps: number) {
-  return {
-    method: 'IBP (Gowal et al. 2018)',
-    eps: c.eps,
-    warmup: c.warmup,
-    ramp: c.ramp,
-    kappa_start: 1,
-    kappa_end: c.kappaEnd,
-    certify_eps: certifyEps,
-  };
 }
 
 export function trainCommand(): Command {
