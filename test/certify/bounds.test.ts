@@ -2,6 +2,8 @@
  * IBP and CROWN beyond sampled soundness (bounds-soundness.test.ts): exactness on one affine
  * layer, the tight margin, tightness on the committed reference models, errors and leaks.
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -17,7 +19,7 @@ import {
 import { loadDataset, takeFirst } from '../../src/data/index.js';
 import { packageRoot } from '../../src/engine/paths.js';
 import { ParryError } from '../../src/errors.js';
-import { loadClassifier, type TfjsClassifier } from '../../src/models/index.js';
+import { loadClassifier, saveLayersModel, type TfjsClassifier } from '../../src/models/index.js';
 import { values } from '../attacks/helpers.js';
 import { seeded, seededClassifier } from './bounds-helpers.js';
 
@@ -135,6 +137,32 @@ describe('CROWN on the reference models (eps 0.01, first test images)', () => {
       model.dispose();
     },
   );
+});
+
+describe('a model stored with a final softmax', () => {
+  it('is bounded on its logits (the loader replaces the softmax by linear)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'parry-bounds-'));
+    const layers = [
+      L.flatten({ inputShape: [3, 3, 1] }),
+      L.dense({ units: 5, activation: 'relu' }),
+      L.dense({ units: 3, activation: 'softmax' }),
+    ];
+    const original = seededClassifier(layers, 36);
+    await saveLayersModel(original.layersModel!, dir);
+    original.dispose();
+    const model = await loadClassifier(dir);
+    expect(model.outputWasSoftmax).toBe(true);
+    const x = tf.tensor(values(18, 37), [2, 3, 3, 1]);
+    const z = model.logits(x);
+    for (const b of [ibpBounds(model, x, 0), crownBounds(model, x, 0)]) {
+      const gap = (t: tf.Tensor) => tf.max(tf.abs(tf.sub(t, z)));
+      const diff = tf.tidy(() => tf.maximum(gap(b.lower), gap(b.upper)).dataSync()[0]);
+      expect(diff).toBeLessThan(1e-5);
+      tf.dispose([b.lower, b.upper]);
+    }
+    tf.dispose([x, z]);
+    model.dispose();
+  });
 });
 
 describe('errors', () => {
