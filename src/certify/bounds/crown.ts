@@ -60,13 +60,13 @@ export type CrownConfigInput = z.input<typeof crownConfigSchema>;
 /**
  * Whether CROWN should bound the input of nonlinear op k: it follows a linear op, is narrow
  * enough, and IBP is not already exact there (IBP is exact when no nonlinearity and at most one
- * Dense/Conv2D precede it: one affine map of a box).
+ * op mixing elements, Dense, Conv2D or pooling, precede it: one affine map of a box).
  */
 function crownIntermediate(net: Network, k: number, cfg: CrownConfig): boolean {
   if (cfg.intermediate !== 'crown' || k === 0 || isNonlinear(net.ops[k - 1])) return false;
   if (sizeOf(net.shapes[k]) > cfg.maxIntermediateNeurons) return false;
   const before = net.ops.slice(0, k);
-  const mixing = before.filter((op) => op.kind === 'dense' || op.kind === 'conv2d').length;
+  const mixing = before.filter((op) => op.kind !== 'scale' && op.kind !== 'reshape').length;
   return before.some(isNonlinear) || mixing > 1;
 }
 
