@@ -10,13 +10,14 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   certifyCrown,
+  certifyDataset,
   certifyIbp,
   crownBounds,
   crownMarginBounds,
   ibpBounds,
   ibpMarginBounds,
 } from '../../src/certify/index.js';
-import { loadDataset, takeFirst } from '../../src/data/index.js';
+import { loadDataset, syntheticDataset, takeFirst } from '../../src/data/index.js';
 import { packageRoot } from '../../src/engine/paths.js';
 import { ParryError } from '../../src/errors.js';
 import { loadClassifier, saveLayersModel, type TfjsClassifier } from '../../src/models/index.js';
@@ -292,6 +293,20 @@ describe('tensor hygiene', () => {
       tf.dispose(tensors);
       expect(tf.memory().numTensors).toBe(before);
     }
+  });
+
+  it('certifyDataset leaks no tensors and agrees with certifyIbp / certifyCrown', async () => {
+    const data = syntheticDataset({ shape: [6, 6, 1], numClasses: 3, n: 7, seed: 43 });
+    const x7 = tf.tensor(data.x, data.shape);
+    const y7 = tf.tensor1d(data.labels, 'int32');
+    const direct = await certifyCrown(model, x7, y7, 0.02);
+    const before = tf.memory().numTensors;
+    const r = await certifyDataset(model, data, { method: 'crown', eps: 0.02, batchSize: 3 });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(r.certified).toEqual(direct.certified);
+    for (const [i, m] of r.minMargin.entries()) expect(m).toBeCloseTo(direct.minMargin[i], 4);
+    expect(r.ibpCertified).toHaveLength(7);
+    tf.dispose([x7, y7, direct.lower, direct.upper, direct.marginLower]);
   });
 
   it('chunked CROWN equals one chunk', () => {
