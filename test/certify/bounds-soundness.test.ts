@@ -73,12 +73,19 @@ const CASES: Case[] = [
       ),
   },
   {
-    name: 'conv stride 2 valid, dilated conv',
+    name: 'conv stride 2 valid, dilated conv same and valid',
     build: () =>
       seededClassifier(
         [
           L.conv2d({ inputShape: [9, 9, 1], filters: 3, kernelSize: 3, strides: 2 }),
           L.reLU(),
+          L.conv2d({
+            filters: 3,
+            kernelSize: 2,
+            dilationRate: 2,
+            padding: 'same',
+            activation: 'relu',
+          }),
           L.conv2d({ filters: 3, kernelSize: 2, dilationRate: 2, activation: 'relu' }),
           ...head(),
         ],

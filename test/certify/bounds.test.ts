@@ -2,22 +2,25 @@
  * IBP and CROWN beyond sampled soundness (bounds-soundness.test.ts): exactness on one affine
  * layer, the tight margin, tightness on the committed reference models, errors and leaks.
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   certifyCrown,
+  certifyDataset,
   certifyIbp,
   crownBounds,
   crownMarginBounds,
   ibpBounds,
   ibpMarginBounds,
 } from '../../src/certify/index.js';
-import { loadDataset, takeFirst } from '../../src/data/index.js';
+import { loadDataset, syntheticDataset, takeFirst } from '../../src/data/index.js';
 import { packageRoot } from '../../src/engine/paths.js';
 import { ParryError } from '../../src/errors.js';
-import { loadClassifier, type TfjsClassifier } from '../../src/models/index.js';
+import { loadClassifier, saveLayersModel, type TfjsClassifier } from '../../src/models/index.js';
 import { values } from '../attacks/helpers.js';
 import { seeded, seededClassifier } from './bounds-helpers.js';
 
@@ -135,6 +138,32 @@ describe('CROWN on the reference models (eps 0.01, first test images)', () => {
       model.dispose();
     },
   );
+});
+
+describe('a model stored with a final softmax', () => {
+  it('is bounded on its logits (the loader replaces the softmax by linear)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'parry-bounds-'));
+    const layers = [
+      L.flatten({ inputShape: [3, 3, 1] }),
+      L.dense({ units: 5, activation: 'relu' }),
+      L.dense({ units: 3, activation: 'softmax' }),
+    ];
+    const original = seededClassifier(layers, 36);
+    await saveLayersModel(original.layersModel!, dir);
+    original.dispose();
+    const model = await loadClassifier(dir);
+    expect(model.outputWasSoftmax).toBe(true);
+    const x = tf.tensor(values(18, 37), [2, 3, 3, 1]);
+    const z = model.logits(x);
+    for (const b of [ibpBounds(model, x, 0), crownBounds(model, x, 0)]) {
+      const gap = (t: tf.Tensor) => tf.max(tf.abs(tf.sub(t, z)));
+      const diff = tf.tidy(() => tf.maximum(gap(b.lower), gap(b.upper)).dataSync()[0]);
+      expect(diff).toBeLessThan(1e-5);
+      tf.dispose([b.lower, b.upper]);
+    }
+    tf.dispose([x, z]);
+    model.dispose();
+  });
 });
 
 describe('errors', () => {
@@ -264,6 +293,20 @@ describe('tensor hygiene', () => {
       tf.dispose(tensors);
       expect(tf.memory().numTensors).toBe(before);
     }
+  });
+
+  it('certifyDataset leaks no tensors and agrees with certifyIbp / certifyCrown', async () => {
+    const data = syntheticDataset({ shape: [6, 6, 1], numClasses: 3, n: 7, seed: 43 });
+    const x7 = tf.tensor(data.x, data.shape);
+    const y7 = tf.tensor1d(data.labels, 'int32');
+    const direct = await certifyCrown(model, x7, y7, 0.02);
+    const before = tf.memory().numTensors;
+    const r = await certifyDataset(model, data, { method: 'crown', eps: 0.02, batchSize: 3 });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(r.certified).toEqual(direct.certified);
+    for (const [i, m] of r.minMargin.entries()) expect(m).toBeCloseTo(direct.minMargin[i], 4);
+    expect(r.ibpCertified).toHaveLength(7);
+    tf.dispose([x7, y7, direct.lower, direct.upper, direct.marginLower]);
   });
 
   it('chunked CROWN equals one chunk', () => {

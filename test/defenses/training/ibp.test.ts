@@ -90,6 +90,10 @@ describe.each(['cpu', 'wasm'])('ibpLoss on %s', (backend) => {
         tf.addN(vars.map((v) => tf.sum(tf.abs(tf.sub(grads[v.name], clean[v.name]))))).dataSync(),
       )[0];
       expect(diff).toBeGreaterThan(1e-3);
+      const before = tf.memory().numTensors;
+      const out = ibpLoss(model, x, labels, s, [0, 1]);
+      expect(tf.memory().numTensors).toBe(before + 2);
+      tf.dispose([out.loss, out.logits]);
       tf.dispose([x, labels, ...Object.values(grads), ...Object.values(clean)]);
       model.dispose();
     } finally {
