@@ -148,7 +148,7 @@ export function intervalStep(op: Op, iv: Interval, outShape: number[]): Interval
   }
 }
 
-/** Boxes entering op `from` ... up to the output, starting from `iv` entering op `from`. */
+/** The box leaving op `to − 1` (by default the logits'), from the box `iv` entering op `from`. */
 export function propagate(net: Network, iv: Interval, from = 0, to = net.ops.length): Interval {
   let cur = iv;
   for (let k = from; k < to; k++) cur = intervalStep(net.ops[k], cur, net.shapes[k + 1]);
