@@ -1,0 +1,161 @@
+/**
+ * The shape of `results.json`, written by `parry evaluate` and read by the HTML report. Plain
+ * JSON: numbers, strings, arrays; per-example arrays so that worst cases, fairness and honesty
+ * checks can be recomputed from the file alone. `null` stands for "not measured" (never NaN).
+ */
+
+export const RESULTS_VERSION = 1;
+
+export type Norm = 'linf' | 'l2' | 'l1';
+
+export interface EvaluationResults {
+  version: typeof RESULTS_VERSION;
+  /** ISO timestamps. */
+  started: string;
+  finished: string | null;
+  /** The validated config, as run (defaults filled in). */
+  config: Record<string, unknown>;
+  dataset: {
+    name: string;
+    n: number;
+    /** Class names, index = label. */
+    classNames: string[];
+    /** `[h, w, c]`. */
+    inputShape: number[];
+    /** Per example: its label. */
+    labels: number[];
+    /** Per example: its group name, when the config defines groups. */
+    groups: string[] | null;
+  };
+  targets: TargetResults[];
+  /** Warnings gathered while running (e.g. a certifier that does not apply), shown in the report. */
+  notes: string[];
+}
+
+/** One model, optionally wrapped in a defence: a row of the headline table. */
+export interface TargetResults {
+  /** `model` or `model + defence`. */
+  id: string;
+  model: string;
+  defense: string | null;
+  /** What the model was trained against (`none`, `pgd-at linf 0.1`, …), for the generalisation matrix. */
+  trainedAgainst: string;
+  clean: {
+    accuracy: number;
+    /** Per example: predicted class (-1 = abstained/rejected). */
+    predictions: number[];
+    /** Per example: softmax confidence of the prediction. */
+    confidences: number[];
+    seconds: number;
+  };
+  /** One cell per attack × norm × eps. */
+  attacks: AttackCell[];
+  /** Per norm and eps: the per-example worst case over every attack at that norm and eps. */
+  worstCase: WorstCaseCell[];
+  certified: CertifiedResult[];
+  fairness: FairnessResult;
+  honesty: HonestyCheck[];
+  gallery: GalleryItem[];
+  cost: { seconds: number; gradientEvaluations: number; queries: number };
+}
+
+export interface AttackCell {
+  /** The attack's id in the config (defaults to its registry name). */
+  attack: string;
+  /** Registry name. */
+  kind: string;
+  norm: Norm;
+  eps: number;
+  /** Parameters as run. */
+  params: Record<string, unknown>;
+  whiteBox: boolean;
+  robustAccuracy: number;
+  attackSuccessRate: number;
+  meanPerturbation: number | null;
+  medianPerturbation: number | null;
+  /** Per example: 1 = classified correctly after the attack, 0 = not. */
+  robust: number[];
+  /** Per example: the adversarial prediction. */
+  adversarial: number[];
+  seconds: number;
+  gradientEvaluations: number;
+  queries: number;
+}
+
+export interface WorstCaseCell {
+  norm: Norm;
+  eps: number;
+  robustAccuracy: number;
+  robust: number[];
+  /** Per example: the attack that broke it first in config order, 'clean', or null (robust). */
+  brokenBy: (string | null)[];
+}
+
+export interface CertifiedResult {
+  method: 'ibp' | 'crown' | 'smoothing';
+  norm: Norm;
+  /** Certified accuracy at each radius (ibp/crown: the L∞ eps; smoothing: L2 radius). */
+  curve: { radius: number; accuracy: number }[];
+  /** Per example: certified radius (smoothing) or the largest certified eps of the grid (bounds); 0 = not certified. */
+  radii: number[];
+  abstainRate: number | null;
+  seconds: number;
+  params: Record<string, unknown>;
+}
+
+export interface GroupStat {
+  group: string;
+  n: number;
+  cleanAccuracy: number;
+  /** Worst-case robust accuracy at each eps of each norm: key `${norm}:${eps}`. */
+  robustAccuracy: Record<string, number>;
+}
+
+export interface FairnessResult {
+  perClass: GroupStat[];
+  perGroup: GroupStat[] | null;
+  /** For classes and groups (when defined): largest gap and worst/best ratio, clean and per `${norm}:${eps}`. */
+  summary: {
+    over: 'class' | 'group';
+    key: string;
+    gap: number;
+    ratio: number | null;
+    worst: string;
+    best: string;
+  }[];
+}
+
+export interface HonestyCheck {
+  id:
+    | 'unbounded-eps'
+    | 'monotone-eps'
+    | 'more-steps'
+    | 'black-vs-white'
+    | 'random-noise'
+    | 'gradients';
+  title: string;
+  status: 'pass' | 'warn' | 'skip';
+  /** One sentence with the numbers that decided the status. */
+  detail: string;
+  values: Record<string, number | string | null>;
+}
+
+export interface GalleryItem {
+  attack: string;
+  norm: Norm;
+  eps: number;
+  index: number;
+  label: number;
+  cleanPrediction: number;
+  cleanConfidence: number;
+  adversarialPrediction: number;
+  adversarialConfidence: number;
+  /** PNG data URIs. */
+  clean: string;
+  adversarial: string;
+  perturbation: string;
+  /** Amplification of the perturbation panel. */
+  amplification: number;
+  /** Saliency maps (PNG data URIs) by method, for the clean and the adversarial input. */
+  saliency: { method: string; clean: string; adversarial: string }[];
+}
