@@ -23,11 +23,12 @@ const SETTINGS: Record<string, { params?: Partial<AttackParams>; n?: number }> =
   bim: { params: { steps: 20 } },
   mim: { params: { steps: 20 } },
   // The expensive ones run on fewer images (the first n), said in each row.
+  'apgd-ce': { n: 500 },
   'apgd-dlr': { n: 200 },
   'apgd-t': { n: 200 },
   auto: { n: 500 },
   square: { params: { maxQueries: 5000 }, n: 500 },
-  cw: { n: 500 },
+  cw: { n: 200 },
   hsj: { params: { maxQueries: 1000 }, n: 100 },
 };
 
