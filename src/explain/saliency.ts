@@ -261,8 +261,11 @@ function checkInputs(
   check(allFinite(x), () => `${fn}: x has NaN or infinite values`);
 }
 
+/** `[batch, numClasses]` selector of each example's class; built in JS, as tf.oneHot needs depth >= 2. */
 function oneHotOf(classes: Int32Array | number[], numClasses: number): tf.Tensor {
-  return tf.tidy(() => tf.oneHot(tf.tensor1d(Array.from(classes), 'int32'), numClasses));
+  const v = new Float32Array(classes.length * numClasses);
+  for (let i = 0; i < classes.length; i++) v[i * numClasses + classes[i]] = 1;
+  return tf.tensor2d(v, [classes.length, numClasses]);
 }
 
 function allFinite(t: tf.Tensor): boolean {
