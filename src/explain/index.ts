@@ -1,4 +1,4 @@
-/** Interpretability: saliency maps (gradient, SmoothGrad, integrated gradients) and their heatmaps. */
+/** Interpretability: saliency maps (gradient, SmoothGrad, integrated gradients), PNG heatmaps. */
 export {
   integratedGradients,
   pngDataUri,

@@ -1,7 +1,8 @@
 /**
  * Saliency maps: how much each input value of x contributes to one class's logit.
  *
- * - 'gradient': ∂z_c/∂x (Simonyan, Vedaldi & Zisserman, "Deep Inside Convolutional Networks", 2014).
+ * - 'gradient': ∂z_c/∂x (Simonyan, Vedaldi & Zisserman, "Deep Inside Convolutional Networks",
+ *   2014).
  * - 'smoothgrad': the mean of ∂z_c/∂x at x + ε, ε ~ N(0, σ²I), σ = noise·(hi − lo) (Smilkov et al.,
  *   "SmoothGrad: removing noise by adding noise", 2017).
  * - 'integrated-gradients': (x − x')⊙∫₀¹ ∂z_c/∂x(x' + α(x − x')) dα from a baseline x'
@@ -31,9 +32,15 @@ export const SALIENCY_METHODS: readonly SaliencyMethod[] = [
 export interface SaliencyOptions {
   /** smoothgrad: noisy samples (default 25); integrated-gradients: path steps (default 50). */
   samples?: number;
-  /** smoothgrad: noise std as a fraction of the bounds' range (default 0.15, Smilkov et al. 2017). */
+  /**
+   * smoothgrad: noise std as a fraction of the bounds' range (default 0.15, Smilkov et al.
+   * 2017).
+   */
   noise?: number;
-  /** integrated-gradients baseline: a constant value (default: the lower bound, i.e. black) or a tensor of x's shape. */
+  /**
+   * integrated-gradients baseline: a constant value (default: the lower bound, i.e. black) or a
+   * tensor of x's shape.
+   */
   baseline?: number | tf.Tensor;
   seed?: number;
 }
@@ -92,8 +99,8 @@ export function saliency(
 /**
  * Integrated gradients with its completeness gap. `attributions` (x's shape, caller owns) sum, per
  * example, to z_c(x) − z_c(x') up to the quadrature error; `delta[i]` = Σ attributions[i] −
- * (z_c(x_i) − z_c(x'_i)), which Sundararajan et al. (§3) suggest checking (|delta| within ~5% of
- * the logit difference; otherwise raise the step count).
+ * (z_c(x_i) − z_c(x'_i)). Sundararajan et al. recommend checking it: within ~5% of the logit
+ * difference, else raise the step count (`samples`).
  */
 export function integratedGradients(
   model: Classifier,
@@ -261,7 +268,7 @@ function checkInputs(
   check(allFinite(x), () => `${fn}: x has NaN or infinite values`);
 }
 
-/** `[batch, numClasses]` selector of each example's class; built in JS, as tf.oneHot needs depth >= 2. */
+/** `[batch, numClasses]` selector of each example's class (in JS: tf.oneHot needs depth >= 2). */
 function oneHotOf(classes: Int32Array | number[], numClasses: number): tf.Tensor {
   const v = new Float32Array(classes.length * numClasses);
   for (let i = 0; i < classes.length; i++) v[i * numClasses + classes[i]] = 1;
