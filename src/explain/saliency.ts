@@ -8,12 +8,11 @@
  * - 'integrated-gradients': (x − x')⊙∫₀¹ ∂z_c/∂x(x' + α(x − x')) dα from a baseline x'
  *   (Sundararajan, Taly & Yan, "Axiomatic Attribution for Deep Networks", ICML 2017).
  *
- * The explained function is always the pre-softmax logit z_c of the chosen class, as in the three
- * papers: softmax couples the classes and saturates, which hides a class's own evidence. Shapes:
- * x `[batch, ...model.inputShape]`, one class per example; every map has x's shape and the caller
- * owns it. Gradients of many noisy or interpolated copies are taken in chunks of at most
- * CHUNK_ROWS rows, so memory stays that of one CHUNK_ROWS-row forward and backward pass however
- * many samples are asked for.
+ * The explained function is always the pre-softmax logit z_c of the chosen class (Simonyan et al.'s
+ * class score): softmax couples the classes and saturates, which hides a class's own evidence.
+ * Shapes: x `[batch, ...model.inputShape]`, one class per example; every map has x's shape and the
+ * caller owns it. Gradients of the noisy or interpolated copies are taken in chunks of
+ * max(CHUNK_ROWS, batch) rows, so memory does not grow with the number of samples or steps.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
