@@ -1,9 +1,22 @@
 /** parry's public API. Call `initBackend()` once before creating any tensor. */
+
+export * from './attacks/adaptive/index.js';
+export * from './attacks/evasion/index.js';
+export { ATTACKS, type AttackEntry, type AttackParams, findAttack } from './attacks/registry.js';
+export * from './certify/index.js';
 export * from './data/index.js';
+export * from './defenses/detection/index.js';
+export * from './defenses/preprocess/index.js';
 export { DEFAULT_BACKEND, initBackend, resolveBackendName } from './engine/backend.js';
 export { Rng } from './engine/rng.js';
 export { isParryError, ParryError, type ParryErrorCode } from './errors.js';
 export { type Predictions, predictDataset } from './evaluate/predict.js';
+export {
+  type AttackEvaluation,
+  evaluateAttack,
+  evaluateAttackPooled,
+} from './evaluate/robustness.js';
+export * from './explain/index.js';
 export * from './models/index.js';
 export {
   type BatchProgress,
