@@ -5,6 +5,7 @@ export { Rng } from './engine/rng.js';
 export { isParryError, ParryError, type ParryErrorCode } from './errors.js';
 export { type Predictions, predictDataset } from './evaluate/predict.js';
 export * from './models/index.js';
+export { type ReportOptions, renderReport } from './report/index.js';
 export {
   type BatchProgress,
   type EpochRecord,
