@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type Browser, chromium } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { renderReport } from '../../src/report/index.js';
 import { makeResults } from './fixture.js';
 
@@ -52,19 +52,8 @@ const COLLECT = `({
 })`;
 
 describe('report in a browser', () => {
-  let browser: Browser;
-  let dir: string;
-
-  beforeAll(async () => {
-    // CI installs chromium (.ci/run); a missing browser is a failure, not a skip.
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(
-        `${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)`,
-      );
-    }
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
-    dir = mkdtempSync(join(tmpdir(), 'parry-report-'));
-  });
+  let browser: Browser | undefined;
+  let dir: string | undefined;
 
   afterAll(async () => {
     await browser?.close();
@@ -72,6 +61,13 @@ describe('report in a browser', () => {
   });
 
   it('draws every chart and image without errors, offline', { timeout: 180_000 }, async () => {
+    // CI installs chromium (.ci/run): a missing browser fails this test, it is never skipped.
+    expect(
+      existsSync(CHROMIUM),
+      `${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)`,
+    ).toBe(true);
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+    dir = mkdtempSync(join(tmpdir(), 'parry-report-'));
     const file = join(dir, 'report.html');
     writeFileSync(file, renderReport(makeResults()));
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
