@@ -107,7 +107,7 @@ export function className(results: EvaluationResults, label: number): string {
 
 /** The fairness key `${norm}:${eps}` in words: `clean` or `L∞ ε=0.1`. */
 export function keyName(key: string): string {
-  if (key === 'clean') return 'clean';
   const [norm, eps] = key.split(':');
+  if (eps === undefined) return key;
   return `${normName(norm as Norm)} ε=${formatEps(Number(eps))}`;
 }
