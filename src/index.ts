@@ -18,6 +18,7 @@ export {
 } from './evaluate/robustness.js';
 export * from './explain/index.js';
 export * from './models/index.js';
+export { type ReportOptions, renderReport } from './report/index.js';
 export {
   type BatchProgress,
   type EpochRecord,

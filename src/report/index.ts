@@ -1,0 +1,3 @@
+/** The HTML report of `parry evaluate`. */
+export { type ReportOptions, renderReport } from './html.js';
+export { writeExamplePng } from './images.js';
