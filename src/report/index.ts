@@ -1,0 +1,2 @@
+/** Reports: the HTML page of an evaluation and the example images it shows. */
+export { renderReport } from './html.js';
