@@ -67,6 +67,7 @@ export async function cell<T>(
     const value = await compute(cellSeed(ctx.config.seed, key), (done, all) =>
       handle?.progress?.(done, all),
     );
+    handle?.progress?.(total, total);
     return await ctx.store.put(key, value);
   } finally {
     handle?.end?.();
