@@ -32,6 +32,8 @@ const raw: EvaluateConfigInput = {
     { attack: 'deepfool', params: { steps: 5 } },
   ],
   eps: { linf: [0.05, 0.1], l2: [1] },
+  // The MLP gets a (small) smoothing certificate; the IBP model its own certify, which replaces it.
+  certify: { smoothing: { sigma: 0.25, n0: 10, n: 60, batchSize: 70, radii: [0, 0.25] } },
   groups: { byLabel: { Bag: 'bags', Trouser: 'bottoms' } },
   gallery: { examples: 1 },
   explain: { methods: ['gradient'] },
@@ -80,7 +82,7 @@ describe('runEvaluation', () => {
       'linf:0.1',
       'l2:1',
     ]);
-    expect(mlp.certified).toEqual([]);
+    expect(mlp.certified.map((c) => c.method)).toEqual(['smoothing']);
     expect(ibp.certified.map((c) => [c.method, c.curve.length])).toEqual([['ibp', 2]]);
     expect(mlp.honesty.map((h) => h.id)).toEqual([
       'unbounded-eps',
@@ -191,6 +193,38 @@ describe('runEvaluation', () => {
     const g = t.honesty.find((h) => h.id === 'gradients')!;
     expect(g.status).toBe('warn');
     expect(g.values.fraction).toBe(1);
+  });
+
+  it('certifies a smoothed target instead of attacking it, and smooths others on request', async () => {
+    const smoothing = { sigma: 0.25, n0: 10, n: 60, batchSize: 70, radii: [0, 0.25] };
+    const smoothed = parseEvaluateConfig(
+      {
+        ...raw,
+        n: 6,
+        models: [
+          { path: 'models/fmnist-mlp', name: 'mlp-smoothed', defense: { smoothing } },
+          { path: 'models/fmnist-mlp', certify: { smoothing } },
+        ],
+        attacks: [{ attack: 'fgsm' }],
+        honesty: { enabled: false },
+      },
+      root,
+    );
+    const before = tf.memory().numTensors;
+    const r = await runEvaluation(smoothed, { outDir: outDir() });
+    expect(tf.memory().numTensors).toBe(before);
+    const [s, plain] = r.targets;
+    expect(s.id).toBe('mlp-smoothed + smoothing sigma=0.25');
+    expect(s.attacks).toEqual([]);
+    expect(s.certified.map((c) => c.method)).toEqual(['smoothing']);
+    const cert = s.certified[0];
+    // The smoothed target's clean predictions are the smoothed classifier's (-1 = abstained).
+    const correct = s.clean.predictions.filter((p, i) => p === r.dataset.labels[i]).length;
+    expect(cert.curve[0].accuracy).toBe(correct / 6);
+    expect(cert.abstainRate).toBe(s.clean.predictions.filter((p) => p === -1).length / 6);
+    expect(plain.attacks.length).toBe(3);
+    expect(plain.certified.map((c) => c.method)).toEqual(['smoothing']);
+    expect(plain.certified[0].curve.map((p) => p.radius)).toEqual([0, 0.25]);
   });
 
   it('gives the same numbers across a worker pool', async () => {
