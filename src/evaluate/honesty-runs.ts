@@ -1,12 +1,13 @@
 /**
  * The honesty checks of one target: the measurements they need beyond the attack cells (PGD over
  * the whole input range, stronger PGD, random noise, loss gradients), each a cell of its own, and
- * the decisions of `honesty.ts` over them.
+ * the decisions of `honesty.ts` over them. The extra attacks and the gradient check run on the
+ * first `honesty.examples` examples; random noise on all of them.
  */
 import { type AttackParams, findAttack } from '../attacks/registry.js';
-import { takeFirst } from '../data/index.js';
+import { type Dataset, takeFirst } from '../data/index.js';
 import { attackTarget, type CleanRecord } from './attacks.js';
-import { EVAL_NORMS } from './config.js';
+import { type AttackConfig, EVAL_NORMS, type EvalNorm } from './config.js';
 import { cell, type EvalContext, middle } from './context.js';
 import {
   blackVsWhiteCheck,
@@ -23,38 +24,46 @@ import {
 import { attacker, deployed, type Target } from './inputs.js';
 import type { AttackCell, HonestyCheck, WorstCaseCell } from './results.js';
 
+/** PGD's default steps (`pgdConfigSchema`), the base of `moreSteps.factor` without a pgd attack. */
 const PGD_DEFAULT_STEPS = 10;
+const UNBOUNDED_DEFAULT_STEPS = 20;
 
 interface PgdRecord {
   robust: number[];
   robustAccuracy: number;
-  steps: number;
-  restarts: number;
-  eps: number;
   gradientEvaluations: number;
   seconds: number;
 }
 
-export async function honestyStage(
-  ctx: EvalContext,
-  t: Target,
-  clean: CleanRecord,
-  cells: readonly AttackCell[],
-  worst: readonly WorstCaseCell[],
-): Promise<HonestyCheck[]> {
-  const { config, data } = ctx;
-  const subset = takeFirst(data, Math.min(config.honesty.examples, data.shape[0]));
-  const m = subset.shape[0];
-  const pgd = config.attacks.find((a) => a.attack === 'pgd')?.params;
-  const key = (attack: string, norm: string | null, eps: number | null) => ({
-    target: t.id,
-    stage: 'honesty',
-    attack,
-    norm,
-    eps,
-  });
-  const runPgd = (name: string, eps: number, steps: number, restarts: number) =>
-    cell<PgdRecord>(ctx, key(name, 'linf', eps), `${t.id}: ${name}`, m, async (seed, progress) => {
+/** What the runs of one target share. */
+interface Env {
+  ctx: EvalContext;
+  t: Target;
+  subset: Dataset;
+  /** The configured pgd's parameters, if any. */
+  pgd?: AttackConfig['params'];
+}
+
+const key = (t: Target, attack: string, norm: string | null, eps: number | null) => ({
+  target: t.id,
+  stage: 'honesty',
+  attack,
+  norm,
+  eps,
+});
+
+const mean = (v: readonly number[]) => v.reduce((s, x) => s + x, 0) / Math.max(v.length, 1);
+
+/** Untargeted L∞ PGD with a random start on the subset (the configured pgd's loss, if any). */
+function runPgd(env: Env, name: string, eps: number, steps: number, restarts: number) {
+  const { ctx, t, subset, pgd } = env;
+  const label = `${t.id}: ${name}`;
+  return cell<PgdRecord>(
+    ctx,
+    key(t, name, 'linf', eps),
+    label,
+    subset.shape[0],
+    async (seed, progress) => {
       const params: AttackParams = {
         norm: 'linf',
         eps,
@@ -66,83 +75,83 @@ export async function honestyStage(
         seed,
       };
       const r = await attackTarget(ctx, t, findAttack('pgd')!, params, subset, 0, progress);
-      const robust = r.perExample.map((e) =>
-        e.clean === e.label && e.adversarial === e.label ? 1 : 0,
-      );
-      const { robust_accuracy: robustAccuracy, gradient_evaluations, seconds } = r;
       return {
-        robust,
-        robustAccuracy,
-        steps,
-        restarts,
-        eps,
-        gradientEvaluations: gradient_evaluations,
-        seconds,
+        robust: r.perExample.map((e) => (e.clean === e.label && e.adversarial === e.label ? 1 : 0)),
+        robustAccuracy: r.robust_accuracy,
+        gradientEvaluations: r.gradient_evaluations,
+        seconds: r.seconds,
       };
-    });
-
-  const checks: HonestyCheck[] = [];
-  // unbounded-eps: PGD over the whole input range.
-  const [lo, hi] = t.base.bounds;
-  const unboundedSteps = config.honesty.unboundedSteps ?? pgd?.steps ?? 20;
-  const unbounded = await runPgd('unbounded-eps', hi - lo, unboundedSteps, 1);
-  checks.push(
-    unboundedCheck({
-      robustAccuracy: unbounded.robustAccuracy,
-      n: m,
-      eps: hi - lo,
-      steps: unboundedSteps,
-    }),
+    },
   );
+}
 
-  checks.push(monotoneCheck(cells, data.shape[0]));
+async function unbounded(env: Env): Promise<HonestyCheck> {
+  const [lo, hi] = env.t.base.bounds;
+  const steps = env.ctx.config.honesty.unboundedSteps ?? env.pgd?.steps ?? UNBOUNDED_DEFAULT_STEPS;
+  const r = await runPgd(env, 'unbounded-eps', hi - lo, steps, 1);
+  return unboundedCheck({
+    robustAccuracy: r.robustAccuracy,
+    n: env.subset.shape[0],
+    eps: hi - lo,
+    steps,
+  });
+}
 
-  // more-steps: stronger PGD at the middle L∞ budget, against the worst case on the subset.
-  const linf = config.eps.linf;
-  const whiteAtMid = linf
-    ? cells.filter((c) => c.whiteBox && c.norm === 'linf' && c.eps === middle(linf))
-    : [];
-  if (linf && whiteAtMid.length > 0) {
-    const eps = middle(linf);
-    const steps = Math.round(config.honesty.moreSteps.factor * (pgd?.steps ?? PGD_DEFAULT_STEPS));
-    const strong = await runPgd('more-steps', eps, steps, config.honesty.moreSteps.restarts);
-    const wc = worst.find((w) => w.norm === 'linf' && w.eps === eps)!.robust.slice(0, m);
-    const mean = (v: number[]) => v.reduce((s, x) => s + x, 0) / Math.max(v.length, 1);
-    const best = whiteAtMid
-      .map((c) => ({ attack: c.attack, accuracy: mean(c.robust.slice(0, m)) }))
-      .reduce((a, b) => (b.accuracy < a.accuracy ? b : a));
-    checks.push(
-      moreStepsCheck({
-        n: m,
-        eps,
-        steps,
-        restarts: strong.restarts,
-        before: mean(wc),
-        after: mean(wc.map((r, i) => r * strong.robust[i])),
-        strong: mean(strong.robust),
-        bestWhiteBox: best,
-      }),
-    );
-  } else {
-    checks.push(skipped('more-steps', 'No white-box attack ran at an L∞ budget.'));
+/** Stronger PGD at the middle L∞ budget, against the worst case of the configured attacks there. */
+async function moreSteps(
+  env: Env,
+  cells: readonly AttackCell[],
+  worst: readonly WorstCaseCell[],
+): Promise<HonestyCheck> {
+  const grid = env.ctx.config.eps.linf;
+  const eps = grid ? middle(grid) : undefined;
+  const white = cells.filter((c) => c.whiteBox && c.norm === 'linf' && c.eps === eps);
+  if (eps === undefined || white.length === 0) {
+    return skipped('more-steps', 'No white-box attack ran at an L∞ budget.');
   }
+  const { factor, restarts } = env.ctx.config.honesty.moreSteps;
+  const steps = Math.round(factor * (env.pgd?.steps ?? PGD_DEFAULT_STEPS));
+  const strong = await runPgd(env, 'more-steps', eps, steps, restarts);
+  const m = env.subset.shape[0];
+  const wc = worst.find((w) => w.norm === 'linf' && w.eps === eps)!.robust.slice(0, m);
+  const best = white
+    .map((c) => ({ attack: c.attack, accuracy: mean(c.robust.slice(0, m)) }))
+    .reduce((a, b) => (b.accuracy < a.accuracy ? b : a));
+  return moreStepsCheck({
+    n: m,
+    eps,
+    steps,
+    restarts,
+    before: mean(wc),
+    after: mean(wc.map((r, i) => r * strong.robust[i])),
+    strong: mean(strong.robust),
+    bestWhiteBox: best,
+  });
+}
 
-  checks.push(blackVsWhiteCheck(cells));
-
-  // random-noise: noise of each budget's size, on every example.
-  const noise: { norm: (typeof EVAL_NORMS)[number]; eps: number; robustAccuracy: number }[] = [];
+/** Random noise of each budget's size on every example, beside the attacks at that budget. */
+async function randomNoise(
+  env: Env,
+  clean: CleanRecord,
+  cells: readonly AttackCell[],
+): Promise<HonestyCheck> {
+  const { ctx, t } = env;
+  const { data, config } = ctx;
+  const noise: { norm: EvalNorm; eps: number; robustAccuracy: number }[] = [];
   for (const norm of EVAL_NORMS) {
     for (const eps of config.eps[norm] ?? []) {
       if (!cells.some((c) => c.norm === norm && c.eps === eps)) continue;
-      const rec = await cell<{ robustAccuracy: number; seconds: number }>(
+      const label = `${t.id}: random noise ${norm} ${eps}`;
+      const rec = await cell(
         ctx,
-        key('random-noise', norm, eps),
-        `${t.id}: random noise ${norm} ${eps}`,
+        key(t, 'random-noise', norm, eps),
+        label,
         data.shape[0],
         async (seed) => {
           const started = performance.now();
+          const model = deployed(t, seed);
           const robust = await noiseRobust(
-            deployed(t, seed),
+            model,
             data,
             clean.predictions,
             norm,
@@ -150,28 +159,30 @@ export async function honestyStage(
             seed,
             config.batchSize,
           );
-          const robustAccuracy = robust.reduce((s, v) => s + v, 0) / robust.length;
-          return { robustAccuracy, seconds: (performance.now() - started) / 1000 };
+          return { robustAccuracy: mean(robust), seconds: (performance.now() - started) / 1000 };
         },
       );
       noise.push({ norm, eps, robustAccuracy: rec.robustAccuracy });
     }
   }
-  checks.push(randomNoiseCheck(noise, cells));
+  return randomNoiseCheck(noise, cells);
+}
 
-  // gradients: of what the attacks differentiate, and (behind BPDA) of the defence as is.
-  const grads = await cell<{ attacked: GradientHealth; plain?: GradientHealth; seconds: number }>(
+/** Gradients of what the attacks differentiate and, behind BPDA, of the defence as is. */
+async function gradients(env: Env): Promise<HonestyCheck> {
+  const { ctx, t, subset } = env;
+  const batchSize = ctx.config.batchSize;
+  type Rec = { attacked: GradientHealth; plain?: GradientHealth; seconds: number };
+  const rec = await cell<Rec>(
     ctx,
-    key('gradients', null, null),
+    key(t, 'gradients', null, null),
     `${t.id}: gradients`,
-    m,
+    subset.shape[0],
     async (seed) => {
       const started = performance.now();
-      const attacked = await gradientHealth(attacker(t, seed), subset, config.batchSize);
+      const attacked = await gradientHealth(attacker(t, seed), subset, batchSize);
       const bpda = t.preprocessors !== null && t.adaptive === 'bpda';
-      const plain = bpda
-        ? await gradientHealth(deployed(t, seed), subset, config.batchSize)
-        : undefined;
+      const plain = bpda ? await gradientHealth(deployed(t, seed), subset, batchSize) : undefined;
       return {
         attacked,
         ...(plain ? { plain } : {}),
@@ -179,6 +190,26 @@ export async function honestyStage(
       };
     },
   );
-  checks.push(gradientsCheck(grads.attacked, grads.plain));
-  return checks;
+  return gradientsCheck(rec.attacked, rec.plain);
+}
+
+/** The six checks, in the order of `HonestyCheck['id']`. */
+export async function honestyStage(
+  ctx: EvalContext,
+  t: Target,
+  clean: CleanRecord,
+  cells: readonly AttackCell[],
+  worst: readonly WorstCaseCell[],
+): Promise<HonestyCheck[]> {
+  const subset = takeFirst(ctx.data, Math.min(ctx.config.honesty.examples, ctx.data.shape[0]));
+  const pgd = ctx.config.attacks.find((a) => a.attack === 'pgd')?.params;
+  const env: Env = { ctx, t, subset, ...(pgd ? { pgd } : {}) };
+  return [
+    await unbounded(env),
+    monotoneCheck(cells, ctx.data.shape[0]),
+    await moreSteps(env, cells, worst),
+    blackVsWhiteCheck(cells),
+    await randomNoise(env, clean, cells),
+    await gradients(env),
+  ];
 }
