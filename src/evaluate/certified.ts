@@ -90,14 +90,14 @@ export async function smoothingCell(
   config: SmoothingConfig,
   seed: number,
   pool: WorkerPool | undefined,
-  onProgress?: (done: number, total: number) => void,
+  opts: { onProgress?: (done: number, total: number) => void; signal?: AbortSignal } = {},
 ): Promise<SmoothingRecord> {
   const started = performance.now();
   const { radii: _radii, ...certify } = config;
   const r =
     pool && modelDir
-      ? await certifySmoothingDatasetPooled(pool, modelDir, data, certify, seed, { onProgress })
-      : await certifySmoothingDataset(model, data, certify, seed, { onProgress });
+      ? await certifySmoothingDatasetPooled(pool, modelDir, data, certify, seed, opts)
+      : await certifySmoothingDataset(model, data, certify, seed, opts);
   const rows: SmoothingRow[] = r.rows;
   return {
     predictions: rows.map((e) => e.prediction),

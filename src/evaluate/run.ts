@@ -182,7 +182,10 @@ function smoothingStage(
   const key = { target: t.id, stage: 'certify', attack: 'smoothing', norm: 'l2', eps: null };
   const n = ctx.data.shape[0];
   return cell(ctx, key, `${t.id}: smoothing sigma ${config.sigma}`, n, (seed, progress) =>
-    smoothingCell(deployed(t, seed), t.modelDir, ctx.data, config, seed, ctx.pool, progress),
+    smoothingCell(deployed(t, seed), t.modelDir, ctx.data, config, seed, ctx.pool, {
+      onProgress: progress,
+      signal: ctx.signal,
+    }),
   );
 }
 
