@@ -9,6 +9,7 @@ import { attackCommand } from './attack.js';
 import { certifyCommand } from './certify.js';
 import { defendCommand } from './defend.js';
 import { detectCommand } from './detect.js';
+import { evaluateCommand } from './evaluate.js';
 import { infoCommand } from './info.js';
 import { predictCommand } from './predict.js';
 import { trainCommand } from './train.js';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
     defendCommand(),
     trainDenoiserCommand(),
     detectCommand(),
+    evaluateCommand(),
   ]) {
     program.addCommand(cmd.exitOverride());
   }

@@ -1,0 +1,370 @@
+/**
+ * The config of `parry evaluate`: which models (optionally behind a defence) to evaluate on which
+ * data, with which attacks at which budgets, what to certify, and how to report. Parsed once at
+ * the boundary (JSON or YAML) into a typed value with every default filled in; unknown keys are
+ * errors naming their path (`attacks[1].parms: unknown key`). Relative paths are resolved against
+ * the config file's directory.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { type core, z } from 'zod';
+import { attackNames, findAttack } from '../attacks/registry.js';
+import { DATASETS } from '../data/index.js';
+import { checkPreprocessSpec, parsePreprocessSpec } from '../defenses/preprocess/spec.js';
+import { ParryError } from '../errors.js';
+
+export const EVAL_NORMS = ['linf', 'l2', 'l1'] as const;
+export type EvalNorm = (typeof EVAL_NORMS)[number];
+
+/** A grid of budgets: positive, sorted ascending, duplicates dropped. */
+const epsGrid = z
+  .array(z.number().positive())
+  .min(1)
+  .transform((v) => [...new Set(v)].sort((a, b) => a - b));
+
+const smoothingSchema = z.strictObject({
+  /** Noise level σ; match the Gaussian noise the base model was trained with. */
+  sigma: z.number().positive(),
+  /** Samples to pick the top class (Cohen et al. 2019). */
+  n0: z.number().int().min(1).default(100),
+  /** Samples to lower-bound its probability. */
+  n: z.number().int().min(1).default(10_000),
+  /** Failure probability of each certificate. */
+  alpha: z.number().gt(0).lt(1).default(0.001),
+  /** Noisy copies per forward pass. */
+  batchSize: z.number().int().min(1).default(1000),
+  /** L2 radii of the certified-accuracy curve. */
+  radii: z.array(z.number().min(0)).min(1).default([0, 0.25, 0.5, 0.75, 1]),
+});
+
+/** `true` = certify at the L∞ grid; `{ eps }` = at these budgets; `false`/absent = not at all. */
+const boundsMethod = z.preprocess(
+  (v) => (v === true ? {} : v === false ? undefined : v),
+  z.strictObject({ eps: epsGrid.optional() }).optional(),
+);
+
+const certifySchema = z.strictObject({
+  /** Interval bound propagation (Gowal et al. 2018) on L∞ balls. */
+  ibp: boundsMethod,
+  /** CROWN (Zhang et al. 2018) on L∞ balls; slow on wide conv layers. */
+  crown: boundsMethod,
+  /** Randomized-smoothing certificate (Cohen et al. 2019) of every target, L2. */
+  smoothing: smoothingSchema.optional(),
+});
+
+const modelSchema = z.strictObject({
+  /** Shown in the report; default: the directory's base name. */
+  name: z.string().min(1).optional(),
+  /** TF.js model directory. */
+  path: z.string().min(1),
+  /** Default: from the model directory's training.json (defense and eps), else 'none'. */
+  trainedAgainst: z.string().min(1).optional(),
+  defense: z
+    .strictObject({
+      /** Preprocessing chain as `parry defend --preprocess` writes it, e.g. `jpeg:q=75,squeeze-bits:bits=4`. */
+      preprocess: z.string().min(1).optional(),
+      /** The target is the Gaussian-smoothed classifier: certified, not attacked. */
+      smoothing: smoothingSchema.optional(),
+      /**
+       * How gradient attacks see a preprocessing defence: 'bpda' (default) differentiates each
+       * non-differentiable step's surrogate (Athalye et al. 2018); 'none' the plain chain.
+       */
+      adaptive: z.enum(['bpda', 'none']).default('bpda'),
+    })
+    .optional(),
+  /** Replaces the top-level `certify` for this model (`{}` certifies nothing). */
+  certify: certifySchema.optional(),
+});
+
+const attackParamsSchema = z.strictObject({
+  steps: z.number().int().min(1).optional(),
+  stepSize: z.number().positive().optional(),
+  restarts: z.number().int().min(1).optional(),
+  randomStart: z.boolean().optional(),
+  targeted: z.boolean().default(false),
+  loss: z.enum(['ce', 'margin']).optional(),
+  confidence: z.number().min(0).optional(),
+  maxQueries: z.number().int().min(1).optional(),
+});
+
+const attackSchema = z.strictObject({
+  /** Name in results and the report; default: the registry name. Unique. */
+  id: z.string().min(1).optional(),
+  /** Registry name (`parry attack --help`). */
+  attack: z.string().superRefine((name, ctx) => {
+    if (findAttack(name) === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `unknown attack '${name}' (known: ${attackNames().join(', ')})`,
+      });
+    }
+  }),
+  params: attackParamsSchema.prefault({}),
+  /** Restrict to these norms (default: every norm the attack supports that has a grid). */
+  norms: z.array(z.enum(EVAL_NORMS)).min(1).optional(),
+});
+
+const groupsSchema = z
+  .strictObject({
+    /** Label index or class name → group name. Classes not listed form the group '(other)'. */
+    byLabel: z.record(z.string(), z.string().min(1)).optional(),
+    /** File of per-example group names: a JSON array, or one name per line. */
+    file: z.string().min(1).optional(),
+  })
+  .refine((g) => (g.byLabel === undefined) !== (g.file === undefined), {
+    message: 'give exactly one of byLabel or file',
+  });
+
+export const evaluateConfigSchema = z
+  .strictObject({
+    /** Title of the report. */
+    title: z.string().optional(),
+    /** Data set as the other commands take it (`--dataset`); its test split is used. */
+    dataset: z.string().min(1).default('fashion-mnist-subset'),
+    /** Examples: the first n of the test split. */
+    n: z.number().int().min(1).default(100),
+    /** Seed of every random choice; the same config and seed give the same numbers. */
+    seed: z.number().int().min(0).max(0xffffffff).default(0),
+    /** Examples per attack batch (also the unit of work of each worker). */
+    batchSize: z.number().int().min(1).default(64),
+    /** Worker threads (default: one per core; 0 or 1 runs in the calling thread). */
+    workers: z.number().int().min(0).optional(),
+    models: z.array(modelSchema).min(1),
+    attacks: z.array(attackSchema).default([]),
+    /**
+     * Budgets per norm. Each attack runs at every budget of each norm it supports; minimum-norm
+     * attacks (deepfool, cw, hsj) run once per norm and are thresholded at each budget.
+     */
+    eps: z
+      .strictObject({ linf: epsGrid.optional(), l2: epsGrid.optional(), l1: epsGrid.optional() })
+      .prefault({ linf: [0.05, 0.1, 0.2] }),
+    certify: certifySchema.prefault({}),
+    /** Groups for the fairness table, beside the per-class one. */
+    groups: groupsSchema.optional(),
+    gallery: z
+      .strictObject({
+        /** Broken examples shown per attack and norm, at the middle budget. */
+        examples: z.number().int().min(0).default(3),
+        /** Pixel enlargement of the images. */
+        zoom: z.number().int().min(1).max(16).default(4),
+      })
+      .prefault({}),
+    /** Saliency maps of the gallery's clean and adversarial inputs. */
+    explain: z
+      .strictObject({
+        methods: z
+          .array(z.enum(['gradient', 'smoothgrad', 'integrated-gradients']))
+          .min(1)
+          .default(['gradient']),
+        /** smoothgrad samples / integrated-gradients steps. */
+        samples: z.number().int().min(1).optional(),
+      })
+      .optional(),
+    /** Checks that the numbers are not an artefact of weak attacks (Carlini et al. 2019). */
+    honesty: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        /** The extra attacks (unbounded, more steps) and the gradient check use the first k examples. */
+        examples: z.number().int().min(1).default(100),
+        /** PGD steps of the unbounded-eps check (default: the configured pgd's, else 20). */
+        unboundedSteps: z.number().int().min(1).optional(),
+        moreSteps: z
+          .strictObject({
+            /** Steps multiplier over the configured pgd (or PGD's default 10 steps). */
+            factor: z.number().min(1).default(5),
+            restarts: z.number().int().min(1).default(2),
+          })
+          .prefault({}),
+      })
+      .prefault({}),
+  })
+  .superRefine(crossChecks);
+
+export type EvaluateConfig = z.output<typeof evaluateConfigSchema>;
+export type EvaluateConfigInput = z.input<typeof evaluateConfigSchema>;
+export type ModelConfig = EvaluateConfig['models'][number];
+export type AttackConfig = EvaluateConfig['attacks'][number];
+export type SmoothingConfig = z.output<typeof smoothingSchema>;
+export type CertifyConfig = EvaluateConfig['certify'];
+
+/** Checks across fields: unique ids, specs that parse, attacks that have a norm to run on. */
+function crossChecks(c: unknown, ctx: z.RefinementCtx): void {
+  const config = c as unknown as EvaluateConfig;
+  const issue = (p: (string | number)[], message: string) =>
+    ctx.addIssue({ code: 'custom', path: p, message });
+  const targets = new Map<string, number>();
+  config.models.forEach((m, i) => {
+    if (m.defense?.preprocess !== undefined) {
+      try {
+        checkPreprocessSpec(m.defense.preprocess);
+      } catch (e) {
+        issue(['models', i, 'defense', 'preprocess'], (e as Error).message);
+      }
+    }
+    const id = targetId(m);
+    if (targets.has(id)) {
+      issue(['models', i], `target '${id}' is also models[${targets.get(id)}]; give it a name`);
+    }
+    targets.set(id, i);
+  });
+  const certifyChecks = (c: CertifyConfig | undefined, at: (string | number)[]) => {
+    for (const method of ['ibp', 'crown'] as const) {
+      if (c?.[method] && c[method].eps === undefined && config.eps.linf === undefined) {
+        issue([...at, method], `no L-inf budgets to certify at: give ${method}.eps or eps.linf`);
+      }
+    }
+  };
+  certifyChecks(config.certify, ['certify']);
+  for (const [i, m] of config.models.entries()) {
+    certifyChecks(m.certify, ['models', i, 'certify']);
+  }
+  const ids = new Map<string, number>();
+  config.attacks.forEach((a, i) => {
+    const entry = findAttack(a.attack);
+    if (entry === undefined) return;
+    const id = a.id ?? a.attack;
+    if (ids.has(id)) issue(['attacks', i, 'id'], `'${id}' is also attacks[${ids.get(id)}]`);
+    ids.set(id, i);
+    if (attackNorms(config, a).length === 0) {
+      const grids = EVAL_NORMS.filter((n) => config.eps[n] !== undefined);
+      issue(
+        ['attacks', i],
+        `${a.attack} runs on ${entry.norms.join('|')}${a.norms ? ` (norms: ${a.norms.join(', ')})` : ''}, ` +
+          `but eps has grids for ${grids.join(', ') || 'no norm'}`,
+      );
+    }
+  });
+}
+
+/** The norms attack `a` runs on: supported, asked for, and with a grid, in EVAL_NORMS order. */
+export function attackNorms(config: EvaluateConfig, a: AttackConfig): EvalNorm[] {
+  const entry = findAttack(a.attack);
+  return EVAL_NORMS.filter(
+    (n) =>
+      config.eps[n] !== undefined &&
+      (entry?.norms as readonly string[] | undefined)?.includes(n) &&
+      (a.norms === undefined || a.norms.includes(n)),
+  );
+}
+
+export const attackId = (a: AttackConfig) => a.id ?? a.attack;
+
+/** `model` or `model + defence`: the row name and the key of the target's cells. */
+export function targetId(m: ModelConfig): string {
+  const name = m.name ?? path.basename(path.resolve(m.path));
+  const parts = [
+    m.defense?.preprocess,
+    m.defense?.smoothing ? `smoothing sigma=${m.defense.smoothing.sigma}` : undefined,
+  ].filter((p) => p !== undefined);
+  return parts.length === 0 ? name : `${name} + ${parts.join(' + ')}`;
+}
+
+/** `attacks[1].parms`-style path of a zod issue, with the unknown key for unrecognized keys. */
+function issuePath(issue: core.$ZodIssue): string {
+  const parts = [...issue.path];
+  if (issue.code === 'unrecognized_keys') parts.push(issue.keys[0]);
+  return parts.reduce<string>(
+    (s, p) => (typeof p === 'number' ? `${s}[${p}]` : s === '' ? String(p) : `${s}.${String(p)}`),
+    '',
+  );
+}
+
+function issueMessage(issue: core.$ZodIssue): string {
+  if (issue.code === 'unrecognized_keys') return 'unknown key';
+  return issue.message;
+}
+
+/**
+ * Validates `raw` (a parsed JSON/YAML value) and fills in defaults; relative paths resolve
+ * against `baseDir`. `source` names the file in errors. Throws BAD_OPTION naming the path.
+ */
+export function parseEvaluateConfig(
+  raw: unknown,
+  baseDir: string,
+  source = 'config',
+): EvaluateConfig {
+  const r = evaluateConfigSchema.safeParse(raw ?? {});
+  if (!r.success) {
+    const issues = r.error.issues
+      .slice(0, 3)
+      .map((i) => `${issuePath(i) || '(root)'}: ${issueMessage(i)}`);
+    throw new ParryError('BAD_OPTION', `evaluate: ${source}: ${issues.join('; ')}`);
+  }
+  return resolvePaths(r.data, baseDir);
+}
+
+/** Reads a config file: `.json` as JSON, `.yaml`/`.yml` (or anything else) as YAML. */
+export function loadEvaluateConfig(file: string): EvaluateConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ParryError(
+      'BAD_FILE',
+      `evaluate: cannot read config ${file}: ${(e as Error).message}`,
+    );
+  }
+  let raw: unknown;
+  try {
+    raw = file.endsWith('.json') ? JSON.parse(text) : YAML.parse(text);
+  } catch (e) {
+    const first = String((e as Error).message).split('\n')[0];
+    throw new ParryError(
+      'BAD_FILE',
+      `evaluate: ${file} is not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${first}`,
+    );
+  }
+  return parseEvaluateConfig(raw, path.dirname(path.resolve(file)), file);
+}
+
+function resolvePaths(c: EvaluateConfig, baseDir: string): EvaluateConfig {
+  const abs = (p: string) => path.resolve(baseDir, p);
+  return {
+    ...c,
+    dataset: resolveDataset(c.dataset, abs),
+    models: c.models.map((m) => ({
+      ...m,
+      path: abs(m.path),
+      ...(m.defense
+        ? {
+            defense: {
+              ...m.defense,
+              ...(m.defense.preprocess
+                ? { preprocess: resolveSpec(m.defense.preprocess, abs) }
+                : {}),
+            },
+          }
+        : {}),
+    })),
+    ...(c.groups?.file ? { groups: { ...c.groups, file: abs(c.groups.file) } } : {}),
+  };
+}
+
+/** `mnist:DIR` and `cifar10:DIR` take a directory; other specs stay as they are. */
+function resolveDataset(spec: string, abs: (p: string) => string): string {
+  const colon = spec.indexOf(':');
+  const name = colon < 0 ? spec : spec.slice(0, colon);
+  const entry = DATASETS.find((d) => d.name === name);
+  if (entry === undefined || !entry.takesArg || name === 'synthetic') return spec;
+  return `${name}:${abs(spec.slice(colon + 1))}`;
+}
+
+/** Rewrites `model=DIR` of denoiser/magnet steps to absolute paths. */
+function resolveSpec(spec: string, abs: (p: string) => string): string {
+  return parsePreprocessSpec(spec)
+    .map((step) => {
+      const pairs = Object.entries(step.params).map(
+        ([k, v]) => `${k}=${k === 'model' && typeof v === 'string' ? abs(v) : String(v)}`,
+      );
+      return pairs.length === 0 ? step.name : `${step.name}:${pairs.join(',')}`;
+    })
+    .join(',');
+}
+
+/** Hash of everything that decides the numbers (not `workers`): a resumed run must match it. */
+export function configHash(c: EvaluateConfig): string {
+  const { workers: _workers, ...rest } = c;
+  return createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 16);
+}

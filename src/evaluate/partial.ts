@@ -1,0 +1,107 @@
+/**
+ * `OUT/partial.jsonl`: every finished cell of an evaluation, one JSON line each, appended as it
+ * finishes, so that an interrupted run can resume where it stopped. The first line records the
+ * config hash; a resumed run with another config is refused. A torn last line (the process was
+ * killed while writing) is ignored and recomputed.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { appendFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ParryError } from '../errors.js';
+
+/** Which cell: a target's stage (clean, attack, certify, honesty), attack or method, norm, eps. */
+export interface CellKey {
+  target: string;
+  stage: string;
+  attack: string | null;
+  norm: string | null;
+  eps: number | null;
+}
+
+export const keyString = (k: CellKey) =>
+  JSON.stringify([k.target, k.stage, k.attack, k.norm, k.eps]);
+
+export const PARTIAL_FILE = 'partial.jsonl';
+
+export class PartialStore {
+  private constructor(
+    readonly file: string,
+    private readonly cells: Map<string, unknown>,
+  ) {}
+
+  /**
+   * Opens `outDir/partial.jsonl`. With `resume`, reads the cells a previous run finished (its
+   * config hash must be `hash`); without, starts a new file, refusing to overwrite cells of an
+   * interrupted run.
+   */
+  static async open(outDir: string, hash: string, resume: boolean): Promise<PartialStore> {
+    const file = path.join(outDir, PARTIAL_FILE);
+    const cells = new Map<string, unknown>();
+    if (existsSync(file)) {
+      const lines = readFileSync(file, 'utf8')
+        .split('\n')
+        .filter((l) => l.trim() !== '');
+      const header = parseLine(lines[0]) as { hash?: string } | undefined;
+      if (!resume) {
+        throw new ParryError(
+          'BAD_OPTION',
+          `evaluate: ${file} holds ${Math.max(lines.length - 1, 0)} finished cells of an interrupted run; ` +
+            'add --resume to continue it, or remove the file to start over',
+        );
+      }
+      if (header?.hash !== hash) {
+        throw new ParryError(
+          'BAD_OPTION',
+          `evaluate: ${file} was written for another config (hash ${header?.hash ?? 'missing'}, ` +
+            `this config ${hash}); use a new --out directory, or remove the file to start over`,
+        );
+      }
+      for (const line of lines.slice(1)) {
+        const cell = parseLine(line) as { key?: CellKey; value?: unknown } | undefined;
+        if (cell?.key !== undefined) cells.set(keyString(cell.key), cell.value);
+      }
+      return new PartialStore(file, cells);
+    }
+    await writeFile(file, `${JSON.stringify({ hash, started: new Date().toISOString() })}\n`);
+    return new PartialStore(file, cells);
+  }
+
+  get size(): number {
+    return this.cells.size;
+  }
+
+  get<T>(key: CellKey): T | undefined {
+    return this.cells.get(keyString(key)) as T | undefined;
+  }
+
+  /** Records a cell; returns it as a resumed run will read it (through JSON). */
+  async put<T>(key: CellKey, value: T): Promise<T> {
+    const line = JSON.stringify({ key, value });
+    const stored = (JSON.parse(line) as { value: T }).value;
+    this.cells.set(keyString(key), stored);
+    await appendFile(this.file, `${line}\n`);
+    return stored;
+  }
+
+  /** Every recorded cell with its key. */
+  *entries(): IterableIterator<[CellKey, unknown]> {
+    for (const [k, value] of this.cells) {
+      const [target, stage, attack, norm, eps] = JSON.parse(k);
+      yield [{ target, stage, attack, norm, eps }, value];
+    }
+  }
+
+  /** Deletes the file (once results.json is written). */
+  async remove(): Promise<void> {
+    await rm(this.file, { force: true });
+  }
+}
+
+function parseLine(line: string | undefined): unknown {
+  if (line === undefined) return undefined;
+  try {
+    return JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,235 @@
+/**
+ * `runEvaluation`: the whole evaluation of a config, written to `OUT/results.json`
+ * (`EvaluationResults`). Per target (a model, optionally behind its defence): clean predictions;
+ * every attack × norm × eps; the per-example worst case per norm and eps; certificates; fairness
+ * per class and group; a gallery with saliency maps; honesty checks. Each finished cell is
+ * appended to `OUT/partial.jsonl`, so that `resume` continues an interrupted run; the same config
+ * and seed give the same numbers, in one thread or across a pool.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { WorkerPool } from '../engine/pool.js';
+import { attackStage, type CleanRecord } from './attacks.js';
+import { worstCase } from './cells.js';
+import {
+  type BoundsRecord,
+  boundsResult,
+  certifyBoundsCell,
+  type SmoothingRecord,
+  smoothingCell,
+  smoothingResult,
+} from './certified.js';
+import { configHash, type EvaluateConfig, type SmoothingConfig } from './config.js';
+import { cell, type EvalContext, type StageHandle, type StageInfo } from './context.js';
+import { fairness } from './fairness.js';
+import { skipped } from './honesty.js';
+import { honestyStage } from './honesty-runs.js';
+import {
+  deployed,
+  disposeTargets,
+  loadExamples,
+  prepareTargets,
+  resolveGroups,
+  type Target,
+} from './inputs.js';
+import { PartialStore } from './partial.js';
+import { predictDataset } from './predict.js';
+import {
+  type CertifiedResult,
+  type EvaluationResults,
+  RESULTS_VERSION,
+  type TargetResults,
+} from './results.js';
+
+export type { StageHandle, StageInfo } from './context.js';
+
+export interface RunEvaluationOptions {
+  outDir: string;
+  /** Workers for attacks and smoothing certificates of plain models; without, all in this thread. */
+  pool?: WorkerPool;
+  onStage?: (stage: StageInfo) => StageHandle | undefined;
+  /** Continue from `outDir/partial.jsonl` (written for the same config). */
+  resume?: boolean;
+  signal?: AbortSignal;
+}
+
+export const RESULTS_FILE = 'results.json';
+
+const HONESTY_IDS = [
+  'unbounded-eps',
+  'monotone-eps',
+  'more-steps',
+  'black-vs-white',
+  'random-noise',
+  'gradients',
+] as const;
+
+export async function runEvaluation(
+  config: EvaluateConfig,
+  opts: RunEvaluationOptions,
+): Promise<EvaluationResults> {
+  const started = new Date().toISOString();
+  const data = loadExamples(config);
+  const groups = resolveGroups(config, data.labels, data.classNames);
+  const targets = await prepareTargets(config, data);
+  try {
+    await mkdir(opts.outDir, { recursive: true });
+    const store = await PartialStore.open(opts.outDir, configHash(config), opts.resume ?? false);
+    const ctx: EvalContext = { config, data, store, ...opts, notes: [] };
+    if (opts.pool) {
+      for (const t of targets.filter((t) => t.modelDir === null)) {
+        ctx.notes.push(
+          `${t.id}: attacks run in the main thread (the pool's workers load model directories, not preprocessing defences)`,
+        );
+      }
+    }
+    const results: TargetResults[] = [];
+    for (const t of targets) results.push(await evaluateTarget(ctx, t, groups));
+    const out: EvaluationResults = {
+      version: RESULTS_VERSION,
+      started,
+      finished: new Date().toISOString(),
+      config: config as unknown as Record<string, unknown>,
+      dataset: {
+        name: config.dataset,
+        n: data.shape[0],
+        classNames: data.classNames,
+        inputShape: data.shape.slice(1),
+        labels: Array.from(data.labels),
+        groups,
+      },
+      targets: results,
+      notes: [...new Set(ctx.notes)],
+    };
+    await writeFile(path.join(opts.outDir, RESULTS_FILE), `${JSON.stringify(out)}\n`);
+    await store.remove();
+    return out;
+  } finally {
+    disposeTargets(targets);
+  }
+}
+
+async function evaluateTarget(
+  ctx: EvalContext,
+  t: Target,
+  groups: string[] | null,
+): Promise<TargetResults> {
+  const { config, data } = ctx;
+  const labels = data.labels;
+  const smoothing = t.smoothing ?? t.certify.smoothing ?? null;
+  const smoothed = smoothing ? await smoothingStage(ctx, t, smoothing) : null;
+  const clean = t.smoothing ? smoothedClean(smoothed!) : await cleanStage(ctx, t);
+  if (t.smoothing) {
+    ctx.notes.push(`${t.id}: the smoothed classifier is certified, not attacked`);
+  }
+  const { cells, gallery } = t.smoothing
+    ? { cells: [], gallery: [] }
+    : await attackStage(ctx, t, clean);
+  const worst = worstCase(labels, clean.predictions, cells, config.eps);
+  const certified = await boundsStage(ctx, t);
+  if (smoothed) certified.push(smoothingResult(smoothed, smoothing!, labels));
+  const honesty = !config.honesty.enabled
+    ? []
+    : t.smoothing
+      ? HONESTY_IDS.map((id) =>
+          skipped(id, 'A smoothed classifier is certified here, not attacked.'),
+        )
+      : await honestyStage(ctx, t, clean, cells, worst);
+  return {
+    id: t.id,
+    model: t.model,
+    defense: t.defense,
+    trainedAgainst: t.trainedAgainst,
+    clean: {
+      accuracy: clean.predictions.filter((p, i) => p === labels[i]).length / labels.length,
+      predictions: clean.predictions,
+      confidences: clean.confidences,
+      seconds: clean.seconds,
+    },
+    attacks: cells,
+    worstCase: worst,
+    certified,
+    fairness: fairness(labels, data.classNames, groups, clean.predictions, worst),
+    honesty,
+    gallery,
+    cost: targetCost(ctx, t),
+  };
+}
+
+function cleanStage(ctx: EvalContext, t: Target): Promise<CleanRecord> {
+  const key = { target: t.id, stage: 'clean', attack: null, norm: null, eps: null };
+  return cell(ctx, key, `${t.id}: clean`, ctx.data.shape[0], async (seed, progress) => {
+    const started = performance.now();
+    const p = await predictDataset(deployed(t, seed), ctx.data, ctx.config.batchSize, progress);
+    return {
+      predictions: Array.from(p.predictions),
+      confidences: Array.from(p.confidence),
+      seconds: (performance.now() - started) / 1000,
+    };
+  });
+}
+
+/** A smoothed target's clean predictions: the smoothed classifier's (-1 = abstained). */
+function smoothedClean(rec: SmoothingRecord): CleanRecord {
+  return { predictions: rec.predictions, confidences: rec.pALower, seconds: rec.seconds };
+}
+
+function smoothingStage(
+  ctx: EvalContext,
+  t: Target,
+  config: SmoothingConfig,
+): Promise<SmoothingRecord> {
+  const key = { target: t.id, stage: 'certify', attack: 'smoothing', norm: 'l2', eps: null };
+  const n = ctx.data.shape[0];
+  return cell(ctx, key, `${t.id}: smoothing sigma ${config.sigma}`, n, (seed, progress) =>
+    smoothingCell(deployed(t, seed), t.modelDir, ctx.data, config, seed, ctx.pool, {
+      onProgress: progress,
+      signal: ctx.signal,
+    }),
+  );
+}
+
+/** IBP and CROWN at their grids; a note instead when they do not apply or the layers are unsupported. */
+async function boundsStage(ctx: EvalContext, t: Target): Promise<CertifiedResult[]> {
+  const out: CertifiedResult[] = [];
+  for (const method of ['ibp', 'crown'] as const) {
+    const c = t.certify[method];
+    if (c === undefined) continue;
+    if (t.preprocessors || t.smoothing) {
+      ctx.notes.push(
+        `${t.id}: ${method} skipped: bound propagation certifies the model itself, not its defence`,
+      );
+      continue;
+    }
+    const grid = c.eps ?? ctx.config.eps.linf!;
+    const records: BoundsRecord[] = [];
+    for (const eps of grid) {
+      const key = { target: t.id, stage: 'certify', attack: method, norm: 'linf', eps };
+      const label = `${t.id}: ${method} linf ${eps}`;
+      const rec = await cell(ctx, key, label, ctx.data.shape[0], (_seed, progress) =>
+        certifyBoundsCell(t.base, ctx.data, method, eps, progress),
+      );
+      records.push(rec);
+      if ('unsupported' in rec) {
+        ctx.notes.push(`${t.id}: ${method} skipped: ${rec.unsupported}`);
+        break;
+      }
+    }
+    const result = boundsResult(method, grid, records);
+    if (result) out.push(result);
+  }
+  return out;
+}
+
+/** Seconds, gradient evaluations and queries of every cell of the target. */
+function targetCost(ctx: EvalContext, t: Target): TargetResults['cost'] {
+  const cost = { seconds: 0, gradientEvaluations: 0, queries: 0 };
+  for (const [key, value] of ctx.store.entries()) {
+    if (key.target !== t.id) continue;
+    const v = value as { seconds?: number; gradientEvaluations?: number; queries?: number };
+    cost.seconds += v.seconds ?? 0;
+    cost.gradientEvaluations += v.gradientEvaluations ?? 0;
+    cost.queries += v.queries ?? 0;
+  }
+  return cost;
+}
