@@ -9,6 +9,9 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
+import { packageRoot } from '../../src/engine/paths.js';
+import { parseEvaluateConfig } from '../../src/evaluate/config.js';
+import { runEvaluation } from '../../src/evaluate/run.js';
 import { renderReport } from '../../src/report/index.js';
 import { makeResults } from './fixture.js';
 
@@ -51,6 +54,68 @@ const COLLECT = `({
   })),
 })`;
 
+interface Opened {
+  facts: PageFacts;
+  errors: string[];
+  requests: string[];
+}
+
+/** Opens `html` from a file:// URL, waits for the charts, collects what the page shows. */
+async function open(
+  browser: Browser,
+  dir: string,
+  html: string,
+  screenshot?: string,
+): Promise<Opened> {
+  const file = join(dir, 'report.html');
+  writeFileSync(file, html);
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  const errors: string[] = [];
+  const requests: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warning')
+      errors.push(`console.${m.type()}: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
+  page.on('request', (r) => {
+    if (!r.url().startsWith('file:') && !r.url().startsWith('data:')) requests.push(r.url());
+  });
+  await page.goto(pathToFileURL(file).href, { waitUntil: 'load' });
+  await page.waitForSelector('body[data-charts="ready"]', { timeout: 60_000 });
+  const facts = (await page.evaluate(COLLECT)) as PageFacts;
+  if (screenshot) {
+    mkdirSync(join(screenshot, '..'), { recursive: true });
+    await page.screenshot({ path: screenshot, fullPage: true });
+  }
+  await context.close();
+  return { facts, errors, requests };
+}
+
+/** No errors or network, every chart an SVG with marks and axis labels, every image decoded. */
+function expectRendered({ facts, errors, requests }: Opened, charts: number) {
+  expect(errors).toEqual([]);
+  expect(requests).toEqual([]);
+  expect(facts.charts.length).toBe(charts);
+  for (const c of facts.charts) {
+    expect(c.error, `${c.id} failed`).toBeNull();
+    expect(c.svgs, `${c.id} has no svg`).toBeGreaterThan(0);
+    expect(c.marks, `${c.id} has no marks`).toBeGreaterThan(0);
+    expect(
+      c.texts.filter((t) => t.trim() !== '').length,
+      `${c.id} has no axis labels`,
+    ).toBeGreaterThan(0);
+  }
+  // The accuracy axes read as percentages.
+  expect(facts.charts.some((c) => c.texts.includes('100%'))).toBe(true);
+  expect(facts.images.length).toBeGreaterThan(0);
+  // Nothing pushes the page wider than the window (wide tables and charts scroll in place).
+  expect(facts.scrollWidth).toBeLessThanOrEqual(1280);
+  for (const img of facts.images) {
+    expect(img.complete && img.naturalWidth > 0, `image '${img.alt}' did not decode`).toBe(true);
+  }
+}
+
 describe('report in a browser', () => {
   let browser: Browser | undefined;
   let dir: string | undefined;
@@ -68,50 +133,33 @@ describe('report in a browser', () => {
     ).toBe(true);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
     dir = mkdtempSync(join(tmpdir(), 'parry-report-'));
-    const file = join(dir, 'report.html');
-    writeFileSync(file, renderReport(makeResults()));
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    const page = await context.newPage();
-    const errors: string[] = [];
-    const requests: string[] = [];
-    page.on('console', (m) => {
-      if (m.type() === 'error' || m.type() === 'warning')
-        errors.push(`console.${m.type()}: ${m.text()}`);
-    });
-    page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
-    page.on('request', (r) => {
-      if (!r.url().startsWith('file:') && !r.url().startsWith('data:')) requests.push(r.url());
-    });
-
-    await page.goto(pathToFileURL(file).href, { waitUntil: 'load' });
-    await page.waitForSelector('body[data-charts="ready"]', { timeout: 60_000 });
-
-    const facts = (await page.evaluate(COLLECT)) as PageFacts;
-
-    mkdirSync(join(SCREENSHOT, '..'), { recursive: true });
-    await page.screenshot({ path: SCREENSHOT, fullPage: true });
-    await context.close();
-
-    expect(errors).toEqual([]);
-    expect(requests).toEqual([]);
+    const opened = await open(browser, dir, renderReport(makeResults()), SCREENSHOT);
     // Curves (2 norms), certified (2), trade-off (2), generalisation (2), fairness (class, group).
-    expect(facts.charts.length).toBe(10);
-    for (const c of facts.charts) {
-      expect(c.error, `${c.id} failed`).toBeNull();
-      expect(c.svgs, `${c.id} has no svg`).toBeGreaterThan(0);
-      expect(c.marks, `${c.id} has no marks`).toBeGreaterThan(0);
-      expect(
-        c.texts.filter((t) => t.trim() !== '').length,
-        `${c.id} has no axis labels`,
-      ).toBeGreaterThan(0);
-    }
-    // The accuracy axes read as percentages.
-    expect(facts.charts.some((c) => c.texts.includes('100%'))).toBe(true);
-    expect(facts.images.length).toBeGreaterThan(0);
-    // Nothing pushes the page wider than the window (wide tables and charts scroll in place).
-    expect(facts.scrollWidth).toBeLessThanOrEqual(1280);
-    for (const img of facts.images) {
-      expect(img.complete && img.naturalWidth > 0, `image '${img.alt}' did not decode`).toBe(true);
-    }
+    expectRendered(opened, 10);
+  });
+
+  it('draws the report of a real evaluation of the bundled MLP', { timeout: 300_000 }, async () => {
+    expect(existsSync(CHROMIUM), `${CHROMIUM} is missing`).toBe(true);
+    browser ??= await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+    dir ??= mkdtempSync(join(tmpdir(), 'parry-report-'));
+    const root = packageRoot();
+    const config = parseEvaluateConfig(
+      {
+        n: 12,
+        batchSize: 12,
+        models: [{ path: 'models/fmnist-mlp-ibp', certify: { ibp: true } }],
+        attacks: [{ attack: 'fgsm' }, { attack: 'pgd', params: { steps: 3 } }],
+        eps: { linf: [0.05, 0.1], l2: [1] },
+        groups: { byLabel: { Bag: 'bags', Trouser: 'bottoms' } },
+        gallery: { examples: 1 },
+        explain: { methods: ['gradient', 'integrated-gradients'] },
+        honesty: { examples: 6, unboundedSteps: 5, moreSteps: { factor: 2, restarts: 1 } },
+      },
+      root,
+    );
+    const results = await runEvaluation(config, { outDir: mkdtempSync(join(dir, 'run-')) });
+    const opened = await open(browser, dir, renderReport(results));
+    expect(opened.facts.charts.length).toBeGreaterThan(0);
+    expectRendered(opened, opened.facts.charts.length);
   });
 });
