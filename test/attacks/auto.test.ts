@@ -6,26 +6,7 @@ import { findAttack } from '../../src/attacks/registry.js';
 import { ParryError } from '../../src/errors.js';
 import type { Classifier } from '../../src/models/classifier.js';
 import { buildArchitecture, TfjsClassifier } from '../../src/models/index.js';
-import { toArray, values } from './helpers.js';
-
-/**
- * A linear 4-class model behind a quantiser: logits = W·round(8x)/8 + b. tf.round has a zero
- * gradient, so every gradient attack sees a flat loss (gradient masking); only a black-box search
- * can break it.
- */
-class MaskedClassifier implements Classifier {
-  readonly inputShape = [6, 6, 1];
-  readonly numClasses = 4;
-  readonly bounds: [number, number] = [0, 1];
-  private readonly w = tf.keep(tf.tensor2d(values(36 * 4, 5, -1, 1), [36, 4]));
-
-  logits(x: tf.Tensor): tf.Tensor2D {
-    return tf.tidy(() => {
-      const q = tf.div(tf.round(tf.mul(x, 8)), 8);
-      return tf.matMul(tf.reshape(q, [x.shape[0], -1]), this.w);
-    });
-  }
-}
+import { MaskedClassifier, toArray, values } from './helpers.js';
 
 async function predictions(model: Classifier, x: tf.Tensor): Promise<number[]> {
   const p = tf.tidy(() => tf.argMax(model.logits(x), 1));

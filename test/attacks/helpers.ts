@@ -102,3 +102,22 @@ export function linearBlackBox(
     },
   };
 }
+
+/**
+ * A linear 4-class model behind a quantiser: logits = W·round(8x)/8. tf.round has a zero
+ * gradient, so every gradient attack sees a flat loss (gradient masking); only a black-box search
+ * can break it.
+ */
+export class MaskedClassifier implements Classifier {
+  readonly inputShape = [6, 6, 1];
+  readonly numClasses = 4;
+  readonly bounds: [number, number] = [0, 1];
+  private readonly w = tf.keep(tf.tensor2d(values(36 * 4, 5, -1, 1), [36, 4]));
+
+  logits(x: tf.Tensor): tf.Tensor2D {
+    return tf.tidy(() => {
+      const q = tf.div(tf.round(tf.mul(x, 8)), 8);
+      return tf.matMul(tf.reshape(q, [x.shape[0], -1]), this.w);
+    });
+  }
+}

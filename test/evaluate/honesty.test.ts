@@ -17,23 +17,7 @@ import {
   unboundedCheck,
 } from '../../src/evaluate/honesty.js';
 import type { AttackCell } from '../../src/evaluate/results.js';
-import type { Classifier } from '../../src/models/classifier.js';
-import { LinearClassifier, values } from '../attacks/helpers.js';
-
-/** logits = W·round(8x)/8: tf.round has a zero gradient, so the loss gradient is exactly zero. */
-class MaskedClassifier implements Classifier {
-  readonly inputShape = [6, 6, 1];
-  readonly numClasses = 4;
-  readonly bounds: [number, number] = [0, 1];
-  private readonly w = tf.keep(tf.tensor2d(values(36 * 4, 5, -1, 1), [36, 4]));
-
-  logits(x: tf.Tensor): tf.Tensor2D {
-    return tf.tidy(() => {
-      const q = tf.div(tf.round(tf.mul(x, 8)), 8);
-      return tf.matMul(tf.reshape(q, [x.shape[0], -1]), this.w);
-    });
-  }
-}
+import { LinearClassifier, MaskedClassifier, values } from '../attacks/helpers.js';
 
 const N = 20;
 const data: Dataset = {

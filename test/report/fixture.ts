@@ -6,6 +6,8 @@
  * beats PGD on the JPEG defence, the mark of masked gradients) and a gallery of small PNGs.
  * Every aggregate is computed from the per-example arrays, as `parry evaluate` does.
  */
+
+import { FASHION_MNIST_CLASSES } from '../../src/data/index.js';
 import type {
   AttackCell,
   CertifiedResult,
@@ -20,18 +22,7 @@ import type {
 } from '../../src/evaluate/results.js';
 import { galleryItem } from './fixture-images.js';
 
-export const CLASS_NAMES = [
-  'T-shirt/top',
-  'Trouser',
-  'Pullover',
-  'Dress',
-  'Coat',
-  'Sandal',
-  'Shirt',
-  'Sneaker',
-  'Bag',
-  'Ankle boot',
-];
+export const CLASS_NAMES = FASHION_MNIST_CLASSES;
 export const EPS: Record<'linf' | 'l2', number[]> = { linf: [0.05, 0.1, 0.2], l2: [0.5, 1, 2] };
 const ATTACKS = [
   { attack: 'pgd', kind: 'pgd', whiteBox: true, strength: 1, norms: ['linf', 'l2'] as Norm[] },
