@@ -5,13 +5,14 @@
  * `evaluateAttack`. Minimum-norm attacks run once per norm. At each norm's middle budget the
  * cell also keeps its gallery, so a resumed run needs no adversarial inputs.
  */
+import { createJointAttack } from '../attacks/adaptive/joint.js';
 import { type AttackEntry, type AttackParams, findAttack } from '../attacks/registry.js';
 import type { Dataset } from '../data/index.js';
 import { type AttackRun, attackRunOf, type CellMeta, cellOf } from './cells.js';
 import { type AttackConfig, attackId, attackNorms, type EvalNorm } from './config.js';
 import { cell, type EvalContext, middle } from './context.js';
 import { galleryItems } from './gallery.js';
-import { attacker, deployed, type Target } from './inputs.js';
+import { attacker, deployed, rejectLabel, type Target } from './inputs.js';
 import type { AttackCell, GalleryItem } from './results.js';
 import { type AttackEvaluation, evaluateAttack, evaluateAttackPooled } from './robustness.js';
 
@@ -82,7 +83,7 @@ export async function attackStage(
         const rec = await cell<RunRecord>(ctx, key, label, n, async (seed, progress) => {
           const params: AttackParams = { ...a.params, norm, eps: eps ?? 0, seed };
           const r = await attackTarget(ctx, t, entry, params, data, withGallery ? n : 0, progress);
-          const run = attackRunOf(r);
+          const run = attackRunOf(r, rejectLabel(t));
           if (!withGallery) return run;
           const g = await galleryItems({
             cell: cellOf(run, data.labels, meta(a, entry, norm, mid)),
@@ -110,5 +111,65 @@ export async function attackStage(
       }
     }
   }
+  if (t.detector) cells.push(...(await jointStage(ctx, t)));
   return { cells, gallery };
+}
+
+export const JOINT_ATTACK = 'joint';
+
+/**
+ * The joint adaptive attack on a detecting target (src/attacks/adaptive/joint.ts) as a registry
+ * entry: it ignores the DetectingClassifier it is handed and attacks the base model and the
+ * detector together; `evaluateAttack` then reads the DetectingClassifier's predictions.
+ */
+function jointEntry(t: Target): AttackEntry {
+  const { detector, jointSteps } = t.detector!;
+  return {
+    name: JOINT_ATTACK,
+    description: 'joint attack on classifier and detector',
+    norms: ['linf', 'l2'],
+    minimumNorm: false,
+    async run(_model, x, labels, params, actx) {
+      const norm = params.norm === 'l2' ? 'l2' : 'linf';
+      const attack = createJointAttack({
+        eps: params.eps,
+        norm,
+        steps: jointSteps,
+        seed: params.seed,
+      });
+      const r = await attack(t.base, detector, x, labels, actx.signal);
+      return { xAdv: r.xAdv, gradientEvaluations: r.gradientEvaluations, queries: 0 };
+    },
+  };
+}
+
+/** The joint attack at every L∞ and L2 budget of the grid. */
+async function jointStage(ctx: EvalContext, t: Target): Promise<AttackCell[]> {
+  const { config, data } = ctx;
+  const entry = jointEntry(t);
+  const cells: AttackCell[] = [];
+  for (const norm of ['linf', 'l2'] as const) {
+    for (const eps of config.eps[norm] ?? []) {
+      const key = { target: t.id, stage: 'attack', attack: JOINT_ATTACK, norm, eps };
+      const label = `${t.id}: joint ${norm} ${eps}`;
+      const run = await cell<AttackRun>(ctx, key, label, data.shape[0], async (seed, progress) => {
+        const params: AttackParams = { norm, eps, seed, targeted: false };
+        const opts = { batchSize: config.batchSize, onProgress: progress, signal: ctx.signal };
+        const r = await evaluateAttack(deployed(t, seed), data, entry, params, opts);
+        return attackRunOf(r, rejectLabel(t));
+      });
+      cells.push(
+        cellOf(run, data.labels, {
+          attack: JOINT_ATTACK,
+          kind: JOINT_ATTACK,
+          norm,
+          eps,
+          params: { steps: t.detector!.jointSteps },
+          minimumNorm: false,
+          targeted: false,
+        }),
+      );
+    }
+  }
+  return cells;
 }

@@ -3,8 +3,9 @@
  * and eps the per-example worst case over every attack. Pure functions of plain arrays, so the
  * numbers can be recomputed from results.json alone.
  *
- * An example is robust in a cell when the model classifies it correctly both clean and attacked
- * (as `evaluateAttack` counts). A minimum-norm attack (DeepFool, C&W, HopSkipJump) runs once per
+ * An example is robust in a cell when the model classifies it correctly clean and, attacked,
+ * either classifies it correctly or abstains (-1: a detector rejected the adversarial input; a
+ * rejected clean input is an error). A minimum-norm attack (DeepFool, C&W, HopSkipJump) runs once per
  * norm; at budget eps it breaks an example only if the perturbation it found is within eps,
  * otherwise the example keeps its clean prediction (as `bench/table.ts` thresholds them).
  */
@@ -28,13 +29,17 @@ export interface AttackRun {
   seconds: number;
 }
 
-export function attackRunOf(r: AttackEvaluation): AttackRun {
+/** A prediction as results.json stores it: -1 for the reject label of a detecting target. */
+export const stored = (p: number, reject: number | null) => (p === reject ? -1 : p);
+
+/** The record of `r`; predictions equal to `reject` (a detector's abstention) become -1. */
+export function attackRunOf(r: AttackEvaluation, reject: number | null = null): AttackRun {
   const targets = r.perExample.some((e) => e.target !== undefined)
     ? r.perExample.map((e) => e.target ?? -1)
     : undefined;
   return {
-    clean: r.perExample.map((e) => e.clean),
-    adversarial: r.perExample.map((e) => e.adversarial),
+    clean: r.perExample.map((e) => stored(e.clean, reject)),
+    adversarial: r.perExample.map((e) => stored(e.adversarial, reject)),
     norms: r.perExample.map((e) => e.norm),
     ...(targets ? { targets } : {}),
     gradientEvaluations: r.gradient_evaluations,
@@ -69,10 +74,10 @@ export function cellOf(run: AttackRun, labels: ArrayLike<number>, meta: CellMeta
     const adv = within ? run.adversarial[i] : run.clean[i];
     adversarial.push(adv);
     const ok = run.clean[i] === labels[i];
-    robust.push(ok && adv === labels[i] ? 1 : 0);
+    robust.push(ok && (adv === labels[i] || adv === -1) ? 1 : 0);
     if (!ok) continue;
     correct++;
-    const success = meta.targeted ? adv === run.targets?.[i] : adv !== labels[i];
+    const success = meta.targeted ? adv === run.targets?.[i] : adv !== labels[i] && adv !== -1;
     if (success) {
       succeeded++;
       sizes.push(run.norms[i]);

@@ -12,6 +12,7 @@ import YAML from 'yaml';
 import { type core, z } from 'zod';
 import { attackNames, findAttack } from '../attacks/registry.js';
 import { DATASETS } from '../data/index.js';
+import { DETECTORS, type DetectorName } from '../defenses/detection/registry.js';
 import { checkPreprocessSpec, parsePreprocessSpec } from '../defenses/preprocess/spec.js';
 import { ParryError } from '../errors.js';
 
@@ -72,6 +73,25 @@ const modelSchema = z.strictObject({
        * non-differentiable step's surrogate (Athalye et al. 2018); 'none' the plain chain.
        */
       adaptive: z.enum(['bpda', 'none']).default('bpda'),
+      /**
+       * An adversarial-example detector in front of the model: the target abstains when it fires
+       * (a rejected adversarial example counts as defended, a rejected clean one as an error).
+       * Fitted on the first `fitExamples` training examples, its threshold set at `fpr` on the
+       * next `calibrationExamples` (clean, held out); supervised detectors (lid, kde, learned)
+       * also fit on PGD examples crafted on the fit set at the middle L∞ budget. Besides the
+       * configured attacks, the joint adaptive attack (classifier loss with the detector's score
+       * kept under its threshold) runs at every L∞ and L2 budget.
+       */
+      detector: z
+        .strictObject({
+          name: z.enum(DETECTORS.map((d) => d.name) as [DetectorName, ...DetectorName[]]),
+          fpr: z.number().gt(0).lt(1).default(0.05),
+          fitExamples: z.number().int().min(10).default(1000),
+          calibrationExamples: z.number().int().min(10).default(500),
+          /** Iterations of the joint attack per detector weight λ. */
+          jointSteps: z.number().int().min(1).default(40),
+        })
+        .optional(),
     })
     .optional(),
   /** Replaces the top-level `certify` for this model (`{}` certifies nothing). */
@@ -188,6 +208,7 @@ export type ModelConfig = EvaluateConfig['models'][number];
 export type AttackConfig = EvaluateConfig['attacks'][number];
 export type SmoothingConfig = z.output<typeof smoothingSchema>;
 export type CertifyConfig = EvaluateConfig['certify'];
+export type DetectorConfig = NonNullable<NonNullable<ModelConfig['defense']>['detector']>;
 
 /** Checks across fields: unique ids, specs that parse, attacks that have a norm to run on. */
 function crossChecks(c: unknown, ctx: z.RefinementCtx): void {
@@ -202,6 +223,12 @@ function crossChecks(c: unknown, ctx: z.RefinementCtx): void {
       } catch (e) {
         issue(['models', i, 'defense', 'preprocess'], (e as Error).message);
       }
+    }
+    if (m.defense?.detector && (m.defense.preprocess || m.defense.smoothing)) {
+      issue(
+        ['models', i, 'defense', 'detector'],
+        'a detector cannot be combined with preprocess or smoothing in one target',
+      );
     }
     const id = targetId(m);
     if (targets.has(id)) {
@@ -257,6 +284,7 @@ export function targetId(m: ModelConfig): string {
   const parts = [
     m.defense?.preprocess,
     m.defense?.smoothing ? `smoothing sigma=${m.defense.smoothing.sigma}` : undefined,
+    m.defense?.detector ? `${m.defense.detector.name} detector` : undefined,
   ].filter((p) => p !== undefined);
   return parts.length === 0 ? name : `${name} + ${parts.join(' + ')}`;
 }

@@ -21,7 +21,7 @@ import {
   skipped,
   unboundedCheck,
 } from './honesty.js';
-import { attacker, deployed, type Target } from './inputs.js';
+import { attacker, deployed, rejectLabel, type Target } from './inputs.js';
 import type { AttackCell, HonestyCheck, WorstCaseCell } from './results.js';
 
 /** PGD's default steps (`pgdConfigSchema`), the base of `moreSteps.factor` without a pgd attack. */
@@ -75,9 +75,14 @@ function runPgd(env: Env, name: string, eps: number, steps: number, restarts: nu
         seed,
       };
       const r = await attackTarget(ctx, t, findAttack('pgd')!, params, subset, 0, progress);
+      // A detector's rejection of the attacked input defends it (reject label: see cells.ts).
+      const reject = rejectLabel(t);
+      const robust = r.perExample.map((e) =>
+        e.clean === e.label && (e.adversarial === e.label || e.adversarial === reject) ? 1 : 0,
+      );
       return {
-        robust: r.perExample.map((e) => (e.clean === e.label && e.adversarial === e.label ? 1 : 0)),
-        robustAccuracy: r.robust_accuracy,
+        robust,
+        robustAccuracy: mean(robust),
         gradientEvaluations: r.gradient_evaluations,
         seconds: r.seconds,
       };
@@ -158,6 +163,7 @@ async function randomNoise(
             eps,
             seed,
             config.batchSize,
+            rejectLabel(t),
           );
           return { robustAccuracy: mean(robust), seconds: (performance.now() - started) / 1000 };
         },

@@ -299,6 +299,8 @@ export async function noiseRobust(
   eps: number,
   seed: number,
   batchSize: number,
+  /** A detector's reject label: rejecting the noisy input counts as robust. */
+  reject: number | null = null,
 ): Promise<number[]> {
   const n = data.shape[0];
   const per = exampleSize(data);
@@ -329,7 +331,7 @@ export async function noiseRobust(
     pred.dispose();
     for (let i = 0; i < end - start; i++) {
       const y = data.labels[start + i];
-      out.push(cleanPredictions[start + i] === y && p[i] === y ? 1 : 0);
+      out.push(cleanPredictions[start + i] === y && (p[i] === y || p[i] === reject) ? 1 : 0);
     }
   }
   return out;

@@ -5,8 +5,13 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
 import { BpdaClassifier } from '../attacks/adaptive/bpda.js';
-import { type Dataset, loadDataset, takeFirst } from '../data/index.js';
+import { pgd } from '../attacks/evasion/pgd.js';
+import { type Dataset, loadDataset, sliceDataset, takeFirst } from '../data/index.js';
+import { DetectingClassifier } from '../defenses/detection/detecting-classifier.js';
+import type { Detector } from '../defenses/detection/detector.js';
+import { createDetector, DETECTORS } from '../defenses/detection/registry.js';
 import { DefendedClassifier } from '../defenses/preprocess/defended-classifier.js';
 import type { Preprocessor } from '../defenses/preprocess/preprocessor.js';
 import { buildPreprocessors } from '../defenses/preprocess/spec.js';
@@ -15,6 +20,7 @@ import type { Classifier } from '../models/classifier.js';
 import { loadClassifier, type TfjsClassifier } from '../models/index.js';
 import {
   type CertifyConfig,
+  type DetectorConfig,
   type EvaluateConfig,
   type ModelConfig,
   type SmoothingConfig,
@@ -35,6 +41,8 @@ export interface Target {
   adaptive: 'bpda' | 'none';
   /** The target is this Gaussian-smoothed classifier (certified, not attacked). */
   smoothing: SmoothingConfig | null;
+  /** A fitted, calibrated detector in front of the model, and the joint attack's steps. */
+  detector: { detector: Detector; jointSteps: number } | null;
   certify: CertifyConfig;
 }
 
@@ -167,27 +175,86 @@ async function targetOf(
   const preprocessors = spec
     ? await at(`models[${i}].defense.preprocess`, () => buildPreprocessors(spec))
     : null;
+  const d = m.defense?.detector;
+  const detector = d
+    ? {
+        detector: await at(`models[${i}].defense.detector`, () => fitDetector(config, d, base)),
+        jointSteps: d.jointSteps,
+      }
+    : null;
   return {
     id: targetId(m),
     model: m.name ?? path.basename(m.path),
     defense:
-      [spec, m.defense?.smoothing ? `smoothing sigma=${m.defense.smoothing.sigma}` : undefined]
-        .filter((d) => d !== undefined)
+      [
+        spec,
+        m.defense?.smoothing ? `smoothing sigma=${m.defense.smoothing.sigma}` : undefined,
+        d ? `${d.name} detector, fpr ${d.fpr}` : undefined,
+      ]
+        .filter((p) => p !== undefined)
         .join(' + ') || null,
     trainedAgainst: m.trainedAgainst ?? trainedAgainstOf(m.path),
     base,
-    modelDir: preprocessors === null ? m.path : null,
+    modelDir: preprocessors === null && detector === null ? m.path : null,
     preprocessors,
     adaptive: m.defense?.adaptive ?? 'bpda',
     smoothing: m.defense?.smoothing ?? null,
+    detector,
     certify: m.certify ?? config.certify,
   };
 }
 
-/** The target as deployed: the model, or the model behind its preprocessing (seeded). */
+/**
+ * Fits detector `d` on the first `fitExamples` training examples (plus PGD examples crafted on
+ * them for supervised detectors) and calibrates its threshold on the next `calibrationExamples`.
+ */
+async function fitDetector(
+  config: EvaluateConfig,
+  d: DetectorConfig,
+  model: TfjsClassifier,
+): Promise<Detector> {
+  const train = loadDataset(config.dataset, 'train', { seed: config.seed });
+  if (train.shape[0] < d.fitExamples + d.calibrationExamples) {
+    throw new ParryError(
+      'BAD_OPTION',
+      `${config.dataset} has ${train.shape[0]} training examples, fewer than fitExamples + calibrationExamples = ${d.fitExamples + d.calibrationExamples}`,
+    );
+  }
+  const fit = sliceDataset(train, 0, d.fitExamples);
+  const cal = sliceDataset(train, d.fitExamples, d.fitExamples + d.calibrationExamples);
+  const detector = createDetector(d.name, config.seed || 1);
+  const x = tf.tensor(fit.x, fit.shape);
+  const y = tf.tensor1d(fit.labels, 'int32');
+  const calX = tf.tensor(cal.x, cal.shape);
+  let adv: tf.Tensor | undefined;
+  try {
+    if (DETECTORS.find((k) => k.name === d.name)?.supervised) {
+      const grid = config.eps.linf;
+      const eps = grid ? grid[(grid.length - 1) >> 1] : 0.1;
+      adv = (await pgd(model, x, y, { eps, steps: 10, seed: config.seed })).xAdv;
+    }
+    await detector.fit(model, x, y, adv);
+    detector.calibrate(calX, d.fpr);
+    return detector;
+  } catch (e) {
+    detector.dispose();
+    throw e;
+  } finally {
+    tf.dispose([x, y, calX, ...(adv ? [adv] : [])]);
+  }
+}
+
+/**
+ * The target as deployed: the model, the model behind its preprocessing (seeded), or the model
+ * with its detector (label `base.numClasses` = rejected).
+ */
 export function deployed(t: Target, seed: number): Classifier {
+  if (t.detector) return new DetectingClassifier(t.base, t.detector.detector);
   return t.preprocessors ? new DefendedClassifier(t.base, t.preprocessors, { seed }) : t.base;
 }
+
+/** The label a target returns when it abstains (its detector fires), or null. */
+export const rejectLabel = (t: Target): number | null => (t.detector ? t.base.numClasses : null);
 
 /** What gradient attacks differentiate: the deployed model, or its BPDA wrapper. */
 export function attacker(t: Target, seed: number): Classifier {
@@ -195,9 +262,10 @@ export function attacker(t: Target, seed: number): Classifier {
   return new BpdaClassifier(new DefendedClassifier(t.base, t.preprocessors, { seed }), { seed });
 }
 
-/** Frees each loaded model once. */
+/** Frees each loaded model once, and the detectors. */
 export function disposeTargets(targets: readonly Target[]): void {
   for (const base of new Set(targets.map((t) => t.base))) base.dispose();
+  for (const t of targets) t.detector?.detector.dispose();
 }
 
 /** Runs `step`, prefixing a ParryError's message with the config path it concerns. */

@@ -74,13 +74,18 @@ export interface AttackBatchOutput {
   brokenBy?: (string | null)[];
 }
 
-/** Attacks one batch and reads back predictions before and after, and the perturbation norms. */
+/**
+ * Attacks one batch and reads back predictions before and after, and the perturbation norms.
+ * The attack is the registry's entry named `input.attack`, or `entry` (in-process callers with an
+ * attack of their own).
+ */
 export async function attackBatch(
   model: Classifier,
   input: AttackBatchInput,
   signal?: AbortSignal,
+  entry?: AttackEntry,
 ): Promise<AttackBatchOutput> {
-  const attack = findAttack(input.attack);
+  const attack = entry ?? findAttack(input.attack);
   if (attack === undefined) {
     throw new ParryError('BAD_OPTION', `unknown attack '${input.attack}'`);
   }
@@ -219,7 +224,7 @@ export async function evaluateAttack(
   const outputs: AttackBatchOutput[] = [];
   let done = 0;
   for (const batch of plan) {
-    outputs.push(await attackBatch(model, batch, opts.signal));
+    outputs.push(await attackBatch(model, batch, opts.signal, attack));
     done += batch.shape[0];
     opts.onProgress?.(done, n);
   }

@@ -10,7 +10,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { WorkerPool } from '../engine/pool.js';
 import { attackStage, type CleanRecord } from './attacks.js';
-import { worstCase } from './cells.js';
+import { stored, worstCase } from './cells.js';
 import {
   type BoundsRecord,
   boundsResult,
@@ -29,6 +29,7 @@ import {
   disposeTargets,
   loadExamples,
   prepareTargets,
+  rejectLabel,
   resolveGroups,
   type Target,
 } from './inputs.js';
@@ -79,7 +80,7 @@ export async function runEvaluation(
     if (opts.pool) {
       for (const t of targets.filter((t) => t.modelDir === null)) {
         ctx.notes.push(
-          `${t.id}: attacks run in the main thread (the pool's workers load model directories, not preprocessing defences)`,
+          `${t.id}: attacks run in the main thread (the pool's workers load model directories, not the defences in front of them)`,
         );
       }
     }
@@ -161,8 +162,9 @@ function cleanStage(ctx: EvalContext, t: Target): Promise<CleanRecord> {
   return cell(ctx, key, `${t.id}: clean`, ctx.data.shape[0], async (seed, progress) => {
     const started = performance.now();
     const p = await predictDataset(deployed(t, seed), ctx.data, ctx.config.batchSize, progress);
+    const reject = rejectLabel(t);
     return {
-      predictions: Array.from(p.predictions),
+      predictions: Array.from(p.predictions, (v) => stored(v, reject)),
       confidences: Array.from(p.confidence),
       seconds: (performance.now() - started) / 1000,
     };

@@ -39,6 +39,15 @@ describe('cellOf', () => {
     });
   });
 
+  it("counts a detector's rejection (-1) of an attacked input as defended, of a clean one as an error", () => {
+    const r = run([0, -1, 2, -1, 1, 0, 0, 2]);
+    r.clean = [0, 1, 2, 0, 1, 0, -1, 1]; // example 6 is rejected clean
+    const c = cellOf(r, labels, meta('pgd', 'linf', 0.1));
+    expect(c.robust).toEqual([1, 1, 1, 1, 1, 0, 0, 0]);
+    // Clean-correct: 0, 1, 2, 3, 4, 7; only example 7 ends misclassified and not rejected.
+    expect(c.attackSuccessRate).toBe(1 / 6);
+  });
+
   it('thresholds a minimum-norm run at each eps', () => {
     const r = run([1, 0, 0, 1, 0, 0, 1, 0], [0.05, 0.2, 0.5, 0.1, 0.3, 0, 0.6, 0.15]);
     const at = (eps: number) => cellOf(r, labels, meta('deepfool', 'l2', eps, true));
