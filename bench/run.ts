@@ -7,6 +7,7 @@ const BENCHMARKS: Record<string, (backend?: string) => Promise<Record<string, un
   attacks: async (backend) => (await import('./attacks.js')).benchAttacks(backend),
   table: async (backend) => (await import('./table.js')).benchTable(backend),
   certify: async (backend) => (await import('./certify.js')).benchCertify(backend),
+  training: async (backend) => (await import('./training.js')).benchTraining(backend),
 };
 
 const args = process.argv.slice(2);

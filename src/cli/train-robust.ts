@@ -21,9 +21,11 @@ import {
   type RobustCheck,
   type RobustTraining,
 } from '../defenses/index.js';
+import { parallelTraining } from '../defenses/training/shard.js';
 import { heldOutAccuracy } from '../defenses/training/validation.js';
 import type { TfjsClassifier } from '../models/index.js';
 import type { LossFn, PrepareFn } from '../train/loop.js';
+import type { ParallelLoss } from '../train/parallel.js';
 import { badOption, log, round } from './common.js';
 
 export const ROBUST_DEFENSES = [
@@ -59,6 +61,8 @@ export interface RobustOptions {
 export interface RobustRun {
   lossFn: LossFn;
   prepare?: PrepareFn;
+  /** The same loss, rebuilt in each worker for data-parallel training. */
+  parallelLoss: ParallelLoss;
   record: Record<string, unknown>;
   /** Per-epoch fields; `stop` ends training after this epoch. */
   onEpoch: (
@@ -193,6 +197,12 @@ export function robustRun(
   return {
     lossFn: training.lossFn,
     prepare: training.prepare,
+    parallelLoss: parallelTraining(
+      o.defense,
+      params,
+      training.cost,
+      o.defense === 'fast-at' ? undefined : schedule?.settingAt,
+    ),
     record: {
       defense: o.defense,
       [o.defense]: {

@@ -23,6 +23,7 @@ import {
   TfjsClassifier,
 } from '../models/index.js';
 import { type BatchProgress, type LossFn, type PrepareFn, trainModel } from '../train/loop.js';
+import type { ParallelLoss } from '../train/parallel.js';
 import {
   badOption,
   type CommonOptions,
@@ -47,6 +48,7 @@ interface TrainOptions extends CommonOptions, Omit<RobustOptions, 'defense'> {
   batchSize: number;
   lr: number;
   optimizer: 'adam' | 'sgd' | 'momentum';
+  lrSchedule: 'constant' | 'cyclic';
   dropout: number;
   weightDecay: number;
   labelSmoothing: number;
@@ -69,6 +71,8 @@ interface DefenseRun {
   lossFn?: LossFn;
   /** Per-batch adversarial examples, crafted outside the gradient tape. */
   prepare?: PrepareFn;
+  /** The loss as workers rebuild it, when it can train data-parallel. */
+  parallelLoss?: ParallelLoss;
   /** Parameters for training.json. */
   record: Record<string, unknown>;
   /** Extra per-epoch fields, given the training progress at the epoch's end. */
@@ -115,6 +119,7 @@ function defenseRun(
     const defense: DefenseRun = {
       lossFn: run.lossFn,
       prepare: run.prepare,
+      parallelLoss: run.parallelLoss,
       record: run.record,
       finish: run.finish,
     };
@@ -186,6 +191,14 @@ export function trainCommand(): Command {
       new Option('--optimizer <name>', 'optimizer')
         .choices(['adam', 'sgd', 'momentum'])
         .default('adam'),
+    )
+    .addOption(
+      new Option(
+        '--lr-schedule <kind>',
+        'cyclic: learning rate rises from 0 to --lr at 2/5 of training and falls back to 0 (fast-at)',
+      )
+        .choices(['constant', 'cyclic'])
+        .default('constant'),
     )
     .option(
       '--dropout <p>',
@@ -313,9 +326,11 @@ async function runTrain(opts: TrainOptions): Promise<void> {
   );
   const progress = epochProgress(opts.epochs);
   // Data-parallel over one worker per core by default; --workers 1 trains in this thread. A
-  // defence's loss runs in this thread only.
-  const workers = defense.lossFn ? 1 : (opts.workers ?? availableParallelism());
-  if (defense.lossFn && (opts.workers ?? 1) > 1)
+  // defence's loss goes to the workers when they can rebuild it (robust training); IBP's runs
+  // in this thread.
+  const workers =
+    defense.lossFn && !defense.parallelLoss ? 1 : (opts.workers ?? availableParallelism());
+  if (defense.lossFn && !defense.parallelLoss && (opts.workers ?? 1) > 1)
     log(`--defense ${opts.defense} trains in one thread`);
   const pool = workers > 1 ? new WorkerPool({ workers, backend }) : undefined;
   const result = await trainModel(
@@ -326,6 +341,7 @@ async function runTrain(opts: TrainOptions): Promise<void> {
       batchSize: opts.batchSize,
       lr: opts.lr,
       optimizer: opts.optimizer,
+      lrSchedule: opts.lrSchedule,
       weightDecay: opts.weightDecay,
       labelSmoothing: opts.labelSmoothing,
       noiseSigma: opts.noiseSigma,
@@ -335,6 +351,7 @@ async function runTrain(opts: TrainOptions): Promise<void> {
       pool,
       lossFn: defense.lossFn,
       prepare: defense.prepare,
+      parallelLoss: defense.parallelLoss,
       onBatch: progress.update,
       onEpoch: async (r) => {
         progress.stop();
@@ -382,6 +399,7 @@ async function runTrain(opts: TrainOptions): Promise<void> {
     epochs: opts.epochs,
     batch_size: opts.batchSize,
     lr: opts.lr,
+    lr_schedule: opts.lrSchedule,
     optimizer: opts.optimizer,
     dropout: opts.dropout,
     weight_decay: opts.weightDecay,

@@ -1,7 +1,7 @@
 /** Where parry's own files are, whether it runs from src/ (vitest), dist/src/ or node_modules. */
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ParryError } from '../errors.js';
 
 /**
@@ -30,4 +30,21 @@ function readPackageName(manifest: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The compiled-JS URL of one of parry's modules, for code that a worker must import: a module
+ * under src/ running from TypeScript (vitest) maps to its dist/ build; compiled URLs pass through.
+ */
+export function compiledModuleUrl(moduleUrl: string): string {
+  const here = new URL(moduleUrl);
+  if (!here.pathname.endsWith('.ts')) return here.href;
+  const rel = relative(packageRoot(), fileURLToPath(here)).replace(/\.ts$/, '.js');
+  const target = join(packageRoot(), 'dist', rel);
+  if (!existsSync(target))
+    throw new ParryError(
+      'BAD_FILE',
+      `compiledModuleUrl: ${target} not found; run \`npm run build\` first`,
+    );
+  return pathToFileURL(target).href;
 }

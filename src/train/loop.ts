@@ -12,7 +12,7 @@ import type { WorkerPool } from '../engine/pool.js';
 import { Rng } from '../engine/rng.js';
 import { ParryError } from '../errors.js';
 import { countCorrect, smoothedCrossEntropy } from './losses.js';
-import { ParallelStep } from './parallel.js';
+import { type ParallelLoss, ParallelStep } from './parallel.js';
 
 export const trainConfigSchema = z
   .object({
@@ -20,6 +20,12 @@ export const trainConfigSchema = z
     batchSize: z.number().int().min(1).default(128),
     lr: z.number().positive().default(1e-3),
     optimizer: z.enum(['adam', 'sgd', 'momentum']).default('adam'),
+    /**
+     * Learning rate over the run: constant, or cyclic — a triangle from 0 up to `lr` at 2/5 of
+     * the steps and back to 0 at the end, set every step (the schedule of fast adversarial
+     * training, Wong et al. 2020, after Smith & Topin 2019's super-convergence).
+     */
+    lrSchedule: z.enum(['constant', 'cyclic']).default('constant'),
     /** L2 penalty (λ/2)·Σw² on kernels (not biases). */
     weightDecay: z.number().min(0).default(0),
     labelSmoothing: z.number().min(0).max(1).default(0),
@@ -98,9 +104,12 @@ export interface TrainHooks {
   prepare?: PrepareFn;
   /**
    * Worker pool for data-parallel steps (each batch split across its workers). Used when it has
-   * two or more workers and no custom `lossFn` is given.
+   * two or more workers and either no custom `lossFn` is given or `parallelLoss` rebuilds it in
+   * the workers.
    */
   pool?: WorkerPool;
+  /** The custom `lossFn`/`prepare` as workers can rebuild them (see src/train/parallel.ts). */
+  parallelLoss?: ParallelLoss;
 }
 
 export interface TrainResult {
@@ -128,15 +137,21 @@ export async function trainModel(
   const rng = new Rng(cfg.seed);
   const optimizer = makeOptimizer(cfg);
   const lossFn = hooks.lossFn ?? standardLoss(cfg.labelSmoothing);
-  if ((hooks.lossFn || hooks.prepare) && hooks.pool && hooks.pool.size > 1) {
+  const custom = hooks.lossFn !== undefined || hooks.prepare !== undefined;
+  if (custom && !hooks.parallelLoss && hooks.pool && hooks.pool.size > 1) {
     throw new ParryError(
       'BAD_OPTION',
-      'train: a custom lossFn runs in-process only; omit the pool',
+      'train: a custom lossFn without a parallelLoss runs in-process only; omit the pool',
     );
   }
   const parallel =
     hooks.pool && hooks.pool.size > 1
-      ? new ParallelStep(hooks.pool, model, cfg.labelSmoothing)
+      ? new ParallelStep(
+          hooks.pool,
+          model,
+          cfg.labelSmoothing,
+          custom ? hooks.parallelLoss : undefined,
+        )
       : undefined;
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const kernels = model.trainableWeights.filter((w) => /kernel/.test(w.name)).map((w) => w.read());
@@ -178,10 +193,21 @@ export async function trainModel(
           const prepared = hooks.prepare?.(net, x, y, progress);
           return (inner) => lossFn(net, inner.x, inner.y, progress, prepared);
         };
+        if (cfg.lrSchedule !== 'constant')
+          setLearningRate(optimizer, learningRateAt(cfg, progress.step, progress.totalSteps));
         const xs = xBatch.subarray(0, m * per);
         const ys = yBatch.subarray(0, m);
         const [loss, correct] = parallel
-          ? await parallelStep(parallel, optimizer, kernels, cfg.weightDecay, xs, ys, shape)
+          ? await parallelStep(
+              parallel,
+              optimizer,
+              kernels,
+              cfg.weightDecay,
+              xs,
+              ys,
+              shape,
+              progress,
+            )
           : localStep(model, optimizer, batchLoss, vars, kernels, cfg.weightDecay, xs, ys, shape);
         const [newLoss, newCorrect] = tf.tidy(() => [
           tf.add(lossSum, tf.mul(loss, m)),
@@ -221,7 +247,7 @@ export async function trainModel(
       if (verdict === 'stop') break;
     }
   } finally {
-    optimizer.dispose();
+    disposeOptimizer(optimizer);
   }
   return { config: cfg, epochs, seconds: (performance.now() - started) / 1000 };
 }
@@ -282,8 +308,9 @@ async function parallelStep(
   xs: Float32Array,
   ys: Int32Array,
   shape: number[],
+  progress: TrainProgress,
 ): Promise<Step> {
-  const { grads, lossSum, correct } = await parallel.gradients(xs, ys, shape);
+  const { grads, lossSum, correct } = await parallel.gradients(xs, ys, shape, progress);
   const names = new Map(kernels.map((k) => [(k as tf.Variable).name, k]));
   const step = tf.tidy((): Step => {
     const withDecay: tf.NamedTensorMap = {};
@@ -299,6 +326,39 @@ async function parallelStep(
   });
   tf.dispose(Object.values(grads));
   return step;
+}
+
+/** The learning rate of step `step` (0-based) of `totalSteps` under `cfg.lrSchedule`. */
+export function learningRateAt(
+  cfg: Pick<TrainConfig, 'lr' | 'lrSchedule'>,
+  step: number,
+  totalSteps: number,
+): number {
+  if (cfg.lrSchedule === 'constant') return cfg.lr;
+  // The step's position at its end, as Wong et al. set lr(epoch + (i + 1) / batches).
+  const t = Math.min(1, (step + 1) / totalSteps);
+  const peak = 0.4;
+  return t <= peak ? (cfg.lr * t) / peak : (cfg.lr * (1 - t)) / (1 - peak);
+}
+
+/**
+ * Disposes an optimizer and its state. tfjs's MomentumOptimizer.dispose frees its momentum and
+ * accumulators but not the learning-rate scalar it inherits from SGD: one tensor per run.
+ */
+function disposeOptimizer(optimizer: tf.Optimizer): void {
+  optimizer.dispose();
+  const c = (optimizer as unknown as { c?: tf.Tensor }).c;
+  if (optimizer instanceof tf.MomentumOptimizer && c && !c.isDisposed) c.dispose();
+}
+
+/** Sets a tfjs optimizer's learning rate between steps (Adam reads its field at every step). */
+function setLearningRate(optimizer: tf.Optimizer, lr: number): void {
+  const o = optimizer as unknown as {
+    setLearningRate?: (lr: number) => void;
+    learningRate: number;
+  };
+  if (typeof o.setLearningRate === 'function') o.setLearningRate(lr);
+  else o.learningRate = lr;
 }
 
 export function parseConfig(config: Partial<TrainConfig>): TrainConfig {

@@ -4,7 +4,7 @@ import { syntheticDataset } from '../../src/data/index.js';
 import { WorkerPool } from '../../src/engine/pool.js';
 import { ParryError } from '../../src/errors.js';
 import { buildArchitecture } from '../../src/models/index.js';
-import { parseConfig, trainModel } from '../../src/train/loop.js';
+import { learningRateAt, parseConfig, trainModel } from '../../src/train/loop.js';
 
 const data = syntheticDataset({ shape: [6, 6, 1], numClasses: 3, n: 240, seed: 9 });
 
@@ -102,5 +102,33 @@ describe('trainModel', () => {
       /aborted/,
     );
     model.dispose();
+  });
+
+  it('the cyclic schedule is a triangle peaking at 2/5 of the steps and ending at 0', () => {
+    const cfg = { lr: 0.2, lrSchedule: 'cyclic' as const };
+    expect(learningRateAt(cfg, 3, 10)).toBeCloseTo(0.2, 12); // t = 0.4: the peak
+    expect(learningRateAt(cfg, 0, 10)).toBeCloseTo(0.05, 12); // t = 0.1 on the way up
+    expect(learningRateAt(cfg, 6, 10)).toBeCloseTo(0.2 * (0.3 / 0.6), 12); // t = 0.7
+    expect(learningRateAt(cfg, 9, 10)).toBe(0);
+    expect(learningRateAt({ lr: 0.2, lrSchedule: 'constant' }, 9, 10)).toBe(0.2);
+  });
+
+  it('the cyclic schedule reaches every optimizer, and leaks nothing', async () => {
+    // One step is the run's last: its cyclic rate is 0, so the weights must not move.
+    const one = syntheticDataset({ shape: [6, 6, 1], numClasses: 3, n: 16, seed: 2 });
+    for (const optimizer of ['adam', 'sgd', 'momentum'] as const) {
+      const model = buildArchitecture('mlp', { inputShape: [6, 6, 1], numClasses: 3, seed: 1 });
+      const w0 = model.trainableWeights.map((w) => Array.from(w.read().dataSync()));
+      const cfg = { epochs: 1, batchSize: 16, lr: 0.1, optimizer };
+      const before = tf.memory().numTensors;
+      await trainModel(model, one, { ...cfg, lrSchedule: 'cyclic' });
+      expect(tf.memory().numTensors, optimizer).toBe(before);
+      const w1 = model.trainableWeights.map((w) => Array.from(w.read().dataSync()));
+      expect(w1, optimizer).toEqual(w0);
+      await trainModel(model, one, cfg);
+      const w2 = model.trainableWeights.map((w) => Array.from(w.read().dataSync()));
+      expect(w2, optimizer).not.toEqual(w0);
+      model.dispose();
+    }
   });
 });
