@@ -8,6 +8,10 @@
  * Data: train examples [0, --fit-n) fit the detector; test examples [0, n) are evaluated and
  * [n, 2n) calibrate the threshold. Each attack runs in its own norm when it does not support
  * --norm (cw is L2 only, minimum-norm).
+ *
+ * `--detector` takes a list (or `all`): the attacks' examples, which do not depend on the
+ * detector, are crafted once and scored by every detector; the joint attack runs per detector.
+ * With one detector the JSON is that detector's report; with several it lists one per detector.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -46,7 +50,7 @@ import {
 interface DetectOptions extends CommonOptions {
   model: string;
   dataset: string;
-  detector: DetectorName;
+  detector: string;
   attacks: string;
   fpr: number;
   eps: number;
@@ -64,13 +68,9 @@ export function detectCommand(): Command {
     .description('fit an adversarial-example detector and report ROC AUC and TPR at a fixed FPR')
     .requiredOption('--model <dir>', 'TF.js LayersModel directory (Sequential)')
     .option('--dataset <name>', DATASET_HELP, 'fashion-mnist-subset')
-    .addOption(
-      new Option(
-        '--detector <name>',
-        DETECTORS.map((d) => `${d.name}: ${d.description}`).join('; '),
-      )
-        .choices(DETECTORS.map((d) => d.name))
-        .makeOptionMandatory(),
+    .requiredOption(
+      '--detector <list>',
+      `comma-separated detectors, or all: ${DETECTORS.map((d) => `${d.name}: ${d.description}`).join('; ')}`,
     )
     .option('--attacks <list>', `comma-separated attacks (${attackNames().join(', ')})`, 'fgsm,pgd')
     .option('--fpr <a>', 'false-positive rate the threshold is calibrated at', parseFraction, 0.05)
@@ -96,6 +96,25 @@ function parseFraction(value: string): number {
   return v;
 }
 
+function parseDetectors(list: string): DetectorName[] {
+  const known = DETECTORS.map((d) => d.name as DetectorName);
+  if (list.trim() === 'all') return known;
+  const names = list
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  if (names.length === 0) throw badOption('--detector: give at least one detector');
+  for (const name of names) {
+    if (!known.includes(name as DetectorName))
+      throw badOption(
+        `--detector: unknown detector '${name}' (choose from ${known.join(', ')}, or all)`,
+      );
+  }
+  if (new Set(names).size !== names.length)
+    throw badOption(`--detector: a detector is listed twice in '${list}'`);
+  return names as DetectorName[];
+}
+
 function parseAttacks(list: string): AttackEntry[] {
   const names = list
     .split(',')
@@ -115,6 +134,7 @@ function parseAttacks(list: string): AttackEntry[] {
 
 async function runDetect(opts: DetectOptions): Promise<void> {
   const started = performance.now();
+  const names = parseDetectors(opts.detector);
   const attacks = parseAttacks(opts.attacks);
   const backend = await setUpBackend(opts);
   const model = await loadClassifier(opts.model);
@@ -135,82 +155,149 @@ async function runDetect(opts: DetectOptions): Promise<void> {
     targeted: false,
     seed,
   });
-  const detector = createDetector(opts.detector, opts.seed);
-  const supervised = DETECTORS.find((d) => d.name === opts.detector)!.supervised;
-  log(`detect: fitting ${opts.detector} on ${train.shape[0]} training examples`);
   const trainX = tf.tensor(train.x, train.shape);
   const trainY = tf.tensor1d(train.labels, 'int32');
-  const advTrain = supervised
+  const advTrain = names.some((n) => DETECTORS.find((d) => d.name === n)!.supervised)
     ? await craftTrainAdversarial(model, train, attacks, paramsFor, opts)
     : undefined;
-  await detector.fit(model, trainX, trainY, advTrain);
-  tf.dispose([trainX, trainY, ...(advTrain ? [advTrain] : [])]);
   const calX = tf.tensor(calSet.x, calSet.shape);
-  const threshold = detector.calibrate(calX, opts.fpr);
-  calX.dispose();
   const x = tf.tensor(evalSet.x, evalSet.shape);
-  const cleanScores = detector.score(x);
   const cleanPred = await predictions(model, x);
-  const results: Record<string, unknown> = {};
-  for (const attack of attacks) {
-    log(`detect: ${attack.name} on ${evalSet.shape[0]} test examples`);
-    const xAdv = await runInBatches(evalSet, opts.batchSize, (bx, by) =>
-      attack.run(model, bx, by, paramsFor(attack, opts.seed), {}).then((r) => r.xAdv),
-    );
-    results[attack.name] = await summarize(model, detector, evalSet, cleanScores, cleanPred, xAdv);
-    xAdv.dispose();
+  const crafted: { name: string; xAdv: tf.Tensor }[] = [];
+  const reports: Record<string, unknown>[] = [];
+  try {
+    for (const attack of attacks) {
+      log(`detect: ${attack.name} on ${evalSet.shape[0]} test examples`);
+      const xAdv = await runInBatches(evalSet, opts.batchSize, (bx, by) =>
+        attack.run(model, bx, by, paramsFor(attack, opts.seed), {}).then((r) => r.xAdv),
+      );
+      crafted.push({ name: attack.name, xAdv });
+    }
+    for (const name of names) {
+      reports.push(
+        await evaluateDetector(
+          name,
+          opts,
+          model,
+          { trainX, trainY, advTrain, calX, x },
+          evalSet,
+          cleanPred,
+          crafted,
+        ),
+      );
+    }
+  } finally {
+    tf.dispose([
+      trainX,
+      trainY,
+      calX,
+      x,
+      ...(advTrain ? [advTrain] : []),
+      ...crafted.map((c) => c.xAdv),
+    ]);
+    model.dispose();
   }
-  let joint: Record<string, unknown> | undefined;
-  if (opts.joint) {
-    log(`detect: joint adaptive attack (${opts.detector} + classifier)`);
-    const jointNorm = opts.norm === 'l2' ? 'l2' : 'linf';
-    const run = createJointAttack({
-      eps: opts.eps,
-      norm: jointNorm,
-      steps: opts.jointSteps,
-      seed: opts.seed,
-    });
-    const xAdv = await runInBatches(evalSet, opts.batchSize, (bx, by) =>
-      run(model, detector, bx, by).then((r) => r.xAdv),
-    );
-    joint = {
-      norm: jointNorm,
-      ...(await summarize(model, detector, evalSet, cleanScores, cleanPred, xAdv)),
-    };
-    xAdv.dispose();
-  }
-  x.dispose();
-  detector.dispose();
-  model.dispose();
-  const result = {
+  const shared = {
     command: 'detect',
-    detector: opts.detector,
     model: opts.model,
     dataset: evalSet.name,
     n: evalSet.shape[0],
     fit_n: train.shape[0],
     calibration_n: calSet.shape[0],
     fpr: opts.fpr,
-    threshold,
     eps: opts.eps,
     norm: opts.norm,
     seed: opts.seed,
     backend,
     clean_accuracy: cleanPred.filter((p, i) => p === evalSet.labels[i]).length / evalSet.shape[0],
-    clean_fpr: rateAbove(cleanScores, threshold),
-    attacks: results,
-    ...(joint ? { joint } : {}),
-    seconds: round((performance.now() - started) / 1000, 3),
   };
+  const seconds = round((performance.now() - started) / 1000, 3);
+  const result =
+    reports.length === 1
+      ? { ...shared, ...reports[0], seconds }
+      : { ...shared, detectors: reports, seconds };
   emit(result, opts, () =>
-    [
-      `${opts.detector} detector on ${evalSet.name}, ${evalSet.shape[0]} examples, threshold ${round(threshold)} at FPR ${opts.fpr} (held-out FPR ${round(result.clean_fpr)})`,
-      ...Object.entries({ ...results, ...(joint ? { joint } : {}) }).map(([name, r]) => {
-        const s = r as Record<string, number>;
-        return `${name}: AUC ${round(s.auc)}, TPR ${round(s.tpr)}, attack success ${round(s.success_rate)}, robust accuracy ${round(s.robust_accuracy)} (with detector ${round(s.robust_accuracy_with_detector)})`;
-      }),
-    ].join('\n'),
+    reports
+      .flatMap((rep) => {
+        const r = rep as {
+          detector: string;
+          threshold: number;
+          clean_fpr: number;
+          attacks: object;
+          joint?: object;
+        };
+        return [
+          `${r.detector} detector on ${evalSet.name}, ${evalSet.shape[0]} examples, threshold ${round(r.threshold)} at FPR ${opts.fpr} (held-out FPR ${round(r.clean_fpr)})`,
+          ...Object.entries({ ...r.attacks, ...(r.joint ? { joint: r.joint } : {}) }).map(
+            ([name, v]) => {
+              const s = v as Record<string, number>;
+              return `  ${name}: AUC ${round(s.auc)}, TPR ${round(s.tpr)}, attack success ${round(s.success_rate)}, robust accuracy ${round(s.robust_accuracy)} (with detector ${round(s.robust_accuracy_with_detector)})`;
+            },
+          ),
+        ];
+      })
+      .join('\n'),
   );
+}
+
+/** Fits, calibrates and scores one detector on the shared data and crafted examples. */
+async function evaluateDetector(
+  name: DetectorName,
+  opts: DetectOptions,
+  model: TfjsClassifier,
+  t: {
+    trainX: tf.Tensor;
+    trainY: tf.Tensor1D;
+    advTrain?: tf.Tensor;
+    calX: tf.Tensor;
+    x: tf.Tensor;
+  },
+  evalSet: Dataset,
+  cleanPred: number[],
+  crafted: { name: string; xAdv: tf.Tensor }[],
+): Promise<Record<string, unknown>> {
+  const started = performance.now();
+  const detector = createDetector(name, opts.seed);
+  try {
+    const supervised = DETECTORS.find((d) => d.name === name)!.supervised;
+    log(`detect: fitting ${name} on ${t.trainX.shape[0]} training examples`);
+    await detector.fit(model, t.trainX, t.trainY, supervised ? t.advTrain : undefined);
+    const threshold = detector.calibrate(t.calX, opts.fpr);
+    const cleanScores = detector.score(t.x);
+    const results: Record<string, unknown> = {};
+    for (const c of crafted) {
+      results[c.name] = await summarize(model, detector, evalSet, cleanScores, cleanPred, c.xAdv);
+    }
+    let joint: Record<string, unknown> | undefined;
+    if (opts.joint) {
+      log(`detect: joint adaptive attack (${name} + classifier)`);
+      const jointNorm = opts.norm === 'l2' ? 'l2' : 'linf';
+      const run = createJointAttack({
+        eps: opts.eps,
+        norm: jointNorm,
+        steps: opts.jointSteps,
+        seed: opts.seed,
+      });
+      const xAdv = await runInBatches(evalSet, opts.batchSize, (bx, by) =>
+        run(model, detector, bx, by).then((r) => r.xAdv),
+      );
+      joint = {
+        norm: jointNorm,
+        ...(await summarize(model, detector, evalSet, cleanScores, cleanPred, xAdv)),
+      };
+      xAdv.dispose();
+    }
+    return {
+      detector: name,
+      threshold,
+      clean_fpr: rateAbove(cleanScores, threshold),
+      attacks: results,
+      ...(joint ? { joint } : {}),
+      detector_seconds: round((performance.now() - started) / 1000, 3),
+    };
+  } finally {
+    detector.dispose();
+  }
 }
 
 /** Adversarial training examples for supervised detectors: attack k crafts chunk k of train. */

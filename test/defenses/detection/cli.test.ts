@@ -62,6 +62,36 @@ describe('parry detect', () => {
     }
   });
 
+  it('several detectors score the same crafted examples: each report equals its single run', () => {
+    const common = ['--model', MLP, '--attacks', 'fgsm', '--n', '40', '--fit-n', '400'];
+    const opts = [...common, '--joint-steps', '5', '--json'];
+    const both = parry('detect', '--detector', 'squeeze,mahalanobis', ...opts);
+    expect(both.code, both.stderr).toBe(0);
+    const out = JSON.parse(both.stdout);
+    expect(out.detectors.map((d: { detector: string }) => d.detector)).toEqual([
+      'squeeze',
+      'mahalanobis',
+    ]);
+    expect(out.n).toBe(40);
+    const single = JSON.parse(parry('detect', '--detector', 'mahalanobis', ...opts).stdout);
+    const multi = out.detectors[1];
+    expect(multi.threshold).toBe(single.threshold);
+    expect(multi.attacks).toEqual(single.attacks);
+    expect(multi.joint).toEqual(single.joint);
+    expect(out.clean_accuracy).toBe(single.clean_accuracy);
+  });
+
+  it('a detector listed twice or unknown in a list exits 2 with one line', () => {
+    expectBadInput(
+      parry('detect', '--model', MLP, '--detector', 'lid,lid', '--json'),
+      /listed twice/,
+    );
+    expectBadInput(
+      parry('detect', '--model', MLP, '--detector', 'lid,zap', '--json'),
+      /unknown detector 'zap'/,
+    );
+  });
+
   it('a bad detector name exits 2 with one line', () => {
     expectBadInput(parry('detect', '--model', MLP, '--detector', 'nope', '--json'), /detector/);
   });
