@@ -13,7 +13,7 @@ export {
 export { createBitDepth } from './bit-depth.js';
 export { createCropResize } from './crop-resize.js';
 export { DefendedClassifier, type DefendedOptions } from './defended-classifier.js';
-export { createJpeg, jpegRoundTrip } from './jpeg.js';
+export { createJpeg, jpegEncoderKind, jpegRoundTrip } from './jpeg.js';
 export { createMedian, medianFilter } from './median.js';
 export { createNoise } from './noise.js';
 export { fromValues, type Preprocessor, reflectPad, straightThrough } from './preprocessor.js';

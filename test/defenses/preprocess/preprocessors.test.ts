@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import jpeg from 'jpeg-js';
 import { describe, expect, it } from 'vitest';
 import {
   buildPreprocessors,
@@ -10,6 +11,8 @@ import {
   createResizePad,
   createSmoothing,
   createTv,
+  jpegEncoderKind,
+  jpegRoundTrip,
   medianFilter,
   type Preprocessor,
   parsePreprocessSpec,
@@ -109,6 +112,40 @@ describe('preprocessors', () => {
       expect(e10).toBeGreaterThan(e90);
       expect(e10).toBeLessThan(0.1);
       x.dispose();
+    }
+  });
+
+  it('JPEG with the reused encoder equals jpeg-js encode + decode, byte for byte', () => {
+    expect(jpegEncoderKind()).toBe('reused');
+    const rng = new Rng(12);
+    for (const [h, w, c, q] of [
+      [28, 28, 1, 75],
+      [13, 21, 3, 30],
+      [28, 28, 1, 75],
+      [8, 8, 3, 95],
+    ]) {
+      // Two images per batch: the encoder's state must not carry from one image to the next.
+      const data = new Float32Array(2 * h * w * c).map(() => rng.next());
+      const ours = jpegRoundTrip(data, [2, h, w, c], [0, 1], q);
+      const reference = new Float32Array(data.length);
+      for (let n = 0; n < 2; n++) {
+        const rgba = new Uint8Array(h * w * 4);
+        for (let p = 0; p < h * w; p++) {
+          for (let ch = 0; ch < 3; ch++) {
+            const v = data[n * h * w * c + p * c + (c === 1 ? 0 : ch)];
+            rgba[p * 4 + ch] = Math.round(Math.min(255, Math.max(0, v * 255)));
+          }
+          rgba[p * 4 + 3] = 255;
+        }
+        const encoded = jpeg.encode({ data: rgba, width: w, height: h }, q).data;
+        const d = jpeg.decode(encoded, { useTArray: true, formatAsRGBA: true }).data;
+        for (let p = 0; p < h * w; p++) {
+          const i = n * h * w * c + p * c;
+          if (c === 1) reference[i] = (d[p * 4] + d[p * 4 + 1] + d[p * 4 + 2]) / 3 / 255;
+          else for (let ch = 0; ch < 3; ch++) reference[i + ch] = d[p * 4 + ch] / 255;
+        }
+      }
+      expect(Array.from(ours)).toEqual(Array.from(reference));
     }
   });
 
