@@ -10,7 +10,6 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { type Dataset, loadDataset, takeFirst } from '../src/data/index.js';
 import {
   createFastTraining,
-  createMart,
   createPgdTraining,
   createTrades,
   type RobustTraining,
