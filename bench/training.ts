@@ -42,11 +42,6 @@ const METHODS: Method[] = [
     create: () => createTrades({ eps: EPS, steps: 7, beta: 6, seed: 1 }),
     shard: 'trades',
   },
-  {
-    name: 'mart',
-    create: () => createMart({ eps: EPS, steps: 7, beta: 6, seed: 1 }),
-    shard: 'mart',
-  },
 ];
 
 function trainingData(n: number): { data: Dataset; name: string } {
