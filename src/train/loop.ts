@@ -11,6 +11,7 @@ import { type Dataset, exampleSize } from '../data/index.js';
 import type { WorkerPool } from '../engine/pool.js';
 import { Rng } from '../engine/rng.js';
 import { ParryError } from '../errors.js';
+import { DropoutSeeder } from '../models/dropout.js';
 import { countCorrect, smoothedCrossEntropy } from './losses.js';
 import { type ParallelLoss, ParallelStep } from './parallel.js';
 
@@ -135,6 +136,10 @@ export async function trainModel(
 ): Promise<TrainResult> {
   const cfg = parseConfig(config);
   const rng = new Rng(cfg.seed);
+  // Dropout masks come from their own stream (drawn only when the model has Dropout layers, so
+  // runs without dropout keep their shuffles).
+  const dropout = new DropoutSeeder(model.layers);
+  const dropoutRng = dropout.size > 0 ? rng.fork() : undefined;
   const optimizer = makeOptimizer(cfg);
   const lossFn = hooks.lossFn ?? standardLoss(cfg.labelSmoothing);
   const custom = hooks.lossFn !== undefined || hooks.prepare !== undefined;
@@ -197,6 +202,7 @@ export async function trainModel(
           setLearningRate(optimizer, learningRateAt(cfg, progress.step, progress.totalSteps));
         const xs = xBatch.subarray(0, m * per);
         const ys = yBatch.subarray(0, m);
+        if (dropoutRng && !parallel) dropout.seed(dropoutRng.nextSeed());
         const [loss, correct] = parallel
           ? await parallelStep(
               parallel,
@@ -207,6 +213,7 @@ export async function trainModel(
               ys,
               shape,
               progress,
+              dropoutRng,
             )
           : localStep(model, optimizer, batchLoss, vars, kernels, cfg.weightDecay, xs, ys, shape);
         const [newLoss, newCorrect] = tf.tidy(() => [
@@ -248,6 +255,7 @@ export async function trainModel(
     }
   } finally {
     disposeOptimizer(optimizer);
+    dropout.restore();
   }
   return { config: cfg, epochs, seconds: (performance.now() - started) / 1000 };
 }
@@ -309,8 +317,9 @@ async function parallelStep(
   ys: Int32Array,
   shape: number[],
   progress: TrainProgress,
+  dropoutRng: Rng | undefined,
 ): Promise<Step> {
-  const { grads, lossSum, correct } = await parallel.gradients(xs, ys, shape, progress);
+  const { grads, lossSum, correct } = await parallel.gradients(xs, ys, shape, progress, dropoutRng);
   const names = new Map(kernels.map((k) => [(k as tf.Variable).name, k]));
   const step = tf.tidy((): Step => {
     const withDecay: tf.NamedTensorMap = {};

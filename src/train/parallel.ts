@@ -3,7 +3,8 @@
  * current weights go to every worker with a shard of the batch; each worker returns the gradient
  * of the summed loss over its shard; the caller adds the shards' gradients in shard order, divides
  * by the batch size and lets its optimizer apply them. The result equals a single-thread step up
- * to float rounding (dropout masks excepted: each worker draws its own).
+ * to float rounding (dropout masks excepted: each shard draws its own, from a seed the caller
+ * draws per shard and step).
  *
  * A custom batch loss (robust training) crosses the thread boundary as a `ParallelLoss`: a
  * compiled module exporting a factory, and a plain config per shard. Each worker builds the loss
@@ -15,8 +16,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { WorkerPool } from '../engine/pool.js';
+import type { Rng } from '../engine/rng.js';
 import type { TaskContext } from '../engine/tasks.js';
 import { ParryError } from '../errors.js';
+import { DropoutSeeder } from '../models/dropout.js';
 import type { LossFn, PrepareFn, TrainProgress } from './loop.js';
 import { countCorrect, smoothedCrossEntropy } from './losses.js';
 
@@ -48,6 +51,8 @@ export interface GradientShardInput {
   shape: number[];
   labels: Int32Array;
   labelSmoothing: number;
+  /** Seed of the shard's dropout masks (models with Dropout layers). */
+  dropoutSeed?: number;
   /** A custom loss in place of cross-entropy: the factory module, export and its config. */
   loss?: { module: string; name: string; config: unknown; progress: TrainProgress };
 }
@@ -89,6 +94,7 @@ export async function gradientShard(
   vars.forEach((v, i) => {
     tf.tidy(() => v.assign(tf.tensor(input.weights[i], v.shape)));
   });
+  if (input.dropoutSeed !== undefined) new DropoutSeeder(m.layers).seed(input.dropoutSeed);
   const custom = input.loss ? await shardLoss(input.loss) : undefined;
   const progress = input.loss?.progress ?? { step: 0, totalSteps: 1 };
   const { value, grads, correct } = tf.tidy(() => {
@@ -138,6 +144,7 @@ export class ParallelStep {
     labels: Int32Array,
     shape: number[],
     progress: TrainProgress = { step: 0, totalSteps: 1 },
+    dropoutRng?: Rng,
   ): Promise<{ grads: tf.NamedTensorMap; lossSum: number; correct: number }> {
     const vars = this.model.trainableWeights.map((w) => w.read() as tf.Variable);
     const weights = vars.map((v) => v.dataSync() as Float32Array);
@@ -155,6 +162,7 @@ export class ParallelStep {
         shape: [end - start, ...shape.slice(1)],
         labels: labels.slice(start, end),
         labelSmoothing: this.labelSmoothing,
+        ...(dropoutRng ? { dropoutSeed: dropoutRng.nextSeed() } : {}),
         ...(this.loss
           ? {
               loss: {

@@ -4,7 +4,13 @@ import { syntheticDataset } from '../../src/data/index.js';
 import { WorkerPool } from '../../src/engine/pool.js';
 import { ParryError } from '../../src/errors.js';
 import { buildArchitecture } from '../../src/models/index.js';
-import { learningRateAt, parseConfig, trainModel } from '../../src/train/loop.js';
+import {
+  type LossFn,
+  learningRateAt,
+  parseConfig,
+  standardLoss,
+  trainModel,
+} from '../../src/train/loop.js';
 
 const data = syntheticDataset({ shape: [6, 6, 1], numClasses: 3, n: 240, seed: 9 });
 
@@ -89,6 +95,70 @@ describe('trainModel', () => {
         local.dispose();
         parallel.dispose();
       }
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('dropout masks are seeded: new masks every step, the same run from the same seed', async () => {
+    // Each step's mask on an all-ones probe, read through the model's Dropout layer.
+    const run = async (seed: number) => {
+      const model = buildArchitecture('mlp', {
+        inputShape: [6, 6, 1],
+        numClasses: 3,
+        seed: 1,
+        dropout: 0.5,
+      });
+      const drop = model.layers.find((l) => l.getClassName() === 'Dropout')!;
+      const masks: string[] = [];
+      const base = standardLoss(0);
+      const lossFn: LossFn = (net, x, y, progress) => {
+        const probe = drop.apply(tf.ones([1, 64]), { training: true }) as tf.Tensor;
+        masks.push(Array.from(probe.dataSync(), (v) => (v > 0 ? 1 : 0)).join(''));
+        return base(net, x, y, progress);
+      };
+      const small = syntheticDataset({ shape: [6, 6, 1], numClasses: 3, n: 64, seed: 9 });
+      await trainModel(model, small, { epochs: 1, batchSize: 16, seed }, { lossFn });
+      const weights = model.trainableWeights.map((w) => Array.from(w.read().dataSync()));
+      const topology = model.toJSON(null, false) as {
+        config: { layers: { class_name: string; config: { seed?: number | null } }[] };
+      };
+      const dropoutSeeds = topology.config.layers
+        .filter((l) => l.class_name === 'Dropout')
+        .map((l) => l.config.seed);
+      model.dispose();
+      return { masks, weights, dropoutSeeds };
+    };
+    const a = await run(4);
+    const b = await run(4);
+    const c = await run(5);
+    expect(a.masks).toHaveLength(4);
+    expect(new Set(a.masks).size).toBe(4); // a fresh mask at every step
+    expect(b.masks).toEqual(a.masks);
+    expect(b.weights).toEqual(a.weights);
+    expect(c.masks).not.toEqual(a.masks);
+    // The seeds parry set are gone from the saved topology.
+    expect(a.dropoutSeeds).toEqual([null, null, null]);
+  });
+
+  it('dropout over two workers is reproducible from the seed', async () => {
+    const pool = new WorkerPool({ workers: 2 });
+    try {
+      const run = async (seed: number) => {
+        const model = buildArchitecture('mlp', {
+          inputShape: [6, 6, 1],
+          numClasses: 3,
+          seed: 1,
+          dropout: 0.5,
+        });
+        await trainModel(model, data, { epochs: 1, batchSize: 32, seed }, { pool });
+        const w = model.trainableWeights.map((v) => Array.from(v.read().dataSync()));
+        model.dispose();
+        return w;
+      };
+      const a = await run(4);
+      expect(await run(4)).toEqual(a);
+      expect(await run(5)).not.toEqual(a);
     } finally {
       await pool.close();
     }

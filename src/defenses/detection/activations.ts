@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { ParryError } from '../../errors.js';
 import type { Classifier } from '../../models/classifier.js';
+import { DropoutSeeder } from '../../models/dropout.js';
 import { TfjsClassifier } from '../../models/tfjs-classifier.js';
 import { SCORE_BATCH, sliceRows } from './detector.js';
 
@@ -21,13 +22,13 @@ export interface FeatureModel {
   readonly hasDropout: boolean;
   /**
    * Outputs of the layers at `indices` `[batch, features]` each, and the logits. Caller owns all.
-   * With `dropout`, Dropout layers sample a mask (`seed` is not used by tfjs-layers; MC dropout
-   * draws from tfjs's global generator, so its samples are not reproducible run to run).
+   * With `dropout`, Dropout layers sample masks (MC dropout) from `dropout.seed`: the same seed
+   * and batch shape give the same masks.
    */
   activations(
     x: tf.Tensor,
     indices: readonly number[],
-    dropout?: boolean,
+    dropout?: { seed: number },
   ): { features: tf.Tensor2D[]; logits: tf.Tensor2D };
 }
 
@@ -58,22 +59,31 @@ export function featureModel(model: Classifier): FeatureModel {
     penultimate: layers.length - 2,
     hidden,
     hasDropout: layers.some((l) => l.getClassName() === 'Dropout'),
-    activations(x, indices, dropout = false) {
+    activations(x, indices, dropout) {
       tc.checkInput(x);
-      return tf.tidy(() => {
-        let z = x.dtype === 'float32' ? x : tf.cast(x, 'float32');
-        if (mean) z = tf.sub(z, mean);
-        if (std) z = tf.div(z, std);
-        const features: tf.Tensor2D[] = new Array(indices.length);
-        layers.forEach((layer, i) => {
-          const training = dropout && layer.getClassName() === 'Dropout';
-          z = layer.apply(z, { training }) as tf.Tensor;
-          indices.forEach((want, k) => {
-            if (want === i) features[k] = tf.reshape(z, [z.shape[0], -1]) as tf.Tensor2D;
+      let seeder: DropoutSeeder | undefined;
+      if (dropout) {
+        seeder = new DropoutSeeder(layers);
+        seeder.seed(dropout.seed);
+      }
+      try {
+        return tf.tidy(() => {
+          let z = x.dtype === 'float32' ? x : tf.cast(x, 'float32');
+          if (mean) z = tf.sub(z, mean);
+          if (std) z = tf.div(z, std);
+          const features: tf.Tensor2D[] = new Array(indices.length);
+          layers.forEach((layer, i) => {
+            const training = dropout !== undefined && layer.getClassName() === 'Dropout';
+            z = layer.apply(z, { training }) as tf.Tensor;
+            indices.forEach((want, k) => {
+              if (want === i) features[k] = tf.reshape(z, [z.shape[0], -1]) as tf.Tensor2D;
+            });
           });
+          return { features, logits: z as tf.Tensor2D };
         });
-        return { features, logits: z as tf.Tensor2D };
-      });
+      } finally {
+        seeder?.restore();
+      }
     },
   };
 }

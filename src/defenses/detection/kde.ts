@@ -12,6 +12,7 @@
  * when MC dropout is on).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { Rng } from '../../engine/rng.js';
 import { check } from '../../errors.js';
 import type { Classifier } from '../../models/classifier.js';
 import { type FeatureModel, featureModel, readFeatures } from './activations.js';
@@ -129,7 +130,11 @@ export class KdeDetector extends BaseDetector {
     const t = this.config.mcSamples;
     if (!fm.hasDropout || t < 2) return tf.zeros([x.shape[0]]);
     return tf.tidy(() => {
-      const probs = Array.from({ length: t }, () => tf.softmax(fm.activations(x, [], true).logits));
+      // Sample k uses the same masks for every batch of a given size: the score is reproducible.
+      const seeds = new Rng(this.config.seed);
+      const probs = Array.from({ length: t }, () =>
+        tf.softmax(fm.activations(x, [], { seed: seeds.nextSeed() }).logits),
+      );
       const meanSq = tf.mean(tf.stack(probs.map((p) => tf.sum(tf.square(p), 1))), 0);
       const mean = tf.mean(tf.stack(probs), 0);
       return tf.sub(meanSq, tf.sum(tf.square(mean), 1)) as tf.Tensor1D;
