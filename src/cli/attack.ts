@@ -11,7 +11,7 @@ import { Command, Option } from 'commander';
 import { NORMS, type Norm } from '../attacks/evasion/projection.js';
 import { createUap, type UapResult } from '../attacks/evasion/uap.js';
 import { ATTACKS, type AttackParams, attackNames, findAttack } from '../attacks/registry.js';
-import { loadDataset, takeFirst } from '../data/index.js';
+import { loadDataset, sliceDataset, takeFirst } from '../data/index.js';
 import { WorkerPool } from '../engine/pool.js';
 import {
   type AttackEvaluation,
@@ -25,6 +25,7 @@ import {
   type CommonOptions,
   DATASET_HELP,
   emit,
+  parseNonNegativeInt,
   parseNonNegativeNumber,
   parsePositiveInt,
   parsePositiveNumber,
@@ -50,6 +51,7 @@ interface AttackOptions extends CommonOptions {
   maxQueries?: number;
   fitExamples: number;
   n: number;
+  offset: number;
   batchSize: number;
   saveExamples?: string;
   examples: number;
@@ -85,6 +87,12 @@ export function attackCommand(): Command {
     .option('--confidence <k>', 'margin required by C&W', parseNonNegativeNumber)
     .option('--max-queries <q>', 'query budget of black-box attacks', parsePositiveInt)
     .option('--n <n>', 'examples to attack (the first N of the test split)', parsePositiveInt, 1000)
+    .option(
+      '--offset <k>',
+      'skip the first K test examples: attack test[K, K+N) (to split a long evaluation into runs)',
+      parseNonNegativeInt,
+      0,
+    )
     .option('--batch-size <b>', 'examples per attack batch', parsePositiveInt, 128)
     .option(
       '--fit-examples <k>',
@@ -106,7 +114,12 @@ async function runAttack(opts: AttackOptions): Promise<void> {
     );
   }
   const model = await loadClassifier(opts.model);
-  const data = takeFirst(loadDataset(opts.dataset, 'test', { seed: opts.seed }), opts.n);
+  const test = loadDataset(opts.dataset, 'test', { seed: opts.seed });
+  const size = test.shape[0];
+  if (opts.offset >= size) {
+    throw badOption(`--offset ${opts.offset} leaves no examples: ${test.name} has ${size}`);
+  }
+  const data = sliceDataset(test, opts.offset, opts.offset + opts.n);
   model.checkInput(data.shape);
   const params: AttackParams = {
     norm: opts.norm,
@@ -153,6 +166,7 @@ async function runAttack(opts: AttackOptions): Promise<void> {
     loss: opts.loss,
     model: opts.model,
     dataset: data.name,
+    offset: opts.offset,
     n: r.n,
     seed: opts.seed,
     backend,

@@ -40,6 +40,14 @@ export function parsePositiveInt(value: string): number {
   return n;
 }
 
+export function parseNonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n)) {
+    throw new InvalidArgumentError(`must be a non-negative integer, got '${value}'`);
+  }
+  return n;
+}
+
 export function parseUint32(value: string): number {
   const n = Number(value);
   if (!/^\s*\d+\s*$/.test(value) || n > 0xffffffff) {

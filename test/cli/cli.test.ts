@@ -210,6 +210,27 @@ describe('parry CLI', () => {
     expectBadInput(parry('attack', '--model', MLP, '--attack', 'nope'), /nope/);
   });
 
+  it('attack --offset splits an evaluation: two halves add up to the whole', () => {
+    const run = (...extra: string[]) => {
+      const r = parry('attack', '--model', MLP, '--attack', 'fgsm', '--json', ...extra);
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout);
+    };
+    const whole = run('--n', '40');
+    const first = run('--n', '25');
+    const tail = run('--n', '15', '--offset', '25');
+    expect(whole.offset).toBe(0);
+    expect(tail.offset).toBe(25);
+    expect(tail.n).toBe(15);
+    const count = (r: { n: number; robust_accuracy: number }) =>
+      Math.round(r.n * r.robust_accuracy);
+    const clean = (r: { n: number; clean_accuracy: number }) => Math.round(r.n * r.clean_accuracy);
+    expect(count(first) + count(tail)).toBe(count(whole));
+    expect(clean(first) + clean(tail)).toBe(clean(whole));
+    expectBadInput(parry('attack', '--model', MLP, '--offset', '1000'), /--offset 1000.*has 1000/);
+    expectBadInput(parry('attack', '--model', MLP, '--offset', '-1'), /offset/);
+  });
+
   it('attack --attack hsj reports queries and the median of a minimum-norm attack', () => {
     const r = parry(
       'attack',
