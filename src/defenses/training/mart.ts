@@ -72,7 +72,8 @@ export function createMart(
     prepare: (model, x, labels, progress) => {
       const s = at(progress);
       cost.seen(x.shape[0]);
-      cost.add(x.shape[0], s.steps + 1);
+      // K attack gradients, then the weight gradient's backward pass through both branches.
+      cost.add(x.shape[0], s.steps + 2);
       return craftPgd(trainingClassifier(model, c.bounds), x, labels, c.norm, s, rng, 'gaussian');
     },
     lossFn: (model, x, labels, _progress, xAdv) => {

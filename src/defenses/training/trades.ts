@@ -62,7 +62,8 @@ export function createTrades(
     prepare: (model, x, _labels, progress) => {
       const s = at(progress);
       cost.seen(x.shape[0]);
-      cost.add(x.shape[0], s.steps + 1);
+      // K attack gradients, then the weight gradient's backward pass through both branches.
+      cost.add(x.shape[0], s.steps + 2);
       return craftKl(trainingClassifier(model, c.bounds), x, c.norm, s, rng);
     },
     lossFn: (model, x, labels, _progress, xAdv) => {
