@@ -3,10 +3,10 @@
  * examples are not easily detected: bypassing ten detection methods"): PGD maximising
  *   min(max_{j≠y} z_j − z_y, κ) − λ·relu(score(x) − threshold),
  * so the example is misclassified and stays under the detector's threshold. The score's gradient
- * is exact for differentiable detectors (Mahalanobis, KDE, learned, MagNet), BPDA (identity
- * through the squeezers) for feature squeezing, and zero for detectors whose score has no useful
- * gradient (LID): then only the classifier term steers and the success check still uses the
- * true score.
+ * is exact for differentiable detectors (Mahalanobis, KDE, learned, MagNet; LID with its
+ * neighbour selection held fixed), BPDA (identity through the squeezers) for feature squeezing,
+ * and zero for a detector declared `gradient: 'none'`: then only the classifier term steers and
+ * the success check still uses the true score.
  * Threat model: white-box on both, L∞ or L2 ball of radius `eps`, untargeted.
  * Each λ in `lambdas` is one restart (λ = 0 ignores the detector, which wins when it does not
  * fire anyway); per example the first iterate of any restart that is misclassified and not

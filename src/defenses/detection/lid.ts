@@ -8,7 +8,9 @@
  * adversarial examples (label 1). The paper draws a fresh minibatch per evaluation batch; here
  * one fixed reference minibatch (the first `referenceSize` clean fit examples, not reused for the
  * regression) makes scores independent of how test inputs are batched.
- * The k-nearest selection has no gradient in tfjs (TopK): `gradient: 'none'`.
+ * Gradient: which reference points are the k nearest is piecewise constant in x, so the score is
+ * differentiated with the selection held fixed (exact wherever the neighbour order does not
+ * change): the distances to the selected points carry the gradient (`gradient: 'exact'`).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { check } from '../../errors.js';
@@ -37,24 +39,48 @@ export function lidMle(distances: ArrayLike<number>, k: number): number {
   return mean === 0 ? Number.POSITIVE_INFINITY : -1 / mean;
 }
 
-/** Euclidean distances `[batch, m]` between rows of a `[batch, d]` and r `[m, d]`. */
+/** Euclidean distances `[batch, m]` between rows of a `[batch, d]` and r `[m, d]` (floored at 1e-6). */
 export function pairwiseDistances(a: tf.Tensor2D, r: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => {
     const aa = tf.sum(tf.square(a), 1, true);
     const rr = tf.reshape(tf.sum(tf.square(r), 1), [1, -1]);
     const cross = tf.matMul(a, r, false, true);
-    return tf.sqrt(tf.relu(tf.add(tf.sub(aa, tf.mul(cross, 2)), rr))) as tf.Tensor2D;
+    // Floored at 1e-6: sqrt has an infinite slope at 0, and ReLU features of different inputs
+    // can coincide (the floor's own gradient there is 0).
+    return tf.sqrt(tf.maximum(tf.add(tf.sub(aa, tf.mul(cross, 2)), rr), 1e-12)) as tf.Tensor2D;
   });
 }
 
-/** LID estimates `[batch]` of rows of `a` against the reference rows `r`, k nearest. */
+/**
+ * Which of the columns of `dist` `[batch, m]` hold each row's k smallest values: `[2, batch, m]`,
+ * the k-nearest mask and the one-hot of the k-th nearest. Piecewise constant in `dist`, so its
+ * gradient is zero (tfjs has none for TopK; this keeps it off the tape).
+ */
+const nearestSelection = (k: number) =>
+  tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const dist = args[0] as tf.Tensor2D;
+    const m = dist.shape[1];
+    const order = tf.topk(tf.neg(dist), k).indices; // ascending distance, [batch, k]
+    // int32 one-hots, then cast: tfjs-backend-wasm 4.22's OneHot returns zeros for 'float32'.
+    const mask = tf.cast(tf.sum(tf.oneHot(order, m), 1), 'float32');
+    const kth = tf.squeeze(
+      tf.cast(tf.oneHot(tf.slice(order, [0, k - 1], [-1, 1]), m), 'float32'),
+      [1],
+    );
+    return { value: tf.stack([mask, kth]), gradFunc: () => tf.zerosLike(dist) };
+  });
+
+/**
+ * LID estimates `[batch]` of rows of `a` against the reference rows `r`, k nearest,
+ * differentiable in `a` with the neighbour selection held fixed.
+ */
 export function lidTensor(a: tf.Tensor2D, r: tf.Tensor2D, k: number): tf.Tensor1D {
   return tf.tidy(() => {
     const dist = pairwiseDistances(a, r);
-    const nearest = tf.neg(tf.topk(tf.neg(dist), k).values); // ascending, [batch, k]
-    const rk = tf.slice(nearest, [0, k - 1], [-1, 1]);
-    const logs = tf.log(tf.div(tf.add(nearest, 1e-12), tf.add(rk, 1e-12)));
-    const mean = tf.mean(logs, 1);
+    const [mask, kth] = tf.unstack(nearestSelection(k)(dist) as tf.Tensor3D);
+    const logs = tf.log(tf.add(dist, 1e-12));
+    // (1/k) Σ_i log(r_i / r_k) over the k nearest.
+    const mean = tf.sub(tf.div(tf.sum(tf.mul(mask, logs), 1), k), tf.sum(tf.mul(kth, logs), 1));
     // A point with all k neighbours equidistant has mean 0: LID is unbounded; cap it.
     return tf.minimum(tf.div(-1, tf.minimum(mean, -1e-6)), 1e6) as tf.Tensor1D;
   });
@@ -62,7 +88,7 @@ export function lidTensor(a: tf.Tensor2D, r: tf.Tensor2D, k: number): tf.Tensor1
 
 export class LidDetector extends BaseDetector {
   readonly name = 'lid';
-  readonly gradient = 'none' as const;
+  readonly gradient = 'exact' as const;
   private readonly config: LidConfig;
   private fm?: FeatureModel;
   private references: tf.Tensor2D[] = [];

@@ -8,6 +8,7 @@ import { createJointAttack } from '../../../src/attacks/adaptive/joint.js';
 import { findAttack } from '../../../src/attacks/registry.js';
 import {
   DetectingClassifier,
+  type Detector,
   detectionAccuracy,
   LidDetector,
   MahalanobisDetector,
@@ -60,14 +61,25 @@ describe('DetectingClassifier', () => {
     x.dispose();
   });
 
-  it('non-differentiable scores (LID) contribute a zero gradient instead of failing', async () => {
+  it('a score declared non-differentiable contributes a zero gradient; LID contributes its own', async () => {
     const lid = new LidDetector({ k: 10, referenceSize: 80 });
     await lid.fit(model, train.x, train.labels, train.adv);
     lid.calibrate(test.x, 0.1);
-    const defended = new DetectingClassifier(model, lid);
-    const g = tf.grad((v: tf.Tensor) => tf.sum(defended.logits(v)))(test.x);
-    expect(g.shape).toEqual(test.x.shape);
-    tf.dispose(g);
+    // The same detector, declared opaque (as a user's non-differentiable detector would be).
+    const opaque = Object.create(lid, { gradient: { value: 'none' } }) as Detector;
+    const gradOf = (d: Detector) =>
+      tf.grad((v: tf.Tensor) => tf.sum(new DetectingClassifier(model, d).logits(v)))(test.x);
+    // Without the score, the logits' sum is Σz + max z (the reject logit's other part).
+    const base = tf.grad((v: tf.Tensor) => {
+      const z = model.logits(v);
+      return tf.add(tf.sum(z), tf.sum(tf.max(z, 1)));
+    })(test.x);
+    const gOpaque = gradOf(opaque);
+    const gLid = gradOf(lid);
+    const diff = (a: tf.Tensor, b: tf.Tensor) => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0];
+    expect(diff(gOpaque, base)).toBeLessThan(1e-5);
+    expect(diff(gLid, base)).toBeGreaterThan(1e-3);
+    tf.dispose([base, gOpaque, gLid]);
     lid.dispose();
   });
 

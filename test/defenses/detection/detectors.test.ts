@@ -23,6 +23,7 @@ import {
   rocAuc,
 } from '../../../src/defenses/detection/index.js';
 import { bitDepth, medianFilter } from '../../../src/defenses/detection/squeezers.js';
+import { Rng } from '../../../src/engine/rng.js';
 import { SHAPE, syntheticSet, tinyModel, trainTiny } from './helpers.js';
 
 const model = tinyModel();
@@ -101,6 +102,36 @@ describe('closed forms', () => {
     const lid = lidTensor(a, r, 3);
     expect((await lid.data())[0]).toBeCloseTo(3 / Math.log(8), 4);
     tf.dispose([a, r, lid]);
+  });
+
+  it('LID gradient (selection held fixed) matches finite differences of the float64 MLE', async () => {
+    const rng = new Rng(6);
+    const d = 5;
+    const refs = Array.from({ length: 12 }, () => Array.from({ length: d }, () => rng.normal()));
+    const point = Array.from({ length: d }, () => 0.3 * rng.normal());
+    const k = 4;
+    const mle = (p: number[]) =>
+      lidMle(
+        refs.map((q) => Math.hypot(...q.map((v, i) => v - p[i]))),
+        k,
+      );
+    const r = tf.tensor2d(refs);
+    const a = tf.tensor2d([point]);
+    const g = tf.grad((v: tf.Tensor) => tf.sum(lidTensor(v as tf.Tensor2D, r, k)))(a);
+    const got = Array.from(await g.data());
+    const h = 1e-5;
+    for (let i = 0; i < d; i++) {
+      const up = [...point];
+      const down = [...point];
+      up[i] += h;
+      down[i] -= h;
+      const want = (mle(up) - mle(down)) / (2 * h);
+      expect(Math.abs(got[i] - want), `coordinate ${i}`).toBeLessThan(
+        2e-3 * Math.max(1, Math.abs(want)),
+      );
+    }
+    expect(got.some((v) => Math.abs(v) > 1e-3)).toBe(true);
+    tf.dispose([r, a, g]);
   });
 
   it('Mahalanobis matches an independent float64 computation (d = 2, closed-form inverse)', async () => {
