@@ -249,7 +249,10 @@ export function robustRun(
           );
           if (o.stopOnOverfit) stop = true;
         }
-        if (!verdict.collapsed) previous = { pgd: acc.pgd, fgsm: acc.fgsm };
+        // The reference is the best healthy epoch so far.
+        if (!verdict.collapsed && (previous === undefined || acc.pgd > previous.pgd)) {
+          previous = { pgd: acc.pgd, fgsm: acc.fgsm };
+        }
       }
       if (best && !(o.defense === 'fast-at' && fields.catastrophic_overfitting === 1)) {
         if (best.update(epoch, acc.pgd).stop) stop = true;

@@ -89,21 +89,23 @@ export interface OverfittingVerdict {
 }
 
 /**
- * Catastrophic overfitting between two epochs: PGD accuracy fell below `ratio` (default ½) of
- * the previous epoch's and below `floor` (default 0.1, "near 0"), while FGSM accuracy stayed
- * at least `fgsmHigh` (default 0.5) — the signature Wong et al. describe (their Fig. 2).
+ * Catastrophic overfitting: PGD accuracy fell more than `drop` (default 0.2, absolute) below
+ * `reference`'s, the best earlier healthy epoch, while FGSM accuracy stayed at least `fgsmHigh`
+ * (default 0.5) — the signature Wong et al. describe (their Fig. 2): the model masks the
+ * single-step gradient, PGD still finds the way. The 0.2 drop is the reference code's
+ * early-stopping test; measuring from the best epoch also catches a collapse spread over epochs.
  */
 export function detectCatastrophicOverfitting(
-  previous: RobustCheck | undefined,
+  reference: RobustCheck | undefined,
   current: RobustCheck,
-  opts: { ratio?: number; floor?: number; fgsmHigh?: number } = {},
+  opts: { drop?: number; fgsmHigh?: number } = {},
 ): OverfittingVerdict {
-  const { ratio = 0.5, floor = 0.1, fgsmHigh = 0.5 } = opts;
-  if (previous == null) return { collapsed: false };
-  const fell = current.pgd < ratio * previous.pgd && current.pgd < floor;
+  const { drop = 0.2, fgsmHigh = 0.5 } = opts;
+  if (reference == null) return { collapsed: false };
+  const fell = reference.pgd - current.pgd > drop;
   if (!fell || current.fgsm < fgsmHigh) return { collapsed: false };
   return {
     collapsed: true,
-    reason: `PGD accuracy fell from ${previous.pgd.toFixed(3)} to ${current.pgd.toFixed(3)} while FGSM accuracy is ${current.fgsm.toFixed(3)}`,
+    reason: `PGD accuracy fell from ${reference.pgd.toFixed(3)} to ${current.pgd.toFixed(3)} while FGSM accuracy is ${current.fgsm.toFixed(3)}`,
   };
 }

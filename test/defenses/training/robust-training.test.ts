@@ -22,13 +22,13 @@ import { buildArchitecture, TfjsClassifier } from '../../../src/models/index.js'
 import { trainModel } from '../../../src/train/loop.js';
 import { countCorrect } from '../../../src/train/losses.js';
 
-/** Runs the detector over a trace the way the CLI does (previous = last healthy epoch). */
+/** Runs the detector over a trace the way the CLI does (reference = best healthy epoch). */
 function collapses(trace: RobustCheck[]): number[] {
   const fired: number[] = [];
-  let previous: RobustCheck | undefined;
+  let best: RobustCheck | undefined;
   trace.forEach((cur, i) => {
-    if (detectCatastrophicOverfitting(previous, cur).collapsed) fired.push(i);
-    else previous = cur;
+    if (detectCatastrophicOverfitting(best, cur).collapsed) fired.push(i);
+    else if (best === undefined || cur.pgd > best.pgd) best = cur;
   });
   return fired;
 }
@@ -44,6 +44,19 @@ describe('detectCatastrophicOverfitting', () => {
     ];
     expect(collapses(trace)).toEqual([3, 4]);
     expect(detectCatastrophicOverfitting(trace[2], trace[3]).reason).toMatch(/0\.420 to 0\.020/);
+  });
+
+  it('fires on a collapse spread over epochs (a fast-at run at eps 0.125 on Fashion-MNIST)', () => {
+    // Held-out PGD-10 / FGSM accuracy per epoch of that run: PGD fell 55% → 48% → 19%.
+    const trace = [
+      { pgd: 0.552, fgsm: 0.686 },
+      { pgd: 0.48, fgsm: 0.772 },
+      { pgd: 0.192, fgsm: 0.816 },
+    ];
+    expect(collapses(trace)).toEqual([2]);
+    // Slower still: each epoch loses 12 points, none more than 0.2 from the one before.
+    const slow = [0.55, 0.43, 0.31, 0.19].map((p) => ({ pgd: p, fgsm: 0.8 }));
+    expect(collapses(slow)).toEqual([2, 3]);
   });
 
   it('does not fire on a healthy trace, a slow decline, or when FGSM accuracy falls too', () => {
