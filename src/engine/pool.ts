@@ -130,7 +130,10 @@ export class WorkerPool {
     return this.submit(task, input, options.seed, transfer) as Promise<OutputOf<T>>;
   }
 
-  /** Runs one job per input across the workers; results in input order. Rejects on the first error. */
+  /**
+   * Runs one job per input across the workers; results in input order. Rejects with the error of
+   * the first job to fail (in completion order, which depends on scheduling) and cancels the rest.
+   */
   async map<T extends TaskSpec>(
     task: T,
     inputs: readonly InputOf<T>[],
