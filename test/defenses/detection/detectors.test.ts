@@ -267,7 +267,7 @@ describe('closed forms', () => {
     const w = 5;
     const img = Array.from({ length: h * w }, (_, i) => ((i * 7) % 11) / 10);
     const reflect = (i: number, n: number) => (i < 0 ? -i - 1 : i >= n ? 2 * n - i - 1 : i);
-    for (const size of [2, 3]) {
+    for (const size of [2, 3, 4, 5]) {
       const want: number[] = [];
       const lo = Math.floor(size / 2);
       for (let r = 0; r < h; r++) {
