@@ -77,14 +77,28 @@ async function cachedClassifier(modelDir: string, ctx: TaskContext): Promise<Cla
   return model;
 }
 
-/** One batch of an attack evaluation (src/evaluate/robustness.ts) on the model in `modelDir`. */
+/**
+ * One batch of an attack evaluation (src/evaluate/robustness.ts) on the model in `modelDir`,
+ * behind its preprocessing chain when the input names one (built once per worker; the defended
+ * model is seeded per batch).
+ */
 async function attackBatch(
-  input: import('../evaluate/robustness.js').AttackBatchInput & { modelDir: string },
+  input: import('../evaluate/robustness.js').AttackBatchInput &
+    import('../evaluate/robustness.js').PooledTarget,
   ctx: TaskContext,
 ): Promise<import('../evaluate/robustness.js').AttackBatchOutput> {
-  const model = await cachedClassifier(input.modelDir, ctx);
+  const base = await cachedClassifier(input.modelDir, ctx);
   const { attackBatch: run } = await import('../evaluate/robustness.js');
-  return run(model, input);
+  if (input.preprocess === undefined) return run(base, input);
+  const key = `preprocess:${input.preprocess}`;
+  let chain = ctx.cache.get(key) as import('../defenses/preprocess/preprocessor.js').Preprocessor[];
+  if (chain === undefined) {
+    const { buildPreprocessors } = await import('../defenses/preprocess/spec.js');
+    chain = await buildPreprocessors(input.preprocess);
+    ctx.cache.set(key, chain);
+  }
+  const { preprocessAttacker } = await import('../attacks/adaptive/bpda.js');
+  return run(preprocessAttacker(base, chain, input.adaptive ?? 'bpda', input.params.seed), input);
 }
 
 /**

@@ -1,8 +1,8 @@
 /**
  * The attack stage of a target: every configured attack × norm × eps as one cell, across the
- * worker pool when the target is a plain model directory the workers can load, otherwise (a
- * preprocessing defence: the pool's attack task carries no preprocess spec) in this thread with
- * `evaluateAttack`. Minimum-norm attacks run once per norm. At each norm's middle budget the
+ * worker pool when there is one (each worker loads the model and builds its preprocessing chain;
+ * a fitted detector stays in this thread, so a detecting target is attacked here with
+ * `evaluateAttack`). Minimum-norm attacks run once per norm. At each norm's middle budget the
  * cell also keeps its gallery, so a resumed run needs no adversarial inputs.
  */
 import { createJointAttack } from '../attacks/adaptive/joint.js';
@@ -35,18 +35,12 @@ export function attackTarget(
   onProgress: (done: number, total: number) => void,
 ): Promise<AttackEvaluation> {
   const opts = { batchSize: ctx.config.batchSize, keepExamples, onProgress, signal: ctx.signal };
-  if (ctx.pool && t.modelDir) {
-    return evaluateAttackPooled(
-      ctx.pool,
-      t.modelDir,
-      t.base.numClasses,
-      data,
-      attack,
-      params,
-      opts,
-    );
+  if (ctx.pool && t.pooled) {
+    return evaluateAttackPooled(ctx.pool, t.pooled, t.base.numClasses, data, attack, params, opts);
   }
-  return evaluateAttack(attacker(t, params.seed), data, attack, params, opts);
+  // A preprocessing defence is built per batch from the batch's seed, as the pool's workers do.
+  const model = t.preprocessors ? (seed: number) => attacker(t, seed) : attacker(t, params.seed);
+  return evaluateAttack(model, data, attack, params, opts);
 }
 
 function meta(a: AttackConfig, entry: AttackEntry, norm: EvalNorm, eps: number): CellMeta {

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { BpdaClassifier } from '../attacks/adaptive/bpda.js';
+import { preprocessAttacker } from '../attacks/adaptive/bpda.js';
 import { pgd } from '../attacks/evasion/pgd.js';
 import { type Dataset, loadDataset, sliceDataset, takeFirst } from '../data/index.js';
 import { DetectingClassifier } from '../defenses/detection/detecting-classifier.js';
@@ -26,6 +26,7 @@ import {
   type SmoothingConfig,
   targetId,
 } from './config.js';
+import type { PooledTarget } from './robustness.js';
 
 export interface Target {
   id: string;
@@ -37,6 +38,8 @@ export interface Target {
   base: TfjsClassifier;
   /** Model directory the pool's workers can load: set only for targets without a preprocessing defence. */
   modelDir: string | null;
+  /** What the pool's workers attack (model directory and preprocessing chain): null with a detector. */
+  pooled: PooledTarget | null;
   preprocessors: Preprocessor[] | null;
   adaptive: 'bpda' | 'none';
   /** The target is this Gaussian-smoothed classifier (certified, not attacked). */
@@ -196,6 +199,10 @@ async function targetOf(
     trainedAgainst: m.trainedAgainst ?? trainedAgainstOf(m.path),
     base,
     modelDir: preprocessors === null && detector === null ? m.path : null,
+    pooled:
+      detector === null
+        ? { modelDir: m.path, ...(spec ? { preprocess: spec, adaptive: m.defense?.adaptive } : {}) }
+        : null,
     preprocessors,
     adaptive: m.defense?.adaptive ?? 'bpda',
     smoothing: m.defense?.smoothing ?? null,
@@ -258,8 +265,8 @@ export const rejectLabel = (t: Target): number | null => (t.detector ? t.base.nu
 
 /** What gradient attacks differentiate: the deployed model, or its BPDA wrapper. */
 export function attacker(t: Target, seed: number): Classifier {
-  if (t.preprocessors === null || t.adaptive === 'none') return deployed(t, seed);
-  return new BpdaClassifier(new DefendedClassifier(t.base, t.preprocessors, { seed }), { seed });
+  if (t.preprocessors === null) return deployed(t, seed);
+  return preprocessAttacker(t.base, t.preprocessors, t.adaptive, seed);
 }
 
 /** Frees each loaded model once, and the detectors. */

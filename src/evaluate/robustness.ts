@@ -46,6 +46,18 @@ export interface EvaluateAttackOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * What a pool's workers attack: the model in `modelDir`, optionally behind a preprocessing chain
+ * (`parry defend --preprocess` syntax) that gradient attacks see through BPDA ('bpda', the
+ * default) or through tfjs's own gradient ('none'). Each batch builds the defended model with
+ * its own seed, as `evaluateAttack` does given a factory, so pooled and in-process runs agree.
+ */
+export interface PooledTarget {
+  modelDir: string;
+  preprocess?: string;
+  adaptive?: 'bpda' | 'none';
+}
+
 /** One batch of `evaluateAttack`'s work, as plain arrays (it crosses to worker threads). */
 export interface AttackBatchInput {
   x: Float32Array;
@@ -209,8 +221,12 @@ function assemble(
   };
 }
 
+/**
+ * Attacks `data` batch by batch. `model` is the classifier, or a factory called once per batch
+ * with the batch's seed (a randomised defence then draws the same noise in-process as pooled).
+ */
 export async function evaluateAttack(
-  model: Classifier,
+  model: Classifier | ((batchSeed: number) => Classifier),
   data: Dataset,
   attack: AttackEntry,
   params: AttackParams,
@@ -220,11 +236,13 @@ export async function evaluateAttack(
   const n = data.shape[0];
   const keep = Math.min(keepExamples, n);
   const started = performance.now();
-  const plan = planBatches(data, attack, params, batchSize, keep, model.numClasses);
+  const modelFor = typeof model === 'function' ? model : () => model;
+  const { numClasses } = modelFor(params.seed);
+  const plan = planBatches(data, attack, params, batchSize, keep, numClasses);
   const outputs: AttackBatchOutput[] = [];
   let done = 0;
   for (const batch of plan) {
-    outputs.push(await attackBatch(model, batch, opts.signal, attack));
+    outputs.push(await attackBatch(modelFor(batch.params.seed), batch, opts.signal, attack));
     done += batch.shape[0];
     opts.onProgress?.(done, n);
   }
@@ -233,11 +251,13 @@ export async function evaluateAttack(
 
 /**
  * `evaluateAttack` with the batches spread over a worker pool; each worker loads the model from
- * `modelDir` once. Batch seeds and targets are drawn as in-process, so results are the same.
+ * the target's directory (and builds its preprocessing chain) once. Batch seeds and targets are
+ * drawn as in-process, so results are the same as `evaluateAttack` with the matching classifier
+ * (or, for a preprocessing defence, the factory `seed => preprocessAttacker(…, seed)`).
  */
 export async function evaluateAttackPooled(
   pool: WorkerPool,
-  modelDir: string,
+  target: string | PooledTarget,
   numClasses: number,
   data: Dataset,
   attack: AttackEntry,
@@ -252,7 +272,11 @@ export async function evaluateAttackPooled(
   const outputs = await pool.map(
     'attackBatch',
     // Own copies, moved to the workers (a view would clone the whole data set's buffer).
-    plan.map((batch) => ({ ...batch, x: batch.x.slice(), modelDir })),
+    plan.map((batch) => ({
+      ...batch,
+      x: batch.x.slice(),
+      ...(typeof target === 'string' ? { modelDir: target } : target),
+    })),
     {
       transfer: (input) => [input.x.buffer as ArrayBuffer],
       signal: opts.signal,

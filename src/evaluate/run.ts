@@ -78,9 +78,9 @@ export async function runEvaluation(
     const store = await PartialStore.open(opts.outDir, configHash(config), opts.resume ?? false);
     const ctx: EvalContext = { config, data, store, ...opts, notes: [] };
     if (opts.pool) {
-      for (const t of targets.filter((t) => t.modelDir === null)) {
+      for (const t of targets.filter((t) => t.pooled === null)) {
         ctx.notes.push(
-          `${t.id}: attacks run in the main thread (the pool's workers load model directories, not the defences in front of them)`,
+          `${t.id}: attacks run in the main thread (the pool's workers cannot load a fitted detector)`,
         );
       }
     }

@@ -136,4 +136,43 @@ describe('evaluateAttackPooled', () => {
       cnn.dispose();
     }
   });
+
+  it('attacks a randomised preprocessing defence in the workers as in this thread', async () => {
+    const { loadClassifier } = await import('../../src/models/index.js');
+    const { loadDataset, takeFirst } = await import('../../src/data/index.js');
+    const { WorkerPool } = await import('../../src/engine/pool.js');
+    const { evaluateAttackPooled } = await import('../../src/evaluate/robustness.js');
+    const { preprocessAttacker } = await import('../../src/attacks/adaptive/bpda.js');
+    const { buildPreprocessors } = await import('../../src/defenses/preprocess/spec.js');
+    const dir = 'models/fmnist-mlp';
+    const mlp = await loadClassifier(dir);
+    const test = takeFirst(loadDataset('fashion-mnist-subset', 'test'), 18);
+    const preprocess = 'noise:kind=gaussian,sigma=0.2,squeeze-bits:bits=3';
+    const chain = await buildPreprocessors(preprocess);
+    const params = { norm: 'linf' as const, eps: 0.1, steps: 3, targeted: false, seed: 5 };
+    const pgd = findAttack('pgd')!;
+    const opts = { batchSize: 6, keepExamples: 4 };
+    const pool = new WorkerPool({ workers: 2, backend: tf.getBackend() });
+    try {
+      for (const adaptive of ['bpda', 'none'] as const) {
+        const factory = (seed: number) => preprocessAttacker(mlp, chain, adaptive, seed);
+        const before = tf.memory().numTensors;
+        const local = await evaluateAttack(factory, test, pgd, params, opts);
+        expect(tf.memory().numTensors).toBe(before);
+        const target = { modelDir: dir, preprocess, adaptive };
+        const pooled = await evaluateAttackPooled(pool, target, 10, test, pgd, params, opts);
+        expect(pooled.perExample).toEqual(local.perExample);
+        expect(Array.from(pooled.examples.xAdv)).toEqual(Array.from(local.examples.xAdv));
+        // The noise is drawn per batch from the batch's seed: the undefended model's predictions
+        // differ, so the chain ran in the workers (sigma 0.2 flips some of the 18).
+        const plain = await evaluateAttack(mlp, test, pgd, params, opts);
+        expect(pooled.perExample.map((e) => e.clean)).not.toEqual(
+          plain.perExample.map((e) => e.clean),
+        );
+      }
+    } finally {
+      await pool.close();
+      mlp.dispose();
+    }
+  });
 });

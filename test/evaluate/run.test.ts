@@ -227,6 +227,37 @@ describe('runEvaluation', () => {
     expect(plain.certified[0].curve.map((p) => p.radius)).toEqual([0, 0.25]);
   });
 
+  it('attacks a preprocessing defence across the pool with the same numbers', async () => {
+    const defended = parseEvaluateConfig(
+      {
+        ...raw,
+        n: 8,
+        batchSize: 4,
+        models: [
+          {
+            path: 'models/fmnist-mlp',
+            defense: { preprocess: 'noise:kind=uniform,sigma=0.1,squeeze-bits:bits=4' },
+          },
+        ],
+        attacks: [{ attack: 'pgd', params: { steps: 3 } }],
+        eps: { linf: [0.1] },
+        certify: {},
+        gallery: { examples: 0 },
+        honesty: { enabled: false },
+      },
+      root,
+    );
+    const local = await runEvaluation(defended, { outDir: outDir() });
+    const pool = new WorkerPool({ workers: 2 });
+    try {
+      const pooled = await runEvaluation(defended, { outDir: outDir(), pool });
+      expect(numbers(pooled)).toEqual(numbers(local));
+      expect(JSON.stringify(pooled)).not.toMatch(/main thread/);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('gives the same numbers across a worker pool', async () => {
     const pool = new WorkerPool({ workers: 1 });
     try {

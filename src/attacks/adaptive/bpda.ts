@@ -8,7 +8,8 @@
  * call from the wrapper's own seeded generator; average over draws with `EotClassifier`.
  */
 import type * as tf from '@tensorflow/tfjs-core';
-import type { DefendedClassifier } from '../../defenses/preprocess/defended-classifier.js';
+import { DefendedClassifier } from '../../defenses/preprocess/defended-classifier.js';
+import type { Preprocessor } from '../../defenses/preprocess/preprocessor.js';
 import { Rng } from '../../engine/rng.js';
 import type { Classifier } from '../../models/classifier.js';
 
@@ -32,4 +33,19 @@ export class BpdaClassifier implements Classifier {
   logits(x: tf.Tensor): tf.Tensor2D {
     return this.defended.logitsWith(x, this.rng, true);
   }
+}
+
+/**
+ * What gradient attacks differentiate when `base` sits behind `preprocessors`: the BPDA wrapper
+ * ('bpda'), or the defended model with the gradient tfjs gives through the chain ('none', the
+ * non-adaptive attacker). Both draw their randomness from `seed`.
+ */
+export function preprocessAttacker(
+  base: Classifier,
+  preprocessors: readonly Preprocessor[],
+  adaptive: 'bpda' | 'none',
+  seed: number,
+): Classifier {
+  const defended = new DefendedClassifier(base, preprocessors, { seed });
+  return adaptive === 'none' ? defended : new BpdaClassifier(defended, { seed });
 }
