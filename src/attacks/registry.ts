@@ -41,6 +41,15 @@ export interface AttackContext {
   /** Target classes `[batch]`, when targeted. */
   targetLabels?: tf.Tensor1D;
   signal?: AbortSignal;
+  /** Hears how much of the batch's attack is done, in [0, 1] (iterations or queries spent). */
+  progress?: (fraction: number) => void;
+}
+
+/** The context as an attack's own options: its (done, total) progress becomes a fraction. */
+function optionsOf(ctx: AttackContext) {
+  const { progress, ...rest } = ctx;
+  if (progress === undefined) return rest;
+  return { ...rest, onProgress: (done: number, total: number) => progress(done / total) };
 }
 
 export interface AttackOutcome {
@@ -117,7 +126,7 @@ export const ATTACKS: readonly AttackEntry[] = [
         loss: p.loss,
         seed: p.seed,
       });
-      const r = await attack(model, x, labels, ctx);
+      const r = await attack(model, x, labels, optionsOf(ctx));
       return { xAdv: r.xAdv, gradientEvaluations: r.gradientEvaluations, queries: 0 };
     },
   },
@@ -134,7 +143,7 @@ export const ATTACKS: readonly AttackEntry[] = [
         targeted: p.targeted,
         seed: p.seed,
       });
-      const r = await attack(queryClassifierFrom(model), x, labels, ctx);
+      const r = await attack(queryClassifierFrom(model), x, labels, optionsOf(ctx));
       return { xAdv: r.xAdv, gradientEvaluations: 0, queries: r.meanQueries };
     },
   },
@@ -152,7 +161,7 @@ export const ATTACKS: readonly AttackEntry[] = [
         targeted: p.targeted,
         seed: p.seed,
       });
-      const r = await attack(decisionClassifierFrom(model), x, labels, ctx);
+      const r = await attack(decisionClassifierFrom(model), x, labels, optionsOf(ctx));
       return { xAdv: r.xAdv, gradientEvaluations: 0, queries: r.meanQueries };
     },
   },
@@ -194,7 +203,7 @@ export const ATTACKS: readonly AttackEntry[] = [
         maxQueries: p.maxQueries,
         seed: p.seed,
       });
-      const r = await attack(model, x, labels, { signal: ctx.signal });
+      const r = await attack(model, x, labels, optionsOf(ctx));
       return {
         xAdv: r.xAdv,
         gradientEvaluations: r.gradientEvaluations,
@@ -245,7 +254,7 @@ export const ATTACKS: readonly AttackEntry[] = [
     minimumNorm: true,
     run: async (model, x, labels, p, ctx) => {
       const norm = p.norm as 'l2' | 'linf';
-      const r = await createDeepFool({ norm, steps: p.steps })(model, x, labels, ctx);
+      const r = await createDeepFool({ norm, steps: p.steps })(model, x, labels, optionsOf(ctx));
       tf.dispose([r.success, r.perturbationNorms]);
       return { xAdv: r.xAdv, gradientEvaluations: r.gradientEvaluations, queries: 0 };
     },
@@ -261,7 +270,7 @@ export const ATTACKS: readonly AttackEntry[] = [
         confidence: p.confidence,
         targeted: p.targeted,
       });
-      const r = await attack(model, x, labels, ctx);
+      const r = await attack(model, x, labels, optionsOf(ctx));
       tf.dispose([r.success, r.perturbationNorms]);
       return { xAdv: r.xAdv, gradientEvaluations: r.gradientEvaluations, queries: 0 };
     },
@@ -296,7 +305,7 @@ function apgdEntry(
         targeted,
         seed: p.seed,
       });
-      const r = await attack(model, x, labels, { signal: ctx.signal });
+      const r = await attack(model, x, labels, optionsOf(ctx));
       return { xAdv: r.xAdv, gradientEvaluations: r.gradientEvaluations, queries: 0 };
     },
   };
@@ -320,7 +329,7 @@ async function runPgd(
     loss: p.loss,
     seed: p.seed,
   });
-  const r = await attack(model, x, labels, ctx);
+  const r = await attack(model, x, labels, optionsOf(ctx));
   return { xAdv: r.xAdv, gradientEvaluations: r.gradientEvaluations, queries: 0 };
 }
 

@@ -58,7 +58,11 @@ export interface MapOptions<I = unknown> {
   rng?: Rng;
   /** `true` moves every buffer of each input; a function picks the buffers to move. */
   transfer?: boolean | ((input: I, index: number) => ArrayBuffer[]);
-  /** Called after each job completes, with the number completed so far. */
+  /**
+   * Called after each job completes and whenever a running job reports progress
+   * (`ctx.progress`): `done` is the number of jobs completed plus the reported fractions of
+   * those still running, so it need not be a whole number.
+   */
   onProgress?: (done: number, total: number) => void;
   /** Aborting drops the jobs not yet started and rejects the map. */
   signal?: AbortSignal;
@@ -71,6 +75,8 @@ interface Job {
   seed?: number;
   transfer: ArrayBuffer[];
   group?: object;
+  /** The job's own progress in [0, 1], as its task reports it. */
+  progress?: (fraction: number) => void;
   resolve(value: unknown): void;
   reject(error: unknown): void;
 }
@@ -144,6 +150,12 @@ export class WorkerPool {
     const group = {};
     const total = inputs.length;
     let done = 0;
+    const running = new Map<number, number>(); // job index -> reported fraction
+    const report = (): void => {
+      let partial = 0;
+      for (const f of running.values()) partial += f;
+      onProgress?.(done + partial, total);
+    };
     const jobs = inputs.map((input, i) => {
       const buffers =
         typeof transfer === 'function'
@@ -152,9 +164,16 @@ export class WorkerPool {
             ? collectTransferables(input)
             : [];
       const seed = rng?.nextUint32();
-      return this.submit(task, input, seed, buffers, group).then((output) => {
+      const progress = onProgress
+        ? (fraction: number) => {
+            running.set(i, fraction);
+            report();
+          }
+        : undefined;
+      return this.submit(task, input, seed, buffers, group, progress).then((output) => {
+        running.delete(i);
         done++;
-        onProgress?.(done, total);
+        report();
         return output as OutputOf<T>;
       });
     });
@@ -197,6 +216,7 @@ export class WorkerPool {
     seed: number | undefined,
     transfer: ArrayBuffer[],
     group?: object,
+    progress?: (fraction: number) => void,
   ): Promise<unknown> {
     return new Promise((resolve, reject) => {
       if (this.closed) throw new ParryError('INTERNAL', 'WorkerPool: the pool is closed');
@@ -208,7 +228,7 @@ export class WorkerPool {
         'BAD_OPTION',
       );
       const id = this.nextId++;
-      this.queue.push({ id, task, input, seed, transfer, group, resolve, reject });
+      this.queue.push({ id, task, input, seed, transfer, group, progress, resolve, reject });
       this.pump();
     });
   }
@@ -254,7 +274,10 @@ export class WorkerPool {
   }
 
   private runLocal(slot: Slot, job: Job): void {
-    executeTask(job.task, job.input, job.seed, this.localCache).then(
+    const progress = (fraction: number): void => {
+      if (slot.job === job) job.progress?.(Math.min(1, Math.max(0, fraction)));
+    };
+    executeTask(job.task, job.input, job.seed, this.localCache, progress).then(
       (output) => this.finish(slot, job, () => job.resolve(output)),
       (error) => this.finish(slot, job, () => job.reject(error)),
     );
@@ -296,7 +319,8 @@ export class WorkerPool {
         this.fail(deserializeError(msg.error));
       } else if (slot.job?.id === msg.id) {
         const job = slot.job;
-        if (msg.type === 'result') this.finish(slot, job, () => job.resolve(msg.output));
+        if (msg.type === 'progress') job.progress?.(msg.fraction);
+        else if (msg.type === 'result') this.finish(slot, job, () => job.resolve(msg.output));
         else this.finish(slot, job, () => job.reject(deserializeError(msg.error)));
       }
     });

@@ -22,6 +22,11 @@ export interface TaskContext {
   readonly rng?: Rng;
   /** Per-worker store kept across jobs (e.g. a model keyed by its directory). */
   readonly cache: Map<string, unknown>;
+  /**
+   * Reports how much of the job is done, in [0, 1], for a long job's progress bar; `map` adds it
+   * to its count of finished jobs. Cheap to call often (a worker forwards at most a few per second).
+   */
+  readonly progress?: (fraction: number) => void;
 }
 
 /** A batch of examples: `x` holds `shape` (first axis = batch) in row-major order. */
@@ -88,8 +93,9 @@ async function attackBatch(
   ctx: TaskContext,
 ): Promise<import('../evaluate/robustness.js').AttackBatchOutput> {
   const base = await cachedClassifier(input.modelDir, ctx);
-  const { attackBatch: run } = await import('../evaluate/robustness.js');
-  if (input.preprocess === undefined) return run(base, input);
+  const { attackBatch: batch } = await import('../evaluate/robustness.js');
+  const run = (model: Classifier) => batch(model, input, undefined, undefined, ctx.progress);
+  if (input.preprocess === undefined) return run(base);
   const key = `preprocess:${input.preprocess}`;
   let chain = ctx.cache.get(key) as import('../defenses/preprocess/preprocessor.js').Preprocessor[];
   if (chain === undefined) {
@@ -98,7 +104,7 @@ async function attackBatch(
     ctx.cache.set(key, chain);
   }
   const { preprocessAttacker } = await import('../attacks/adaptive/bpda.js');
-  return run(preprocessAttacker(base, chain, input.adaptive ?? 'bpda', input.params.seed), input);
+  return run(preprocessAttacker(base, chain, input.adaptive ?? 'bpda', input.params.seed));
 }
 
 /**
@@ -271,9 +277,10 @@ export async function executeTask(
   input: unknown,
   seed: number | undefined,
   cache: Map<string, unknown>,
+  progress?: (fraction: number) => void,
 ): Promise<unknown> {
   const fn = await resolveTask(task);
-  return fn(input, { rng: seed === undefined ? undefined : new Rng(seed), cache });
+  return fn(input, { rng: seed === undefined ? undefined : new Rng(seed), cache, progress });
 }
 
 /** The (non-shared) ArrayBuffers reachable from `value` through arrays and plain objects. */

@@ -32,8 +32,12 @@ export interface JobMessage {
 export type WorkerMessage =
   | { type: 'ready'; backend: string }
   | { type: 'init-error'; error: SerializedError }
+  | { type: 'progress'; id: number; fraction: number }
   | { type: 'result'; id: number; output: unknown }
   | { type: 'error'; id: number; error: SerializedError };
+
+/** A job's progress reaches the pool at most this often. */
+const PROGRESS_INTERVAL_MS = 250;
 
 async function main(): Promise<void> {
   const port = parentPort;
@@ -58,8 +62,15 @@ async function main(): Promise<void> {
   }
   const cache = new Map<string, unknown>();
   port.on('message', async (job: JobMessage) => {
+    let last = 0;
+    const progress = (fraction: number): void => {
+      const now = performance.now();
+      if (now - last < PROGRESS_INTERVAL_MS) return;
+      last = now;
+      post({ type: 'progress', id: job.id, fraction: Math.min(1, Math.max(0, fraction)) });
+    };
     try {
-      const output = await executeTask(job.task, job.input, job.seed, cache);
+      const output = await executeTask(job.task, job.input, job.seed, cache, progress);
       post({ type: 'result', id: job.id, output }, collectTransferables(output));
     } catch (e) {
       post({ type: 'error', id: job.id, error: serializeError(e) });

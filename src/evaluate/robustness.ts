@@ -89,13 +89,14 @@ export interface AttackBatchOutput {
 /**
  * Attacks one batch and reads back predictions before and after, and the perturbation norms.
  * The attack is the registry's entry named `input.attack`, or `entry` (in-process callers with an
- * attack of their own).
+ * attack of their own). `progress` hears the attack's own progress through the batch, in [0, 1].
  */
 export async function attackBatch(
   model: Classifier,
   input: AttackBatchInput,
   signal?: AbortSignal,
   entry?: AttackEntry,
+  progress?: (fraction: number) => void,
 ): Promise<AttackBatchOutput> {
   const attack = entry ?? findAttack(input.attack);
   if (attack === undefined) {
@@ -106,7 +107,11 @@ export async function attackBatch(
   const labels = tf.tensor1d(input.labels, 'int32');
   const targetLabels = input.targets ? tf.tensor1d(input.targets, 'int32') : undefined;
   try {
-    const out = await attack.run(model, x, labels, input.params, { targetLabels, signal });
+    const out = await attack.run(model, x, labels, input.params, {
+      targetLabels,
+      signal,
+      progress,
+    });
     const [clean, adv, norms] = tf.tidy(() => [
       tf.argMax(model.logits(x), 1),
       tf.argMax(model.logits(out.xAdv), 1),
@@ -242,8 +247,13 @@ export async function evaluateAttack(
   const outputs: AttackBatchOutput[] = [];
   let done = 0;
   for (const batch of plan) {
-    outputs.push(await attackBatch(modelFor(batch.params.seed), batch, opts.signal, attack));
-    done += batch.shape[0];
+    const m = batch.shape[0];
+    const progress = opts.onProgress
+      ? (f: number) => opts.onProgress?.(done + Math.floor(f * m), n)
+      : undefined;
+    const model = modelFor(batch.params.seed);
+    outputs.push(await attackBatch(model, batch, opts.signal, attack, progress));
+    done += m;
     opts.onProgress?.(done, n);
   }
   return assemble(plan, outputs, keep, (performance.now() - started) / 1000);
@@ -280,7 +290,8 @@ export async function evaluateAttackPooled(
     {
       transfer: (input) => [input.x.buffer as ArrayBuffer],
       signal: opts.signal,
-      onProgress: (done, total) => opts.onProgress?.(Math.round((done / total) * n), n),
+      // Whole examples: the finished batches plus the finished share of the running ones.
+      onProgress: (done, total) => opts.onProgress?.(Math.floor((done / total) * n), n),
     },
   );
   return assemble(plan, outputs, keep, (performance.now() - started) / 1000);

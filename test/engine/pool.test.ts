@@ -38,6 +38,12 @@ export async function whoami(ms) {
   return threadId;
 }
 export function draw(_input, ctx) { return ctx.rng.nextUint32(); }
+export async function halves(ms, ctx) {
+  ctx.progress?.(0.5);
+  await new Promise((r) => setTimeout(r, ms));
+  ctx.progress?.(2); // out of range: the pool clamps it to 1
+  return ms;
+}
 `;
 
 let dir: string;
@@ -80,6 +86,28 @@ describe('WorkerPool with 2 workers', () => {
     expect(progress).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
     const sums = await pool.map('sum', [[1, 2], new Float32Array([3, 4]), []]);
     expect(sums).toEqual([3, 7, 0]);
+  });
+
+  it('adds the progress running jobs report to the count of finished ones', async () => {
+    for (const p of [pool, new WorkerPool({ workers: 0 })]) {
+      const seen: number[] = [];
+      // 400 ms between a job's two reports: more than the worker's 250 ms throttle.
+      await p.map(task<number, number>('halves'), [400, 400, 400], {
+        onProgress: (done) => seen.push(done),
+      });
+      if (p !== pool) await p.close();
+      expect(seen.length, `${seen}`).toBeGreaterThan(3); // more than one call per job
+      expect(
+        seen.some((d) => d % 1 === 0.5),
+        `${seen}`,
+      ).toBe(true);
+      expect(
+        seen.every((d, i) => i === 0 || d >= seen[i - 1]),
+        `${seen}`,
+      ).toBe(true);
+      expect(Math.max(...seen)).toBeLessThanOrEqual(3);
+      expect(seen[seen.length - 1]).toBe(3);
+    }
   });
 
   it('spreads jobs over both workers', async () => {

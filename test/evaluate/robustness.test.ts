@@ -94,6 +94,49 @@ describe('evaluateAttack', () => {
     expect(pgdAcc[grid.length - 1]).toBeLessThan(pgdAcc[0]);
   });
 
+  it('reports progress inside a batch, whole examples, never going back', async () => {
+    const { loadClassifier } = await import('../../src/models/index.js');
+    const { loadDataset, takeFirst } = await import('../../src/data/index.js');
+    const mlp = await loadClassifier('models/fmnist-mlp');
+    const fmnist = takeFirst(loadDataset('fashion-mnist-subset', 'test'), 30);
+    const params = { norm: 'linf' as const, eps: 0.05, steps: 8, maxQueries: 40, seed: 1 };
+    try {
+      for (const attack of ['pgd', 'apgd-ce', 'apgd-t', 'square', 'auto']) {
+        const seen: number[] = [];
+        const entry = findAttack(attack)!;
+        await evaluateAttack(
+          mlp,
+          fmnist,
+          entry,
+          { ...params, targeted: false },
+          {
+            batchSize: 20,
+            onProgress: (done, total) => {
+              expect(total).toBe(30);
+              seen.push(done);
+            },
+          },
+        );
+        // Progress before the first batch (20 examples) is done: the attack's own steps.
+        expect(
+          seen.some((d) => d > 0 && d < 20),
+          `${attack}: ${seen}`,
+        ).toBe(true);
+        expect(
+          seen.every((d) => Number.isInteger(d)),
+          `${attack}: ${seen}`,
+        ).toBe(true);
+        expect(
+          seen.every((d, i) => i === 0 || d >= seen[i - 1]),
+          `${attack}: ${seen}`,
+        ).toBe(true);
+        expect(seen[seen.length - 1]).toBe(30);
+      }
+    } finally {
+      mlp.dispose();
+    }
+  });
+
   it('targeted attacks count success as reaching the target', async () => {
     const r = await evaluateAttack(model, data, findAttack('pgd')!, {
       norm: 'linf',

@@ -47,6 +47,11 @@ export type AutoConfig = z.infer<typeof autoConfigSchema>;
 export interface AutoOptions {
   /** Called when a member starts, with the number of examples it attacks. */
   onMember?: (member: AutoMember, examples: number) => void;
+  /**
+   * Called as members progress: `done` members of `total` (configured), the running member's
+   * finished share of its iterations or queries counted as a fraction.
+   */
+  onProgress?: (done: number, total: number) => void;
   /** Checked by every member; aborting rejects with `signal.reason`. */
   signal?: AbortSignal;
 }
@@ -102,10 +107,12 @@ async function runAuto(
   let gradientEvaluations = 0;
   let queries = 0;
 
-  for (const member of c.attacks) {
+  const total = c.attacks.length;
+  for (const [k, member] of c.attacks.entries()) {
     // Each member gets its own seed whether or not earlier members ran.
     const seed = rng.nextUint32();
     const idx = brokenBy.flatMap((b, i) => (b === null ? [i] : []));
+    opts.onProgress?.(k, total);
     if (idx.length === 0) continue;
     opts.onMember?.(member, idx.length);
     const [xs, ys] = tf.tidy(() => {
@@ -114,7 +121,10 @@ async function runAuto(
     });
     let out: { xAdv: tf.Tensor; gradientEvaluations: number; queries: number };
     try {
-      out = await runMember(member, model, xs, ys, c, seed, opts.signal);
+      const onProgress = opts.onProgress
+        ? (done: number, of: number) => opts.onProgress?.(k + Math.min(1, done / of), total)
+        : undefined;
+      out = await runMember(member, model, xs, ys, c, seed, { signal: opts.signal, onProgress });
     } finally {
       tf.dispose([xs, ys]);
     }
@@ -133,6 +143,7 @@ async function runAuto(
     queries += (out.queries * idx.length) / n;
   }
 
+  opts.onProgress?.(total, total);
   const xAdv = tf.tidy(() =>
     enforceThreatModel(tf.tensor(assembled, x.shape), x, c.eps, c.norm, model.bounds),
   );
@@ -150,11 +161,11 @@ async function runMember(
   labels: tf.Tensor1D,
   c: AutoConfig,
   seed: number,
-  signal?: AbortSignal,
+  memberOpts: { signal?: AbortSignal; onProgress?: (done: number, total: number) => void },
 ): Promise<{ xAdv: tf.Tensor; gradientEvaluations: number; queries: number }> {
   if (member === 'square') {
     const square = createSquare({ eps: c.eps, norm: c.norm, maxQueries: c.maxQueries, seed });
-    const r = await square(queryClassifierFrom(model), x, labels, { signal });
+    const r = await square(queryClassifierFrom(model), x, labels, memberOpts);
     return { xAdv: r.xAdv, gradientEvaluations: 0, queries: r.meanQueries };
   }
   const apgd = createApgd({
@@ -166,7 +177,7 @@ async function runMember(
     numTargets: Math.min(c.numTargets, model.numClasses - 1),
     seed,
   });
-  const r = await apgd(model, x, labels, { signal });
+  const r = await apgd(model, x, labels, memberOpts);
   return { xAdv: r.xAdv, gradientEvaluations: r.gradientEvaluations, queries: 0 };
 }
 
