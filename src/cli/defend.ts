@@ -3,9 +3,9 @@
  * (clean accuracy before and after) and what it buys against an attack that ignores it versus one
  * adapted to it (BPDA through non-differentiable steps, EOT over randomised ones), side by side.
  */
+
+import { availableParallelism } from 'node:os';
 import { Command, Option } from 'commander';
-import { BpdaClassifier } from '../attacks/adaptive/bpda.js';
-import { EotClassifier } from '../attacks/adaptive/eot.js';
 import { NORMS, type Norm } from '../attacks/evasion/projection.js';
 import { ATTACKS, type AttackParams, findAttack } from '../attacks/registry.js';
 import { loadDataset, takeFirst } from '../data/index.js';
@@ -15,8 +15,8 @@ import {
   checkPreprocessSpec,
   PREPROCESSORS,
 } from '../defenses/preprocess/spec.js';
-import { evaluateDefense } from '../evaluate/defense.js';
-import type { Classifier } from '../models/classifier.js';
+import { WorkerPool } from '../engine/pool.js';
+import { defenseSetup, evaluateDefense, evaluateDefensePooled } from '../evaluate/defense.js';
 import { loadClassifier } from '../models/index.js';
 import {
   badOption,
@@ -99,12 +99,9 @@ async function runDefend(opts: DefendOptions): Promise<void> {
   const model = await loadClassifier(opts.model);
   const data = takeFirst(loadDataset(opts.dataset, 'test', { seed: opts.seed }), opts.n);
   model.checkInput(data.shape);
-  const defended = new DefendedClassifier(model, preprocessors, { seed: opts.seed });
-  const attackers: Record<string, Classifier> = { 'non-adaptive': defended };
-  if (opts.adaptive === 'bpda') attackers.bpda = new BpdaClassifier(defended, { seed: opts.seed });
-  if (opts.adaptive === 'eot') {
-    attackers.eot = new EotClassifier(defended, { samples: opts.eotSamples, seed: opts.seed });
-  }
+  // Checks here that the model takes images; its flags decide the warnings below.
+  const defended = new DefendedClassifier(model, preprocessors);
+  const kind = { adaptive: opts.adaptive, eotSamples: opts.eotSamples };
   const params: AttackParams = {
     norm: opts.norm,
     eps: opts.eps,
@@ -116,10 +113,25 @@ async function runDefend(opts: DefendOptions): Promise<void> {
   };
   const bar = progressBar(`defend |{bar}| {value}/{total} examples | ETA {eta_formatted}`);
   bar.start(data.shape[0], 0);
-  const r = await evaluateDefense(defended, attackers, data, attack, params, {
-    batchSize: opts.batchSize,
-    onProgress: (done) => bar.update(done),
-  }).finally(() => bar.stop());
+  const evalOpts = { batchSize: opts.batchSize, onProgress: (done: number) => bar.update(done) };
+  // Batches go to one worker per core; a single batch (or --workers 1) runs in this thread.
+  const batches = Math.ceil(data.shape[0] / opts.batchSize);
+  const workers = Math.min(opts.workers ?? availableParallelism(), batches);
+  const pool = workers > 1 ? new WorkerPool({ workers, backend }) : undefined;
+  const target = { modelDir: opts.model, preprocess: opts.preprocess, ...kind };
+  const r = await (pool
+    ? evaluateDefensePooled(pool, target, data, attack, params, evalOpts)
+    : evaluateDefense(
+        (seed) => defenseSetup(model, preprocessors, kind, seed),
+        data,
+        attack,
+        params,
+        evalOpts,
+      )
+  ).finally(async () => {
+    bar.stop();
+    await pool?.close();
+  });
   model.dispose();
   const adaptive = opts.adaptive === 'none' ? null : r.robust_accuracy[opts.adaptive];
   const nonAdaptive = r.robust_accuracy['non-adaptive'];

@@ -96,13 +96,7 @@ async function attackBatch(
   const { attackBatch: batch } = await import('../evaluate/robustness.js');
   const run = (model: Classifier) => batch(model, input, undefined, undefined, ctx.progress);
   if (input.preprocess === undefined) return run(base);
-  const key = `preprocess:${input.preprocess}`;
-  let chain = ctx.cache.get(key) as import('../defenses/preprocess/preprocessor.js').Preprocessor[];
-  if (chain === undefined) {
-    const { buildPreprocessors } = await import('../defenses/preprocess/spec.js');
-    chain = await buildPreprocessors(input.preprocess);
-    ctx.cache.set(key, chain);
-  }
+  const chain = await cachedPreprocessors(input.preprocess, ctx);
   const { preprocessAttacker } = await import('../attacks/adaptive/bpda.js');
   return run(preprocessAttacker(base, chain, input.adaptive ?? 'bpda', input.params.seed));
 }
@@ -168,6 +162,36 @@ async function trainGradients(
   return gradientShard(input, ctx);
 }
 
+/** One batch of a preprocessing-defence evaluation (src/evaluate/defense.ts) on `modelDir`'s model. */
+async function defenseBatch(
+  input: import('../evaluate/defense.js').DefenseBatchInput &
+    import('../evaluate/defense.js').PooledDefense,
+  ctx: TaskContext,
+): Promise<import('../evaluate/defense.js').DefenseBatchOutput> {
+  const base = await cachedClassifier(input.modelDir, ctx);
+  const chain = await cachedPreprocessors(input.preprocess, ctx);
+  const { defenseBatch: run, defenseSetup } = await import('../evaluate/defense.js');
+  const setup = defenseSetup(base, chain, input, input.params.seed);
+  return run(setup, input, undefined, ctx.progress);
+}
+
+/** The preprocessing chain of `spec`, built once per worker (autoencoder steps load a model). */
+async function cachedPreprocessors(
+  spec: string,
+  ctx: TaskContext,
+): Promise<import('../defenses/preprocess/preprocessor.js').Preprocessor[]> {
+  const key = `preprocess:${spec}`;
+  let chain = ctx.cache.get(key) as
+    | import('../defenses/preprocess/preprocessor.js').Preprocessor[]
+    | undefined;
+  if (chain === undefined) {
+    const { buildPreprocessors } = await import('../defenses/preprocess/spec.js');
+    chain = await buildPreprocessors(spec);
+    ctx.cache.set(key, chain);
+  }
+  return chain;
+}
+
 /** One randomized-smoothing certificate (src/certify/smoothing-dataset.ts) on `modelDir`'s model. */
 async function smoothingCertify(
   input: import('../certify/smoothing-dataset.js').SmoothingJob & { modelDir: string },
@@ -186,6 +210,7 @@ export const TASKS = {
   benchConv,
   trainGradients,
   attackBatch,
+  defenseBatch,
   smoothingCertify,
 } satisfies Record<string, (input: never, ctx: TaskContext) => unknown>;
 

@@ -4,12 +4,21 @@
  * through the defence) and under adaptive ones (BPDA, EOT), side by side on the same examples.
  * Adversarial examples are always judged by the defended model itself. An example counts as
  * robust when the defended model classifies it correctly both clean and attacked.
+ *
+ * Batches are independent: each builds its defended model and attackers from its own seed (drawn
+ * from `params.seed` in batch order), so a run over a worker pool gives the same numbers as one
+ * in this thread.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { AttackEntry, AttackParams } from '../attacks/registry.js';
+import { BpdaClassifier } from '../attacks/adaptive/bpda.js';
+import { EotClassifier } from '../attacks/adaptive/eot.js';
+import { type AttackEntry, type AttackParams, findAttack } from '../attacks/registry.js';
 import { type Dataset, exampleSize } from '../data/index.js';
-import type { DefendedClassifier } from '../defenses/preprocess/defended-classifier.js';
+import { DefendedClassifier } from '../defenses/preprocess/defended-classifier.js';
+import type { Preprocessor } from '../defenses/preprocess/preprocessor.js';
+import type { WorkerPool } from '../engine/pool.js';
 import { Rng } from '../engine/rng.js';
+import { ParryError } from '../errors.js';
 import type { Classifier } from '../models/classifier.js';
 
 export interface DefenseEvaluation {
@@ -24,70 +33,158 @@ export interface DefenseEvaluation {
   seconds: number;
 }
 
+/** Which attackers run beside the non-adaptive one. */
+export interface DefenseAttackers {
+  adaptive: 'bpda' | 'eot' | 'none';
+  /** eot: random draws averaged per gradient. */
+  eotSamples?: number;
+}
+
+/** The defended model, and by name the classifiers the attack differentiates, from `seed`. */
+export interface DefenseSetup {
+  defended: DefendedClassifier;
+  attackers: Record<string, Classifier>;
+}
+
 /**
- * `attackers` maps a name to the classifier the attack differentiates (the defended model itself,
- * a BpdaClassifier, an EotClassifier). Batch seeds come from `params.seed` in batch order.
+ * `base` behind `preprocessors`, attacked through its own gradient ('non-adaptive') and, as
+ * `kind.adaptive` says, through BPDA or EOT; everything seeded by `seed`.
  */
-export async function evaluateDefense(
-  defended: DefendedClassifier,
-  attackers: Record<string, Classifier>,
+export function defenseSetup(
+  base: Classifier,
+  preprocessors: readonly Preprocessor[],
+  kind: DefenseAttackers,
+  seed: number,
+): DefenseSetup {
+  const defended = new DefendedClassifier(base, preprocessors, { seed });
+  const attackers: Record<string, Classifier> = { 'non-adaptive': defended };
+  if (kind.adaptive === 'bpda') attackers.bpda = new BpdaClassifier(defended, { seed });
+  if (kind.adaptive === 'eot') {
+    attackers.eot = new EotClassifier(defended, { samples: kind.eotSamples ?? 8, seed });
+  }
+  return { defended, attackers };
+}
+
+/** One batch of `evaluateDefense`'s work, as plain arrays (it crosses to worker threads). */
+export interface DefenseBatchInput {
+  x: Float32Array;
+  shape: number[];
+  labels: Int32Array;
+  /** A registry name (`ATTACKS`). */
+  attack: string;
+  /** The batch's parameters, its own seed included. */
+  params: AttackParams;
+}
+
+export interface DefenseBatchOutput {
+  /** Per example: the undefended and the defended model's clean predictions. */
+  base: Int32Array;
+  clean: Int32Array;
+  /** Per attacker: the defended model's predictions on that attacker's adversarial examples. */
+  adversarial: Record<string, Int32Array>;
+  /** Per attacker: batch gradient evaluations per example, as the attack reported them. */
+  gradientEvaluations: Record<string, number>;
+}
+
+/** What a pool's workers need to rebuild the setup: the model directory and the chain's spec. */
+export interface PooledDefense extends DefenseAttackers {
+  modelDir: string;
+  /** `parry defend --preprocess` syntax. */
+  preprocess: string;
+}
+
+/** Attacks one batch with every attacker of `setup` and reads back the predictions. */
+export async function defenseBatch(
+  setup: DefenseSetup,
+  input: DefenseBatchInput,
+  entry?: AttackEntry,
+  progress?: (fraction: number) => void,
+): Promise<DefenseBatchOutput> {
+  const attack = entry ?? findAttack(input.attack);
+  if (attack === undefined) throw new ParryError('BAD_OPTION', `unknown attack '${input.attack}'`);
+  const { defended, attackers } = setup;
+  const names = Object.keys(attackers);
+  const x = tf.tensor(input.x, input.shape);
+  const labels = tf.tensor1d(input.labels, 'int32');
+  const predict = async (model: Classifier, v: tf.Tensor) => {
+    const p = tf.tidy(() => tf.argMax(model.logits(v), 1));
+    const out = Int32Array.from(await p.data());
+    p.dispose();
+    return out;
+  };
+  try {
+    const base = await predict(defended.base, x);
+    const clean = await predict(defended, x);
+    const adversarial: Record<string, Int32Array> = {};
+    const gradientEvaluations: Record<string, number> = {};
+    for (const [k, name] of names.entries()) {
+      const onStep = progress && ((f: number) => progress((k + f) / names.length));
+      const out = await attack.run(attackers[name], x, labels, input.params, { progress: onStep });
+      try {
+        adversarial[name] = await predict(defended, out.xAdv);
+      } finally {
+        out.xAdv.dispose();
+      }
+      gradientEvaluations[name] = out.gradientEvaluations;
+    }
+    return { base, clean, adversarial, gradientEvaluations };
+  } finally {
+    tf.dispose([x, labels]);
+  }
+}
+
+/** The batches of an evaluation, each with its seed drawn from `params.seed` in batch order. */
+function planBatches(
   data: Dataset,
   attack: AttackEntry,
   params: AttackParams,
-  opts: { batchSize?: number; onProgress?: (done: number, total: number) => void } = {},
-): Promise<DefenseEvaluation> {
-  const started = performance.now();
-  const { batchSize = 128 } = opts;
+  batchSize: number,
+): DefenseBatchInput[] {
   const n = data.shape[0];
   const per = exampleSize(data);
   const rng = new Rng(params.seed);
-  const names = Object.keys(attackers);
+  const plan: DefenseBatchInput[] = [];
+  for (let start = 0; start < n; start += batchSize) {
+    const end = Math.min(n, start + batchSize);
+    plan.push({
+      x: data.x.subarray(start * per, end * per),
+      shape: [end - start, ...data.shape.slice(1)],
+      labels: Int32Array.from(data.labels.subarray(start, end)),
+      attack: attack.name,
+      params: { ...params, seed: rng.nextUint32() },
+    });
+  }
+  return plan;
+}
+
+function assemble(
+  plan: DefenseBatchInput[],
+  outputs: DefenseBatchOutput[],
+  seconds: number,
+): DefenseEvaluation {
+  const n = plan.reduce((a, b) => a + b.shape[0], 0);
+  const names = outputs.length > 0 ? Object.keys(outputs[0].adversarial) : [];
   const robust: Record<string, number> = Object.fromEntries(names.map((k) => [k, 0]));
   const grads: Record<string, number> = Object.fromEntries(names.map((k) => [k, 0]));
   let cleanBase = 0;
   let cleanDefended = 0;
   let worst = 0;
-  for (let start = 0; start < n; start += batchSize) {
-    const m = Math.min(batchSize, n - start);
-    const x = tf.tensor(data.x.subarray(start * per, (start + m) * per), [
-      m,
-      ...data.shape.slice(1),
-    ]);
-    const y = data.labels.subarray(start, start + m);
-    const labels = tf.tensor1d(y, 'int32');
-    const seed = rng.nextUint32();
-    try {
-      const predict = async (model: Classifier, input: tf.Tensor) => {
-        const p = tf.tidy(() => tf.argMax(model.logits(input), 1));
-        const v = await p.data();
-        p.dispose();
-        return v;
-      };
-      const base = await predict(defended.base, x);
-      const clean = await predict(defended, x);
-      const alive = Array.from(clean, (p, i) => p === y[i]);
-      for (let i = 0; i < m; i++) {
-        if (base[i] === y[i]) cleanBase++;
-        if (alive[i]) cleanDefended++;
-      }
-      const survives = [...alive];
+  plan.forEach((batch, b) => {
+    const out = outputs[b];
+    const y = batch.labels;
+    for (const name of names) grads[name] += out.gradientEvaluations[name] * y.length;
+    for (let i = 0; i < y.length; i++) {
+      if (out.base[i] === y[i]) cleanBase++;
+      if (out.clean[i] !== y[i]) continue;
+      cleanDefended++;
+      let survives = true;
       for (const name of names) {
-        const out = await attack.run(attackers[name], x, labels, { ...params, seed }, {});
-        const adv = await predict(defended, out.xAdv);
-        out.xAdv.dispose();
-        grads[name] += out.gradientEvaluations * m;
-        for (let i = 0; i < m; i++) {
-          const ok = alive[i] && adv[i] === y[i];
-          if (ok) robust[name]++;
-          survives[i] = survives[i] && ok;
-        }
+        if (out.adversarial[name][i] === y[i]) robust[name]++;
+        else survives = false;
       }
-      worst += survives.filter(Boolean).length;
-    } finally {
-      tf.dispose([x, labels]);
+      if (survives) worst++;
     }
-    opts.onProgress?.(start + m, n);
-  }
+  });
   return {
     n,
     clean_accuracy_undefended: cleanBase / n,
@@ -95,6 +192,70 @@ export async function evaluateDefense(
     robust_accuracy: Object.fromEntries(names.map((k) => [k, robust[k] / n])),
     robust_accuracy_worst_case: worst / n,
     gradient_evaluations: grads,
-    seconds: (performance.now() - started) / 1000,
+    seconds,
   };
+}
+
+export interface EvaluateDefenseOptions {
+  batchSize?: number;
+  /** Whole examples done (finished batches plus the running batch's finished share). */
+  onProgress?: (done: number, total: number) => void;
+  signal?: AbortSignal;
+}
+
+/**
+ * Evaluates the defence `setup(seed)` builds, batch by batch in this thread; `setup` is called
+ * once per batch with the batch's seed.
+ */
+export async function evaluateDefense(
+  setup: (seed: number) => DefenseSetup,
+  data: Dataset,
+  attack: AttackEntry,
+  params: AttackParams,
+  opts: EvaluateDefenseOptions = {},
+): Promise<DefenseEvaluation> {
+  const started = performance.now();
+  const n = data.shape[0];
+  const plan = planBatches(data, attack, params, opts.batchSize ?? 128);
+  const outputs: DefenseBatchOutput[] = [];
+  let done = 0;
+  for (const batch of plan) {
+    opts.signal?.throwIfAborted();
+    const m = batch.shape[0];
+    const progress = opts.onProgress
+      ? (f: number) => opts.onProgress?.(done + Math.floor(f * m), n)
+      : undefined;
+    outputs.push(await defenseBatch(setup(batch.params.seed), batch, attack, progress));
+    done += m;
+    opts.onProgress?.(done, n);
+  }
+  return assemble(plan, outputs, (performance.now() - started) / 1000);
+}
+
+/**
+ * `evaluateDefense` with the batches spread over a worker pool: each worker loads the model and
+ * builds the chain once, then the setup per batch from the batch's seed, as in this thread.
+ */
+export async function evaluateDefensePooled(
+  pool: WorkerPool,
+  target: PooledDefense,
+  data: Dataset,
+  attack: AttackEntry,
+  params: AttackParams,
+  opts: EvaluateDefenseOptions = {},
+): Promise<DefenseEvaluation> {
+  const started = performance.now();
+  const n = data.shape[0];
+  const plan = planBatches(data, attack, params, opts.batchSize ?? 128);
+  const outputs = await pool.map(
+    'defenseBatch',
+    // Own copies, moved to the workers (a view would clone the whole data set's buffer).
+    plan.map((batch) => ({ ...batch, x: batch.x.slice(), ...target })),
+    {
+      transfer: (input) => [input.x.buffer as ArrayBuffer],
+      signal: opts.signal,
+      onProgress: (done, total) => opts.onProgress?.(Math.floor((done / total) * n), n),
+    },
+  );
+  return assemble(plan, outputs, (performance.now() - started) / 1000);
 }
