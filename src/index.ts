@@ -10,11 +10,20 @@ export * from './defenses/preprocess/index.js';
 export { DEFAULT_BACKEND, initBackend, resolveBackendName } from './engine/backend.js';
 export { Rng } from './engine/rng.js';
 export { isParryError, ParryError, type ParryErrorCode } from './errors.js';
+export {
+  type DefenseAttackers,
+  type DefenseEvaluation,
+  defenseSetup,
+  evaluateDefense,
+  evaluateDefensePooled,
+  type PooledDefense,
+} from './evaluate/defense.js';
 export { type Predictions, predictDataset } from './evaluate/predict.js';
 export {
   type AttackEvaluation,
   evaluateAttack,
   evaluateAttackPooled,
+  type PooledTarget,
 } from './evaluate/robustness.js';
 export * from './explain/index.js';
 export * from './models/index.js';
