@@ -13,6 +13,7 @@
  * detector, are crafted once and scored by every detector; the joint attack runs per detector.
  * With one detector the JSON is that detector's report; with several it lists one per detector.
  */
+import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createJointAttack } from '../attacks/adaptive/joint.js';
@@ -23,7 +24,7 @@ import {
   attackNames,
   findAttack,
 } from '../attacks/registry.js';
-import { type Dataset, loadDataset, sliceDataset, takeFirst } from '../data/index.js';
+import { type Dataset, exampleSize, loadDataset, sliceDataset, takeFirst } from '../data/index.js';
 import {
   createDetector,
   DETECTORS,
@@ -33,6 +34,8 @@ import {
   rateAbove,
   rocAuc,
 } from '../defenses/detection/index.js';
+import { WorkerPool } from '../engine/pool.js';
+import { type AttackBatchInput, attackBatch } from '../evaluate/robustness.js';
 import { loadClassifier, type TfjsClassifier } from '../models/index.js';
 import {
   badOption,
@@ -168,10 +171,8 @@ async function runDetect(opts: DetectOptions): Promise<void> {
   try {
     for (const attack of attacks) {
       log(`detect: ${attack.name} on ${evalSet.shape[0]} test examples`);
-      const xAdv = await runInBatches(evalSet, opts.batchSize, (bx, by) =>
-        attack.run(model, bx, by, paramsFor(attack, opts.seed), {}).then((r) => r.xAdv),
-      );
-      crafted.push({ name: attack.name, xAdv });
+      const params = paramsFor(attack, opts.seed);
+      crafted.push({ name: attack.name, xAdv: await craft(model, evalSet, attack, params, opts) });
     }
     for (const name of names) {
       reports.push(
@@ -318,15 +319,63 @@ async function craftTrainAdversarial(
     );
     if (chunk.shape[0] === 0) continue;
     log(`detect: crafting ${chunk.shape[0]} ${attacks[k].name} training examples`);
-    parts.push(
-      await runInBatches(chunk, opts.batchSize, (bx, by) =>
-        attacks[k].run(model, bx, by, paramsFor(attacks[k], opts.seed + 1), {}).then((r) => r.xAdv),
-      ),
-    );
+    parts.push(await craft(model, chunk, attacks[k], paramsFor(attacks[k], opts.seed + 1), opts));
   }
   const out = tf.concat(parts);
   tf.dispose(parts);
   return out;
+}
+
+/**
+ * `attack`'s adversarial examples for `data`, batch by batch, every batch with the same `params`
+ * (seed included). Batches go to one worker per core (`--workers`), each loading the model from
+ * `--model`; a single batch, or `--workers 1`, runs in this thread. Both give the same values.
+ */
+async function craft(
+  model: TfjsClassifier,
+  data: Dataset,
+  attack: AttackEntry,
+  params: AttackParams,
+  opts: DetectOptions,
+): Promise<tf.Tensor> {
+  const n = data.shape[0];
+  const per = exampleSize(data);
+  const batches: AttackBatchInput[] = [];
+  for (let start = 0; start < n; start += opts.batchSize) {
+    const end = Math.min(n, start + opts.batchSize);
+    batches.push({
+      x: data.x.slice(start * per, end * per),
+      shape: [end - start, ...data.shape.slice(1)],
+      labels: Int32Array.from(data.labels.subarray(start, end)),
+      attack: attack.name,
+      params,
+      keep: end - start,
+    });
+  }
+  const workers = Math.min(opts.workers ?? availableParallelism(), batches.length);
+  let outputs: { xAdv: Float32Array }[];
+  if (workers > 1) {
+    const pool = new WorkerPool({ workers, backend: tf.getBackend() });
+    try {
+      outputs = await pool.map(
+        'attackBatch',
+        batches.map((b) => ({ ...b, modelDir: opts.model })),
+        { transfer: (input) => [input.x.buffer as ArrayBuffer] },
+      );
+    } finally {
+      await pool.close();
+    }
+  } else {
+    outputs = [];
+    for (const b of batches) outputs.push(await attackBatch(model, b, undefined, attack));
+  }
+  const xAdv = new Float32Array(n * per);
+  let offset = 0;
+  for (const out of outputs) {
+    xAdv.set(out.xAdv, offset);
+    offset += out.xAdv.length;
+  }
+  return tf.tensor(xAdv, data.shape);
 }
 
 /** Applies `fn` batch by batch and concatenates the results. */

@@ -81,6 +81,21 @@ describe('parry detect', () => {
     expect(out.clean_accuracy).toBe(single.clean_accuracy);
   });
 
+  it('crafts the same examples over a worker pool as in this thread', () => {
+    // Batches of 8: the attacks' test and training examples span several batches, so the default
+    // run spreads them over the workers; --workers 1 crafts them here.
+    const opts = ['--model', MLP, '--detector', 'lid', '--attacks', 'fgsm,pgd', '--steps', '3'];
+    const more = ['--n', '24', '--fit-n', '120', '--batch-size', '8', '--joint-steps', '3'];
+    const runs = ['2', '1'].map((w) => parry('detect', ...opts, ...more, '--workers', w, '--json'));
+    for (const r of runs) expect(r.code, r.stderr).toBe(0);
+    const [pooled, local] = runs.map((r) => {
+      const { seconds: _s, detector_seconds: _d, ...rest } = JSON.parse(r.stdout);
+      return rest;
+    });
+    expect(pooled).toEqual(local);
+    expect(local.attacks.pgd.success_rate).toBeGreaterThan(0);
+  });
+
   it('a detector listed twice or unknown in a list exits 2 with one line', () => {
     expectBadInput(
       parry('detect', '--model', MLP, '--detector', 'lid,lid', '--json'),
