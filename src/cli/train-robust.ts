@@ -53,6 +53,10 @@ export interface RobustOptions {
   valSplit?: number;
   patience?: number;
   stopOnOverfit?: boolean;
+  /** fast-at: FGSM step and random-start radius as multiples of eps; project onto the ball. */
+  fastAlpha?: number;
+  fastNoise?: number;
+  fastProject?: boolean;
   evalSteps: number;
   bounds: [number, number];
   seed: number;
@@ -90,6 +94,13 @@ export function checkRobustOptions(o: RobustOptions): void {
     throw badOption(
       `train: --lambda applies to --defense grad-reg or jacobian-reg, not ${o.defense}`,
     );
+  const fastFlags = [
+    o.fastAlpha !== undefined ? '--fast-alpha' : undefined,
+    o.fastNoise !== undefined ? '--fast-noise' : undefined,
+    o.fastProject === false ? '--no-fast-project' : undefined,
+  ].filter((f) => f !== undefined);
+  if (fastFlags.length > 0 && o.defense !== 'fast-at')
+    throw badOption(`train: ${fastFlags[0]} applies to --defense fast-at, not ${o.defense}`);
   if (o.mix > 1) throw badOption(`train: --mix must be in [0, 1], got ${o.mix}`);
   if (o.mix > 0 && o.defense !== 'pgd-at')
     throw badOption(`train: --mix applies to --defense pgd-at, not ${o.defense}`);
@@ -130,11 +141,22 @@ function method(
       };
     }
     case 'fast-at': {
-      const t = createFastTraining({ eps, norm: o.norm, bounds: o.bounds, seed: o.seed });
+      const t = createFastTraining({
+        eps,
+        norm: o.norm,
+        bounds: o.bounds,
+        seed: o.seed,
+        alpha: o.fastAlpha,
+        noise: o.fastNoise,
+        project: o.fastProject,
+      });
+      const nfgsm = !t.config.project;
       return {
         training: t,
         params: t.config,
-        name: 'fast adversarial training, FGSM with random start (Wong et al. 2020)',
+        name: nfgsm
+          ? 'fast adversarial training, N-FGSM: FGSM from a wide random start, unprojected (de Jorge et al. 2022)'
+          : 'fast adversarial training, FGSM with random start (Wong et al. 2020)',
       };
     }
     case 'trades': {

@@ -99,6 +99,9 @@ const ROBUST_ONLY: [keyof TrainOptions, string, unknown][] = [
   ['patience', '--patience', undefined],
   ['stepSize', '--step-size', undefined],
   ['stopOnOverfit', '--stop-on-overfit', undefined],
+  ['fastAlpha', '--fast-alpha', undefined],
+  ['fastNoise', '--fast-noise', undefined],
+  ['fastProject', '--no-fast-project', true],
 ];
 
 function defenseRun(
@@ -274,6 +277,20 @@ export function trainCommand(): Command {
     .option(
       '--stop-on-overfit',
       'fast-at: stop at catastrophic overfitting, keeping the best earlier epoch',
+    )
+    .option(
+      '--fast-alpha <a>',
+      'fast-at: FGSM step as a multiple of eps (default 1.25; N-FGSM: 1)',
+      parsePositiveNumber,
+    )
+    .option(
+      '--fast-noise <k>',
+      'fast-at: random-start radius as a multiple of eps (default 1; N-FGSM: 2)',
+      parseNonNegativeNumber,
+    )
+    .option(
+      '--no-fast-project',
+      'fast-at: keep the FGSM point unprojected (N-FGSM, de Jorge et al. 2022: up to (noise + alpha)·eps from x)',
     )
     .option('--eval-steps <k>', 'PGD steps of the per-epoch robust accuracy', parsePositiveInt, 10)
     .option(

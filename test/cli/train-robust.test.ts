@@ -184,6 +184,14 @@ describe('parry train, robust defences', () => {
       /--val-split must be in/,
     );
     expectBadInput(parry(...base, '--beta', '1'), /--beta does not apply to --defense none/);
+    expectBadInput(
+      parry(...base, '--defense', 'pgd-at', '--eps', '0.1', '--fast-noise', '2'),
+      /--fast-noise applies to --defense fast-at/,
+    );
+    expectBadInput(
+      parry(...base, '--no-fast-project'),
+      /--no-fast-project does not apply to --defense none/,
+    );
     expectBadInput(parry(...base, '--defense', 'pgd-at', '--eps', '0.1', '--norm', 'l7'), /--norm/);
   });
 });

@@ -2,6 +2,9 @@
  * Fast adversarial training (Wong, Rice & Kolter, "Fast is better than free", 2020): one FGSM
  * step of size α = 1.25·ε from a uniform random start in the ε-ball, projected back onto the
  * ball and into bounds; training minimises CE on that point (x_adv a constant for the weights).
+ * With `noise: 2, alpha: 1, project: false` it is N-FGSM (de Jorge et al., "Make Some Noise",
+ * 2022): a start twice as far out and no projection, so the training point lies up to 3ε from x;
+ * the stronger noise is what keeps the single step from overfitting.
  *
  * Its failure mode is catastrophic overfitting: within an epoch PGD accuracy collapses to ~0
  * while FGSM accuracy stays high (the model learns to mask the single-step gradient). Wong et
@@ -27,28 +30,40 @@ import { CostMeter, type RobustTraining, threatSchema, trainingClassifier } from
 export const fastTrainingConfigSchema = threatSchema
   .omit({ steps: true, stepSize: true })
   .extend({
-    /** FGSM step as a multiple of eps (Wong et al.: 1.25). */
+    /** FGSM step as a multiple of eps (Wong et al.: 1.25; N-FGSM: 1). */
     alpha: z.number().positive().default(1.25),
+    /** Radius of the uniform random start as a multiple of eps (Wong et al.: 1; N-FGSM: 2). */
+    noise: z.number().min(0).default(1),
+    /** Project the FGSM point back onto the eps-ball (Wong et al.); N-FGSM does not. */
+    project: z.boolean().default(true),
   })
   .strict();
 export type FastTrainingConfig = z.infer<typeof fastTrainingConfigSchema>;
 export type FastTrainingConfigInput = z.input<typeof fastTrainingConfigSchema>;
 
-/** FGSM with a random start: x_adv = Π(x + δ₀ + α·ε·sign(∇CE(x + δ₀))), δ₀ ~ U(ball). */
+/**
+ * FGSM with a random start: x_adv = Π(x + δ₀ + α·ε·sign(∇CE(x + δ₀))), δ₀ uniform in the ball of
+ * radius noise·ε, Π the projection onto the ε-ball and bounds (`project`, default) or onto the
+ * bounds alone.
+ */
 export function fgsmRandomStart(
   model: Classifier,
   x: tf.Tensor,
   labels: tf.Tensor1D,
-  c: { eps: number; alpha: number; norm: 'linf' | 'l2' },
+  c: { eps: number; alpha: number; norm: 'linf' | 'l2'; noise?: number; project?: boolean },
   rng: Rng,
 ): tf.Tensor {
+  const { noise = 1, project = true } = c;
   return tf.tidy(() => {
-    const x0 = clipToBounds(randomStart(x, c.eps, c.norm, rng), model.bounds);
+    const start = noise > 0 ? randomStart(x, noise * c.eps, c.norm, rng) : x;
+    const x0 = clipToBounds(start, model.bounds);
     const grad = tf.grad((z: tf.Tensor) =>
       tf.sum(attackObjective(model.logits(z), labels, false, 'ce')),
     )(x0);
     const stepped = tf.add(x0, tf.mul(normalizeGradient(grad, c.norm), c.alpha * c.eps));
-    return enforceThreatModel(stepped, x, c.eps, c.norm, model.bounds);
+    return project
+      ? enforceThreatModel(stepped, x, c.eps, c.norm, model.bounds)
+      : clipToBounds(stepped, model.bounds);
   });
 }
 

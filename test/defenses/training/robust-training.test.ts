@@ -15,12 +15,15 @@ import {
   createSchedule,
   createTrades,
   detectCatastrophicOverfitting,
+  fgsmRandomStart,
   type RobustCheck,
 } from '../../../src/defenses/index.js';
+import { Rng } from '../../../src/engine/rng.js';
 import { ParryError } from '../../../src/errors.js';
 import { buildArchitecture, TfjsClassifier } from '../../../src/models/index.js';
 import { trainModel } from '../../../src/train/loop.js';
 import { countCorrect } from '../../../src/train/losses.js';
+import { twoClassModel } from '../../attacks/helpers.js';
 
 /** Runs the detector over a trace the way the CLI does (reference = best healthy epoch). */
 function collapses(trace: RobustCheck[]): number[] {
@@ -32,6 +35,65 @@ function collapses(trace: RobustCheck[]): number[] {
   });
   return fired;
 }
+
+describe('fgsmRandomStart', () => {
+  // Interior inputs (no clipping at the bounds) on a linear model: the CE gradient's sign is
+  // sign(w_other − w_y), so x_adv − x − α·ε·sign(w_other − w_y) is the random start alone.
+  const model = twoClassModel();
+  const n = 200;
+  const x = tf.tensor4d(
+    Array.from({ length: n * 6 }, (_, i) => 0.4 + 0.2 * ((i * 0.618) % 1)),
+    [n, 2, 3, 1],
+  );
+  const labels = tf.tensor1d(
+    Array.from({ length: n }, (_, i) => i % 2),
+    'int32',
+  );
+  const eps = 0.02;
+  const step = (label: number) => model.weights.map((w) => Math.sign(w[1 - label] - w[label]));
+
+  function startOf(xAdv: tf.Tensor, alpha: number): number[] {
+    const xa = xAdv.dataSync();
+    const xs = x.dataSync();
+    // Example k = ⌊i/6⌋ has label k mod 2.
+    return Array.from(xa, (v, i) => v - xs[i] - alpha * eps * step(Math.floor(i / 6) % 2)[i % 6]);
+  }
+
+  it("N-FGSM (noise 2, alpha 1, unprojected) starts up to 2ε out and steps α·ε along the gradient's sign", () => {
+    const xAdv = fgsmRandomStart(
+      model,
+      x,
+      labels,
+      { eps, alpha: 1, norm: 'linf', noise: 2, project: false },
+      new Rng(3),
+    );
+    const start = startOf(xAdv, 1).map(Math.abs);
+    expect(Math.max(...start)).toBeLessThanOrEqual(2 * eps + 1e-6);
+    expect(Math.max(...start)).toBeGreaterThan(1.9 * eps); // 1,200 uniform draws on [−2ε, 2ε]
+    const dist = tf.tidy(() => tf.max(tf.abs(tf.sub(xAdv, x))).dataSync()[0]);
+    expect(dist).toBeGreaterThan(2.5 * eps); // beyond the ε-ball: no projection
+    xAdv.dispose();
+  });
+
+  it("Wong et al.'s default stays in the ε-ball and needs no start to move along the gradient", () => {
+    const before = tf.memory().numTensors;
+    const xAdv = fgsmRandomStart(model, x, labels, { eps, alpha: 1.25, norm: 'linf' }, new Rng(3));
+    const dist = tf.tidy(() => tf.max(tf.abs(tf.sub(xAdv, x))).dataSync()[0]);
+    expect(dist).toBeLessThanOrEqual(eps + 1e-6);
+    xAdv.dispose();
+    // noise 0, unprojected: exactly x + α·ε·sign(∇), the start being x itself.
+    const plain = fgsmRandomStart(
+      model,
+      x,
+      labels,
+      { eps, alpha: 1, norm: 'linf', noise: 0, project: false },
+      new Rng(3),
+    );
+    for (const v of startOf(plain, 1)) expect(Math.abs(v)).toBeLessThan(1e-6);
+    plain.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
 
 describe('detectCatastrophicOverfitting', () => {
   it('fires when PGD accuracy collapses while FGSM accuracy stays high', () => {
