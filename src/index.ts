@@ -6,7 +6,7 @@ export { ATTACKS, type AttackEntry, type AttackParams, findAttack } from './atta
 export * from './certify/index.js';
 export * from './data/index.js';
 export * from './defenses/detection/index.js';
-export * from './defenses/preprocess/index.js';
+export * from './defenses/index.js';
 export { DEFAULT_BACKEND, initBackend, resolveBackendName } from './engine/backend.js';
 export { Rng } from './engine/rng.js';
 export { isParryError, ParryError, type ParryErrorCode } from './errors.js';

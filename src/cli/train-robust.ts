@@ -22,7 +22,7 @@ import {
   type RobustTraining,
 } from '../defenses/index.js';
 import { parallelTraining } from '../defenses/training/shard.js';
-import { heldOutAccuracy } from '../defenses/training/validation.js';
+import { type HeldOutAttack, heldOutAccuracy } from '../defenses/training/validation.js';
 import type { TfjsClassifier } from '../models/index.js';
 import type { LossFn, PrepareFn } from '../train/loop.js';
 import type { ParallelLoss } from '../train/parallel.js';
@@ -58,6 +58,7 @@ export interface RobustOptions {
   fastNoise?: number;
   fastProject?: boolean;
   evalSteps: number;
+  evalAttack: HeldOutAttack;
   bounds: [number, number];
   seed: number;
 }
@@ -215,7 +216,7 @@ export function robustRun(
   let previous: RobustCheck | undefined;
   const events: string[] = [];
   let stoppedEarly = false;
-  const evalConfig = { eps, norm: o.norm, steps: o.evalSteps, seed: o.seed };
+  const evalConfig = { eps, norm: o.norm, attack: o.evalAttack, steps: o.evalSteps, seed: o.seed };
   return {
     lossFn: training.lossFn,
     prepare: training.prepare,
@@ -241,7 +242,7 @@ export function robustRun(
       });
       const fields: Record<string, number> = {
         clean_accuracy: acc.clean,
-        robust_accuracy: acc.pgd,
+        robust_accuracy: acc.robust,
         gradient_evaluations_per_example: training.cost.perExample(),
       };
       if (schedule) {
@@ -250,8 +251,8 @@ export function robustRun(
         if (o.schedule === 'adaptive') {
           const atTrainingEps =
             s.eps === eps
-              ? acc.pgd
-              : (await heldOutAccuracy(classifier, heldOut, { ...evalConfig, eps: s.eps })).pgd;
+              ? acc.robust
+              : (await heldOutAccuracy(classifier, heldOut, { ...evalConfig, eps: s.eps })).robust;
           fields.robust_accuracy_at_eps = atTrainingEps;
           fields.next_eps = schedule.endEpoch(atTrainingEps);
           log(
@@ -262,7 +263,11 @@ export function robustRun(
       let stop = false;
       if (o.defense === 'fast-at') {
         fields.fgsm_accuracy = acc.fgsm;
-        const verdict = detectCatastrophicOverfitting(previous, { pgd: acc.pgd, fgsm: acc.fgsm });
+        const verdict = detectCatastrophicOverfitting(
+          previous,
+          { pgd: acc.robust, fgsm: acc.fgsm },
+          { attack: o.evalAttack === 'apgd-ce' ? 'APGD-CE' : 'PGD' },
+        );
         fields.catastrophic_overfitting = verdict.collapsed ? 1 : 0;
         if (verdict.collapsed) {
           events.push(`epoch ${epoch}: ${verdict.reason}`);
@@ -272,12 +277,12 @@ export function robustRun(
           if (o.stopOnOverfit) stop = true;
         }
         // The reference is the best healthy epoch so far.
-        if (!verdict.collapsed && (previous === undefined || acc.pgd > previous.pgd)) {
-          previous = { pgd: acc.pgd, fgsm: acc.fgsm };
+        if (!verdict.collapsed && (previous === undefined || acc.robust > previous.pgd)) {
+          previous = { pgd: acc.robust, fgsm: acc.fgsm };
         }
       }
       if (best && !(o.defense === 'fast-at' && fields.catastrophic_overfitting === 1)) {
-        if (best.update(epoch, acc.pgd).stop) stop = true;
+        if (best.update(epoch, acc.robust).stop) stop = true;
       }
       if (stop) stoppedEarly = true;
       return { fields, stop };

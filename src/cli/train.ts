@@ -102,6 +102,7 @@ const ROBUST_ONLY: [keyof TrainOptions, string, unknown][] = [
   ['fastAlpha', '--fast-alpha', undefined],
   ['fastNoise', '--fast-noise', undefined],
   ['fastProject', '--no-fast-project', true],
+  ['evalAttack', '--eval-attack', 'pgd'],
 ];
 
 function defenseRun(
@@ -292,7 +293,15 @@ export function trainCommand(): Command {
       '--no-fast-project',
       'fast-at: keep the FGSM point unprojected (N-FGSM, de Jorge et al. 2022: up to (noise + alpha)·eps from x)',
     )
-    .option('--eval-steps <k>', 'PGD steps of the per-epoch robust accuracy', parsePositiveInt, 10)
+    .addOption(
+      new Option(
+        '--eval-attack <name>',
+        'attack of the per-epoch held-out robust accuracy (early stopping, overfitting guard, adaptive schedule); apgd-ce is stronger on models that mask gradients',
+      )
+        .choices(['pgd', 'apgd-ce'])
+        .default('pgd'),
+    )
+    .option('--eval-steps <k>', 'steps of --eval-attack', parsePositiveInt, 10)
     .option(
       '--ibp-warmup <f>',
       'ibp: fraction of training with eps 0 and kappa 1',

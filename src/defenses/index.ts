@@ -56,3 +56,9 @@ export {
   registerSecondOrderGradients,
 } from './training/second-order.js';
 export { createTrades, type TradesConfig, tradesLoss } from './training/trades.js';
+export {
+  type HeldOutAccuracy,
+  type HeldOutAttack,
+  type HeldOutConfig,
+  heldOutAccuracy,
+} from './training/validation.js';

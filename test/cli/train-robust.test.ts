@@ -161,6 +161,37 @@ describe('parry train, robust defences', () => {
     );
   });
 
+  it('fast-at with --eval-attack apgd-ce records the attack and checks every epoch with it', () => {
+    const out = outDir('fast-at');
+    const r = parry(
+      'train',
+      ...data,
+      '--arch',
+      'mlp',
+      '--defense',
+      'fast-at',
+      '--eps',
+      '0.1',
+      '--epochs',
+      '2',
+      '--eval-attack',
+      'apgd-ce',
+      '--eval-steps',
+      '3',
+      '--out',
+      out,
+      '--json',
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const saved = JSON.parse(r.stdout);
+    expect(saved['fast-at'].eval).toMatchObject({ attack: 'apgd-ce', steps: 3, eps: 0.1 });
+    expect(saved.per_epoch).toHaveLength(2);
+    for (const e of saved.per_epoch) {
+      expect(e.robust_accuracy).toBeLessThanOrEqual(e.clean_accuracy);
+      expect(e.fgsm_accuracy).toBeTypeOf('number');
+    }
+  });
+
   it('bad combinations exit 2 with one line naming the option', () => {
     const out = outDir('bad');
     const base = ['train', ...data, '--epochs', '1', '--out', out];
@@ -193,5 +224,13 @@ describe('parry train, robust defences', () => {
       /--no-fast-project does not apply to --defense none/,
     );
     expectBadInput(parry(...base, '--defense', 'pgd-at', '--eps', '0.1', '--norm', 'l7'), /--norm/);
+    expectBadInput(
+      parry(...base, '--defense', 'pgd-at', '--eps', '0.1', '--eval-attack', 'cw'),
+      /--eval-attack/,
+    );
+    expectBadInput(
+      parry(...base, '--eval-attack', 'apgd-ce'),
+      /--eval-attack does not apply to --defense none/,
+    );
   });
 });

@@ -94,6 +94,7 @@ export function createFastTraining(
 
 /** Held-out accuracies of one epoch. */
 export interface RobustCheck {
+  /** Accuracy under the multi-step held-out attack (PGD or APGD-CE). */
   pgd: number;
   fgsm: number;
 }
@@ -113,14 +114,14 @@ export interface OverfittingVerdict {
 export function detectCatastrophicOverfitting(
   reference: RobustCheck | undefined,
   current: RobustCheck,
-  opts: { drop?: number; fgsmHigh?: number } = {},
+  opts: { drop?: number; fgsmHigh?: number; attack?: string } = {},
 ): OverfittingVerdict {
-  const { drop = 0.2, fgsmHigh = 0.5 } = opts;
+  const { drop = 0.2, fgsmHigh = 0.5, attack = 'PGD' } = opts;
   if (reference == null) return { collapsed: false };
   const fell = reference.pgd - current.pgd > drop;
   if (!fell || current.fgsm < fgsmHigh) return { collapsed: false };
   return {
     collapsed: true,
-    reason: `PGD accuracy fell from ${reference.pgd.toFixed(3)} to ${current.pgd.toFixed(3)} while FGSM accuracy is ${current.fgsm.toFixed(3)}`,
+    reason: `${attack} accuracy fell from ${reference.pgd.toFixed(3)} to ${current.pgd.toFixed(3)} while FGSM accuracy is ${current.fgsm.toFixed(3)}`,
   };
 }
