@@ -160,19 +160,29 @@ async function runDetect(opts: DetectOptions): Promise<void> {
   });
   const trainX = tf.tensor(train.x, train.shape);
   const trainY = tf.tensor1d(train.labels, 'int32');
-  const advTrain = names.some((n) => DETECTORS.find((d) => d.name === n)!.supervised)
-    ? await craftTrainAdversarial(model, train, attacks, paramsFor, opts)
-    : undefined;
   const calX = tf.tensor(calSet.x, calSet.shape);
   const x = tf.tensor(evalSet.x, evalSet.shape);
   const cleanPred = await predictions(model, x);
+  let advTrain: tf.Tensor | undefined;
   const crafted: { name: string; xAdv: tf.Tensor }[] = [];
   const reports: Record<string, unknown>[] = [];
+  const { craft, close } = crafter(model, opts);
   try {
-    for (const attack of attacks) {
-      log(`detect: ${attack.name} on ${evalSet.shape[0]} test examples`);
-      const params = paramsFor(attack, opts.seed);
-      crafted.push({ name: attack.name, xAdv: await craft(model, evalSet, attack, params, opts) });
+    try {
+      if (names.some((n) => DETECTORS.find((d) => d.name === n)!.supervised))
+        advTrain = await craftTrainAdversarial(
+          train,
+          attacks,
+          (a) => paramsFor(a, opts.seed + 1),
+          craft,
+        );
+      for (const attack of attacks) {
+        log(`detect: ${attack.name} on ${evalSet.shape[0]} test examples`);
+        const params = paramsFor(attack, opts.seed);
+        crafted.push({ name: attack.name, xAdv: await craft(evalSet, attack, params) });
+      }
+    } finally {
+      await close();
     }
     for (const name of names) {
       reports.push(
@@ -303,11 +313,10 @@ async function evaluateDetector(
 
 /** Adversarial training examples for supervised detectors: attack k crafts chunk k of train. */
 async function craftTrainAdversarial(
-  model: TfjsClassifier,
   train: Dataset,
   attacks: AttackEntry[],
-  paramsFor: (a: AttackEntry, seed: number) => AttackParams,
-  opts: DetectOptions,
+  paramsOf: (a: AttackEntry) => AttackParams,
+  craft: Craft,
 ): Promise<tf.Tensor> {
   const n = train.shape[0];
   const parts: tf.Tensor[] = [];
@@ -319,63 +328,64 @@ async function craftTrainAdversarial(
     );
     if (chunk.shape[0] === 0) continue;
     log(`detect: crafting ${chunk.shape[0]} ${attacks[k].name} training examples`);
-    parts.push(await craft(model, chunk, attacks[k], paramsFor(attacks[k], opts.seed + 1), opts));
+    parts.push(await craft(chunk, attacks[k], paramsOf(attacks[k])));
   }
   const out = tf.concat(parts);
   tf.dispose(parts);
   return out;
 }
 
+type Craft = (data: Dataset, attack: AttackEntry, params: AttackParams) => Promise<tf.Tensor>;
+
 /**
- * `attack`'s adversarial examples for `data`, batch by batch, every batch with the same `params`
- * (seed included). Batches go to one worker per core (`--workers`), each loading the model from
- * `--model`; a single batch, or `--workers 1`, runs in this thread. Both give the same values.
+ * `craft(data, attack, params)`: `attack`'s adversarial examples for `data`, batch by batch, every
+ * batch with the same `params` (seed included). Batches go to one worker per core (`--workers`),
+ * each loading the model from `--model`; a single batch, or `--workers 1`, runs in this thread.
+ * Both give the same values. The pool starts on first use and serves every later call; `close`
+ * shuts it down.
  */
-async function craft(
+function crafter(
   model: TfjsClassifier,
-  data: Dataset,
-  attack: AttackEntry,
-  params: AttackParams,
   opts: DetectOptions,
-): Promise<tf.Tensor> {
-  const n = data.shape[0];
-  const per = exampleSize(data);
-  const batches: AttackBatchInput[] = [];
-  for (let start = 0; start < n; start += opts.batchSize) {
-    const end = Math.min(n, start + opts.batchSize);
-    batches.push({
-      x: data.x.slice(start * per, end * per),
-      shape: [end - start, ...data.shape.slice(1)],
-      labels: Int32Array.from(data.labels.subarray(start, end)),
-      attack: attack.name,
-      params,
-      keep: end - start,
-    });
-  }
-  const workers = Math.min(opts.workers ?? availableParallelism(), batches.length);
-  let outputs: { xAdv: Float32Array }[];
-  if (workers > 1) {
-    const pool = new WorkerPool({ workers, backend: tf.getBackend() });
-    try {
+): { craft: Craft; close: () => Promise<void> } {
+  const workers = opts.workers ?? availableParallelism();
+  let pool: WorkerPool | undefined;
+  const craft: Craft = async (data, attack, params) => {
+    const n = data.shape[0];
+    const per = exampleSize(data);
+    const batches: AttackBatchInput[] = [];
+    for (let start = 0; start < n; start += opts.batchSize) {
+      const end = Math.min(n, start + opts.batchSize);
+      batches.push({
+        x: data.x.slice(start * per, end * per),
+        shape: [end - start, ...data.shape.slice(1)],
+        labels: Int32Array.from(data.labels.subarray(start, end)),
+        attack: attack.name,
+        params,
+        keep: end - start,
+      });
+    }
+    let outputs: { xAdv: Float32Array }[];
+    if (workers > 1 && batches.length > 1) {
+      pool ??= new WorkerPool({ workers, backend: tf.getBackend() });
       outputs = await pool.map(
         'attackBatch',
         batches.map((b) => ({ ...b, modelDir: opts.model })),
         { transfer: (input) => [input.x.buffer as ArrayBuffer] },
       );
-    } finally {
-      await pool.close();
+    } else {
+      outputs = [];
+      for (const b of batches) outputs.push(await attackBatch(model, b, undefined, attack));
     }
-  } else {
-    outputs = [];
-    for (const b of batches) outputs.push(await attackBatch(model, b, undefined, attack));
-  }
-  const xAdv = new Float32Array(n * per);
-  let offset = 0;
-  for (const out of outputs) {
-    xAdv.set(out.xAdv, offset);
-    offset += out.xAdv.length;
-  }
-  return tf.tensor(xAdv, data.shape);
+    const xAdv = new Float32Array(n * per);
+    let offset = 0;
+    for (const out of outputs) {
+      xAdv.set(out.xAdv, offset);
+      offset += out.xAdv.length;
+    }
+    return tf.tensor(xAdv, data.shape);
+  };
+  return { craft, close: async () => pool?.close() };
 }
 
 /** Applies `fn` batch by batch and concatenates the results. */
