@@ -21,7 +21,7 @@ import { type Dataset, exampleSize, loadDataset, takeFirst } from '../src/data/i
 import { initBackend } from '../src/engine/backend.js';
 import { packageRoot } from '../src/engine/paths.js';
 import { WorkerPool } from '../src/engine/pool.js';
-import { predictDatasetPooled } from '../src/evaluate/predict.js';
+import { predictDatasetPooled } from '../src/evaluate/predictions.js';
 import { loadClassifier, type TfjsClassifier } from '../src/models/index.js';
 
 const IMAGES = 1000;

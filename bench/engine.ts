@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/engine/backend.js';
 import { buildArchitecture } from '../src/models/index.js';
-import { crossEntropy } from '../src/train/losses.js';
+import { crossEntropy } from '../src/objectives/losses.js';
 
 const BATCH = 128;
 

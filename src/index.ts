@@ -1,6 +1,6 @@
 /** parry's public API. Call `initBackend()` once before creating any tensor. */
 
-export * from './attacks/adaptive/index.js';
+export * from './adaptive/index.js';
 export * from './attacks/evasion/index.js';
 export { ATTACKS, type AttackEntry, type AttackParams, findAttack } from './attacks/registry.js';
 export * from './certify/index.js';
@@ -18,7 +18,7 @@ export {
   evaluateDefensePooled,
   type PooledDefense,
 } from './evaluate/defense.js';
-export { type Predictions, predictDataset } from './evaluate/predict.js';
+export { type Predictions, predictDataset } from './evaluate/predictions.js';
 export {
   type AttackEvaluation,
   evaluateAttack,
@@ -27,6 +27,13 @@ export {
 } from './evaluate/robustness.js';
 export * from './explain/index.js';
 export * from './models/index.js';
+export {
+  countCorrect,
+  crossEntropy,
+  klDivergence,
+  margin,
+  smoothedCrossEntropy,
+} from './objectives/losses.js';
 export { type ReportOptions, renderReport } from './report/index.js';
 export {
   type BatchProgress,
@@ -40,10 +47,3 @@ export {
   trainConfigSchema,
   trainModel,
 } from './train/loop.js';
-export {
-  countCorrect,
-  crossEntropy,
-  klDivergence,
-  margin,
-  smoothedCrossEntropy,
-} from './train/losses.js';

@@ -1,21 +1,23 @@
 export {
   type CertifyBoundsResult,
-  type CertifyDatasetOptions,
-  type CertifyDatasetResult,
   type CrownConfig,
   type CrownConfigInput,
   certifyCrown,
-  certifyDataset,
   certifyIbp,
   crownBounds,
   crownConfigSchema,
   crownMarginBounds,
-  fraction,
   ibpBounds,
   ibpMarginBounds,
   type LogitBounds,
   type MarginBounds,
-} from './bounds/index.js';
+} from '../models/bounds/index.js';
+export {
+  type CertifyDatasetOptions,
+  type CertifyDatasetResult,
+  certifyDataset,
+  fraction,
+} from './bound-certificates.js';
 export {
   ABSTAIN,
   type CertifyConfig,

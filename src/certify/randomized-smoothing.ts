@@ -12,10 +12,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import { parseWith } from '../config.js';
 import type { Rng } from '../engine/rng.js';
 import { check } from '../errors.js';
 import type { Classifier } from '../models/classifier.js';
+import { parseWith } from '../options.js';
 import { binomialTestPValue, clopperPearsonLower, normalQuantile } from './stats.js';
 
 /** Returned as the class when the smoothed classifier abstains. */

@@ -11,6 +11,7 @@ import { Command, Option } from 'commander';
 import { NORMS, type Norm } from '../attacks/evasion/projection.js';
 import { createUap, type UapResult } from '../attacks/evasion/uap.js';
 import { ATTACKS, type AttackParams, attackNames, findAttack } from '../attacks/registry.js';
+import { writeExamplePng } from '../data/image-encoding.js';
 import { loadDataset, sliceDataset, takeFirst } from '../data/index.js';
 import { WorkerPool } from '../engine/pool.js';
 import {
@@ -19,7 +20,6 @@ import {
   evaluateAttackPooled,
 } from '../evaluate/robustness.js';
 import { loadClassifier, type TfjsClassifier } from '../models/index.js';
-import { writeExamplePng } from '../report/images.js';
 import {
   badOption,
   type CommonOptions,

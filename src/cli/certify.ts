@@ -21,7 +21,7 @@ import {
 } from '../certify/smoothing-dataset.js';
 import { loadDataset, takeFirst } from '../data/index.js';
 import { WorkerPool } from '../engine/pool.js';
-import { predictDataset } from '../evaluate/predict.js';
+import { predictDataset } from '../evaluate/predictions.js';
 import { loadClassifier } from '../models/index.js';
 import {
   badOption,

@@ -16,7 +16,7 @@
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { createJointAttack } from '../attacks/adaptive/joint.js';
+import { createJointAttack } from '../adaptive/joint.js';
 import { NORMS, type Norm } from '../attacks/evasion/projection.js';
 import {
   type AttackEntry,

@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import { Command, Option } from 'commander';
 import { loadDataset, takeFirst } from '../data/index.js';
 import { WorkerPool } from '../engine/pool.js';
-import { type Predictions, predictDataset, predictDatasetPooled } from '../evaluate/predict.js';
+import { type Predictions, predictDataset, predictDatasetPooled } from '../evaluate/predictions.js';
 import { loadClassifier } from '../models/index.js';
 import {
   type CommonOptions,

@@ -14,7 +14,7 @@ import { type Dataset, loadDataset, splitDataset, takeFirst } from '../data/inde
 import { createIbpLoss, type IbpTrainingConfig, ibpSchedule } from '../defenses/index.js';
 import { WorkerPool } from '../engine/pool.js';
 import { Rng } from '../engine/rng.js';
-import { predictDataset } from '../evaluate/predict.js';
+import { predictDataset } from '../evaluate/predictions.js';
 import {
   ARCHITECTURES,
   buildArchitecture,

@@ -97,7 +97,7 @@ async function attackBatch(
   const run = (model: Classifier) => batch(model, input, undefined, undefined, ctx.progress);
   if (input.preprocess === undefined) return run(base);
   const chain = await cachedPreprocessors(input.preprocess, ctx);
-  const { preprocessAttacker } = await import('../attacks/adaptive/bpda.js');
+  const { preprocessAttacker } = await import('../adaptive/bpda.js');
   return run(preprocessAttacker(base, chain, input.adaptive ?? 'bpda', input.params.seed));
 }
 

@@ -5,7 +5,7 @@
  * `evaluateAttack`). Minimum-norm attacks run once per norm. At each norm's middle budget the
  * cell also keeps its gallery, so a resumed run needs no adversarial inputs.
  */
-import { createJointAttack } from '../attacks/adaptive/joint.js';
+import { createJointAttack } from '../adaptive/joint.js';
 import { type AttackEntry, type AttackParams, findAttack } from '../attacks/registry.js';
 import type { Dataset } from '../data/index.js';
 import { type AttackRun, attackRunOf, type CellMeta, cellOf } from './cells.js';
@@ -112,7 +112,7 @@ export async function attackStage(
 export const JOINT_ATTACK = 'joint';
 
 /**
- * The joint adaptive attack on a detecting target (src/attacks/adaptive/joint.ts) as a registry
+ * The joint adaptive attack on a detecting target (src/adaptive/joint.ts) as a registry
  * entry: it ignores the DetectingClassifier it is handed and attacks the base model and the
  * detector together; `evaluateAttack` then reads the DetectingClassifier's predictions.
  */

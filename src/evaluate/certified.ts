@@ -3,7 +3,7 @@
  * at each L∞ budget of a grid, and the randomized-smoothing certificate over L2 radii. A model
  * whose layers the bounds do not support gets a note instead of a curve.
  */
-import { certifyDataset } from '../certify/bounds/dataset.js';
+import { certifyDataset } from '../certify/bound-certificates.js';
 import {
   certifySmoothingDataset,
   certifySmoothingDatasetPooled,

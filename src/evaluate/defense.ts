@@ -10,8 +10,8 @@
  * in this thread.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { BpdaClassifier } from '../attacks/adaptive/bpda.js';
-import { EotClassifier } from '../attacks/adaptive/eot.js';
+import { BpdaClassifier } from '../adaptive/bpda.js';
+import { EotClassifier } from '../adaptive/eot.js';
 import { type AttackEntry, type AttackParams, findAttack } from '../attacks/registry.js';
 import { type Dataset, exampleSize } from '../data/index.js';
 import { DefendedClassifier } from '../defenses/preprocess/defended-classifier.js';

@@ -4,9 +4,9 @@
  * both inputs for the prediction made on each.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { imagePng, perturbationPng, pngDataUri } from '../data/image-encoding.js';
 import { saliency, saliencyPng, pngDataUri as saliencyUri } from '../explain/index.js';
 import type { Classifier } from '../models/classifier.js';
-import { imagePng, perturbationPng, pngDataUri } from '../report/images.js';
 import type { AttackCell, GalleryItem } from './results.js';
 
 export type SaliencyMethod = 'gradient' | 'smoothgrad' | 'integrated-gradients';

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { preprocessAttacker } from '../attacks/adaptive/bpda.js';
+import { preprocessAttacker } from '../adaptive/bpda.js';
 import { pgd } from '../attacks/evasion/pgd.js';
 import { type Dataset, loadDataset, sliceDataset, takeFirst } from '../data/index.js';
 import { DetectingClassifier } from '../defenses/detection/detecting-classifier.js';

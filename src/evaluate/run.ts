@@ -34,7 +34,7 @@ import {
   type Target,
 } from './inputs.js';
 import { PartialStore } from './partial.js';
-import { predictDataset } from './predict.js';
+import { predictDataset } from './predictions.js';
 import {
   type CertifiedResult,
   type EvaluationResults,

@@ -16,10 +16,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import { parseWith } from '../config.js';
 import { Rng } from '../engine/rng.js';
 import { check } from '../errors.js';
 import type { Classifier } from '../models/classifier.js';
+import { parseWith } from '../options.js';
 
 export type SaliencyMethod = 'gradient' | 'smoothgrad' | 'integrated-gradients';
 export const SALIENCY_METHODS: readonly SaliencyMethod[] = [

@@ -5,7 +5,7 @@
  */
 import type { TopLevelSpec } from 'vega-lite';
 import type { EvaluationResults, Norm } from '../evaluate/results.js';
-import { certifiedNorms } from './certified.js';
+import { certifiedNorms } from './certified-section.js';
 import { attackNames, epsGrid, formatEps, normName } from './format.js';
 import { type Chart, chart } from './vega.js';
 

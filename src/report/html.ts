@@ -4,11 +4,11 @@
  * the page any network access, so it opens the same from a mail attachment as from a CI artefact.
  */
 import type { EvaluationResults } from '../evaluate/results.js';
-import { certifiedNorms, certifiedTables } from './certified.js';
+import { certifiedNorms, certifiedTables } from './certified-section.js';
 import { certifiedCharts, robustnessCharts, tradeOffCharts } from './charts.js';
-import { fairnessCharts, fairnessSummary } from './fairness.js';
+import { fairnessCharts, fairnessSummary } from './fairness-section.js';
 import { escapeHtml, jsonForScript } from './format.js';
-import { gallery } from './gallery.js';
+import { gallery } from './gallery-section.js';
 import { generalisationCharts } from './generalisation.js';
 import {
   banner,

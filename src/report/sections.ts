@@ -3,7 +3,7 @@
  * notes and the config. Every string from the results goes through `escapeHtml`.
  */
 import type { EvaluationResults, Norm, TargetResults, WorstCaseCell } from '../evaluate/results.js';
-import { certifiedAt } from './certified.js';
+import { certifiedAt } from './certified-section.js';
 import { count, duration, epsGrid, escapeHtml, formatEps, normName, pct } from './format.js';
 
 /** Every check that warns, with its target. */

@@ -6,13 +6,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
-import { parseWith } from '../config.js';
 import { type Dataset, exampleSize } from '../data/index.js';
 import type { WorkerPool } from '../engine/pool.js';
 import { Rng } from '../engine/rng.js';
 import { ParryError } from '../errors.js';
 import { DropoutSeeder } from '../models/dropout.js';
-import { countCorrect, smoothedCrossEntropy } from './losses.js';
+import { countCorrect, smoothedCrossEntropy } from '../objectives/losses.js';
+import { parseWith } from '../options.js';
 import { type ParallelLoss, ParallelStep } from './parallel.js';
 
 export const trainConfigSchema = z

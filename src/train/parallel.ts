@@ -20,8 +20,8 @@ import type { Rng } from '../engine/rng.js';
 import type { TaskContext } from '../engine/tasks.js';
 import { ParryError } from '../errors.js';
 import { DropoutSeeder } from '../models/dropout.js';
+import { countCorrect, smoothedCrossEntropy } from '../objectives/losses.js';
 import type { LossFn, PrepareFn, TrainProgress } from './loop.js';
-import { countCorrect, smoothedCrossEntropy } from './losses.js';
 
 /** What a `ParallelLoss` factory builds in a worker: the batch loss and its optional hook. */
 export interface ShardLoss {

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { toInput } from '../../src/attacks/evasion/carlini-wagner.js';
 import { dlrLoss, dlrTargetedLoss } from '../../src/attacks/evasion/dlr.js';
 import { attackObjective } from '../../src/attacks/evasion/objective.js';
-import { margin } from '../../src/train/losses.js';
+import { margin } from '../../src/objectives/losses.js';
 import { values } from './helpers.js';
 
 /** Logits [3, 5] with well separated entries (no ties among the top 3 of any row). */

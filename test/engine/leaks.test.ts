@@ -6,8 +6,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { syntheticDataset } from '../../src/data/index.js';
 import { buildArchitecture, TfjsClassifier } from '../../src/models/index.js';
+import { crossEntropy } from '../../src/objectives/losses.js';
 import { trainModel } from '../../src/train/loop.js';
-import { crossEntropy } from '../../src/train/losses.js';
 
 describe('memory over long loops (wasm)', () => {
   it('100 batches of forward + input gradient through cnn-small keep numTensors flat', () => {

@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/engine/backend.js';
 import { Rng } from '../../src/engine/rng.js';
 import { buildArchitecture } from '../../src/models/index.js';
-import { crossEntropy, klDivergence, margin } from '../../src/train/losses.js';
+import { crossEntropy, klDivergence, margin } from '../../src/objectives/losses.js';
 
 const ARCHS: { name: string; inputShape: number[] }[] = [
   { name: 'mlp', inputShape: [28, 28, 1] },

@@ -6,7 +6,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
 import type { Dataset } from '../../src/data/index.js';
 import { boundsResult, certifyBoundsCell, smoothingResult } from '../../src/evaluate/certified.js';
-import { seededClassifier } from '../certify/bounds-helpers.js';
+import { seededClassifier } from '../models/bounds/helpers.js';
 
 describe('certified results', () => {
   it('bounds: accuracy per eps and the largest certified eps of the grid per example', () => {

@@ -7,9 +7,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
+import {
+  imagePng,
+  perturbationPng,
+  pngDataUri,
+  writeExamplePng,
+} from '../../src/data/image-encoding.js';
 import { brokenExamples } from '../../src/evaluate/gallery.js';
 import type { AttackCell } from '../../src/evaluate/results.js';
-import { imagePng, perturbationPng, pngDataUri, writeExamplePng } from '../../src/report/images.js';
 
 describe('gallery', () => {
   it('shows the first k examples correct clean and misclassified after the attack', () => {

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { EvaluationResults } from '../../src/evaluate/results.js';
 import { certifiedCharts, robustnessCharts, tradeOffCharts } from '../../src/report/charts.js';
-import { fairnessCharts } from '../../src/report/fairness.js';
+import { fairnessCharts } from '../../src/report/fairness-section.js';
 import { escapeHtml, formatEps, jsonForScript } from '../../src/report/format.js';
 import { generalisationCharts } from '../../src/report/generalisation.js';
 import { renderReport } from '../../src/report/index.js';

@@ -13,7 +13,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import type { Classifier } from '../../models/classifier.js';
-import { margin } from '../../train/losses.js';
+import { margin } from '../../objectives/losses.js';
 import { attackGoal, parseWith } from './objective.js';
 import { clipToBounds, perturbationNorms } from './projection.js';
 

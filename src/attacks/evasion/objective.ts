@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { check } from '../../errors.js';
 import type { Classifier } from '../../models/classifier.js';
-import { crossEntropy, margin } from '../../train/losses.js';
+import { crossEntropy, margin } from '../../objectives/losses.js';
 
 export type AttackLoss = 'ce' | 'margin';
 
@@ -88,4 +88,4 @@ export function attackGoal(
   return goal;
 }
 
-export { parseWith } from '../../config.js';
+export { parseWith } from '../../options.js';

@@ -7,7 +7,15 @@
  * run over the rows and columns of one channel. Pure CPU code on flat Float32Arrays.
  */
 import type { Rng } from '../../engine/rng.js';
-import type { Geometry } from './square.js';
+
+/** One example's layout, `[h, w, ch]` with d = h·w·ch values, and the model's bounds. */
+export interface Geometry {
+  h: number;
+  w: number;
+  ch: number;
+  d: number;
+  bounds: readonly [number, number];
+}
 
 /** Guards the per-channel window norm, as the reference does. */
 const TINY = 1e-10;

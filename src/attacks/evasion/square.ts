@@ -25,9 +25,10 @@ import { check } from '../../errors.js';
 import type { QueryClassifier } from '../../models/classifier.js';
 import { parseWith } from './objective.js';
 import { enforceThreatModel } from './projection.js';
-import { squareL2Init, squareL2Propose, squareL2Side } from './square-l2.js';
+import { type Geometry, squareL2Init, squareL2Propose, squareL2Side } from './square-l2.js';
 
 export { type CountingQueryClassifier, queryClassifierFrom } from './black-box.js';
+export type { Geometry } from './square-l2.js';
 
 export const squareConfigSchema = z
   .object({
@@ -97,15 +98,6 @@ export async function square(
   opts: SquareOptions = {},
 ): Promise<SquareResult> {
   return createSquare(config)(model, x, labels, opts);
-}
-
-/** One example's layout, `[h, w, ch]` with d = h·w·ch values, and the model's bounds. */
-export interface Geometry {
-  h: number;
-  w: number;
-  ch: number;
-  d: number;
-  bounds: readonly [number, number];
 }
 
 async function runSquare(

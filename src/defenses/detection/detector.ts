@@ -6,7 +6,7 @@
  * Threat model of the scores: each detector documents whether its score is differentiable in the
  * input (`gradient: 'exact'`), only through a BPDA surrogate (`'bpda'`, identity through the
  * non-differentiable part), or not usefully (`'none'`, e.g. a k-nearest-neighbour selection);
- * the joint adaptive attack (`attacks/adaptive/joint.ts`) reads it.
+ * the joint adaptive attack (`adaptive/joint.ts`) reads it.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { check } from '../../errors.js';

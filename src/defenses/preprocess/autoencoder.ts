@@ -9,11 +9,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
-import { parseWith } from '../../config.js';
 import { type Dataset, exampleSize } from '../../data/index.js';
 import { Rng } from '../../engine/rng.js';
 import { ParryError } from '../../errors.js';
 import { fileHandler, saveLayersModel } from '../../models/io.js';
+import { parseWith } from '../../options.js';
 import type { Preprocessor } from './preprocessor.js';
 
 export const autoencoderSchema = z.object({ model: z.string().min(1) }).strict();

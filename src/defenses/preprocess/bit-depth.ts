@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import { parseWith } from '../../config.js';
+import { parseWith } from '../../options.js';
 import { identity, type Preprocessor } from './preprocessor.js';
 
 export const bitDepthSchema = z

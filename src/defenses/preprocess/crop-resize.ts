@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import { parseWith } from '../../config.js';
+import { parseWith } from '../../options.js';
 import { needRng, type Preprocessor } from './preprocessor.js';
 
 export const cropResizeSchema = z.object({ scale: z.number().gt(0).max(1).default(0.9) }).strict();

@@ -9,8 +9,8 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import jpeg from 'jpeg-js';
 import { z } from 'zod';
-import { parseWith } from '../../config.js';
 import { ParryError } from '../../errors.js';
+import { parseWith } from '../../options.js';
 import { fromValues, identity, type Preprocessor } from './preprocessor.js';
 
 export const jpegSchema = z.object({ q: z.number().int().min(1).max(100).default(75) }).strict();

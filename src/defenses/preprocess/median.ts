@@ -4,7 +4,7 @@
  * Computed on the values in JS (tfjs has no differentiable median); BPDA surrogate: identity.
  */
 import { z } from 'zod';
-import { parseWith } from '../../config.js';
+import { parseWith } from '../../options.js';
 import { fromValues, identity, type Preprocessor } from './preprocessor.js';
 
 export const medianSchema = z

@@ -8,7 +8,7 @@
  * non-differentiable; BPDA surrogate: identity (Athalye et al. 2018 attack it so).
  */
 import { z } from 'zod';
-import { parseWith } from '../../config.js';
+import { parseWith } from '../../options.js';
 import { fromValues, identity, type Preprocessor } from './preprocessor.js';
 
 export const tvSchema = z

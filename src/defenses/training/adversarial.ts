@@ -17,8 +17,8 @@ import {
 } from '../../attacks/evasion/projection.js';
 import type { Rng } from '../../engine/rng.js';
 import type { Classifier } from '../../models/classifier.js';
+import { klDivergence } from '../../objectives/losses.js';
 import type { LossFn, PrepareFn, TrainProgress } from '../../train/loop.js';
-import { klDivergence } from '../../train/losses.js';
 
 /** The threat model and inner attack every adversarial-training method takes. */
 export const threatSchema = z.object({

@@ -20,11 +20,11 @@ import {
   normalizeGradient,
   randomStart,
 } from '../../attacks/evasion/projection.js';
-import { parseWith } from '../../config.js';
 import { Rng } from '../../engine/rng.js';
 import { ParryError } from '../../errors.js';
 import type { Classifier } from '../../models/classifier.js';
-import { crossEntropy } from '../../train/losses.js';
+import { crossEntropy } from '../../objectives/losses.js';
+import { parseWith } from '../../options.js';
 import { CostMeter, type RobustTraining, threatSchema, trainingClassifier } from './adversarial.js';
 
 export const fastTrainingConfigSchema = threatSchema

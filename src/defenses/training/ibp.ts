@@ -16,11 +16,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
-import { ibpMargins, inputBox } from '../../certify/bounds/ibp.js';
-import { networkOf } from '../../certify/bounds/layers.js';
-import { parseWith } from '../../config.js';
+import { ibpMargins, inputBox } from '../../models/bounds/interval.js';
+import { networkOf } from '../../models/bounds/layers.js';
+import { crossEntropy } from '../../objectives/losses.js';
+import { parseWith } from '../../options.js';
 import type { LossFn, TrainProgress } from '../../train/loop.js';
-import { crossEntropy } from '../../train/losses.js';
 
 export const ibpTrainingConfigSchema = z
   .object({

@@ -10,8 +10,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
-import { parseWith } from '../../config.js';
-import { crossEntropy } from '../../train/losses.js';
+import { crossEntropy } from '../../objectives/losses.js';
+import { parseWith } from '../../options.js';
 import { CostMeter, type RobustTraining } from './adversarial.js';
 import { checkTwiceDifferentiable, registerSecondOrderGradients } from './second-order.js';
 

@@ -10,9 +10,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
-import { parseWith } from '../../config.js';
 import { Rng } from '../../engine/rng.js';
-import { crossEntropy } from '../../train/losses.js';
+import { crossEntropy } from '../../objectives/losses.js';
+import { parseWith } from '../../options.js';
 import { CostMeter, type RobustTraining } from './adversarial.js';
 import { squaredNorms } from './input-gradient.js';
 import { checkTwiceDifferentiable, registerSecondOrderGradients } from './second-order.js';

@@ -7,10 +7,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import { parseWith } from '../../config.js';
 import { Rng } from '../../engine/rng.js';
 import { ParryError } from '../../errors.js';
-import { crossEntropy } from '../../train/losses.js';
+import { crossEntropy } from '../../objectives/losses.js';
+import { parseWith } from '../../options.js';
 import {
   CostMeter,
   constantSetting,

@@ -9,10 +9,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import { parseWith } from '../../config.js';
 import { Rng } from '../../engine/rng.js';
 import { ParryError } from '../../errors.js';
-import { crossEntropy, klDivergence } from '../../train/losses.js';
+import { crossEntropy, klDivergence } from '../../objectives/losses.js';
+import { parseWith } from '../../options.js';
 import {
   CostMeter,
   constantSetting,

@@ -12,7 +12,7 @@ import { fgsm } from '../../attacks/evasion/fgsm.js';
 import { pgd } from '../../attacks/evasion/pgd.js';
 import { batches, type Dataset } from '../../data/index.js';
 import type { Classifier } from '../../models/classifier.js';
-import { countCorrect } from '../../train/losses.js';
+import { countCorrect } from '../../objectives/losses.js';
 
 export interface HeldOutAccuracy {
   clean: number;

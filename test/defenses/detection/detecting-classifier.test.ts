@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createJointAttack } from '../../../src/attacks/adaptive/joint.js';
+import { createJointAttack } from '../../../src/adaptive/joint.js';
 import { findAttack } from '../../../src/attacks/registry.js';
 import {
   DetectingClassifier,

@@ -17,8 +17,8 @@ import {
 import { createShardTraining, parallelTraining } from '../../../src/defenses/training/shard.js';
 import { WorkerPool } from '../../../src/engine/pool.js';
 import { buildArchitecture, TfjsClassifier } from '../../../src/models/index.js';
+import { countCorrect } from '../../../src/objectives/losses.js';
 import { trainModel } from '../../../src/train/loop.js';
-import { countCorrect } from '../../../src/train/losses.js';
 
 const shape = [8, 8, 1];
 const train = syntheticDataset({ shape, numClasses: 3, n: 300, seed: 4, noise: 0.15 });

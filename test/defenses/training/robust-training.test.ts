@@ -21,8 +21,8 @@ import {
 import { Rng } from '../../../src/engine/rng.js';
 import { ParryError } from '../../../src/errors.js';
 import { buildArchitecture, TfjsClassifier } from '../../../src/models/index.js';
+import { countCorrect } from '../../../src/objectives/losses.js';
 import { trainModel } from '../../../src/train/loop.js';
-import { countCorrect } from '../../../src/train/losses.js';
 import { twoClassModel } from '../../attacks/helpers.js';
 
 /** Runs the detector over a trace the way the CLI does (reference = best healthy epoch). */

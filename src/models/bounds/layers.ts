@@ -16,7 +16,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { ParryError } from '../../errors.js';
-import type { TfjsClassifier } from '../../models/tfjs-classifier.js';
+import type { TfjsClassifier } from '../tfjs-classifier.js';
 
 /** Monotone non-decreasing elementwise functions (tfjs-layers' definitions). */
 export type ActivationFn =

@@ -6,7 +6,7 @@
  * relaxations.ts, picking the lower line where a coefficient is positive, the upper where negative.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { biasOf, type Interval, linearPart } from './ibp.js';
+import { biasOf, type Interval, linearPart } from './interval.js';
 import type { Network, Op } from './layers.js';
 import {
   activationLines,

@@ -15,21 +15,21 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import { parseWith } from '../../config.js';
-import { scoreForGradient } from '../../defenses/detection/detecting-classifier.js';
-import type { Detector } from '../../defenses/detection/detector.js';
-import { Rng } from '../../engine/rng.js';
-import { check } from '../../errors.js';
-import type { Classifier } from '../../models/classifier.js';
-import { margin } from '../../train/losses.js';
-import { checkBatch } from '../evasion/objective.js';
+import { checkBatch } from '../attacks/evasion/objective.js';
 import {
   clipToBounds,
   enforceThreatModel,
   normalizeGradient,
   projectToBall,
   randomStart,
-} from '../evasion/projection.js';
+} from '../attacks/evasion/projection.js';
+import { scoreForGradient } from '../defenses/detection/detecting-classifier.js';
+import type { Detector } from '../defenses/detection/detector.js';
+import { Rng } from '../engine/rng.js';
+import { check } from '../errors.js';
+import type { Classifier } from '../models/classifier.js';
+import { margin } from '../objectives/losses.js';
+import { parseWith } from '../options.js';
 
 export const jointConfigSchema = z
   .object({

@@ -22,8 +22,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import { parseWith } from '../../config.js';
-import type { TfjsClassifier } from '../../models/tfjs-classifier.js';
+import { parseWith } from '../../options.js';
+import type { TfjsClassifier } from '../tfjs-classifier.js';
 import { backSubstitute, isNonlinear, type State } from './backward.js';
 import {
   type CertifyBoundsResult,
@@ -37,7 +37,7 @@ import {
   marginSpec,
   propagate,
   readCertificates,
-} from './ibp.js';
+} from './interval.js';
 import { buildNetwork, type Network, sizeOf } from './layers.js';
 
 export const crownConfigSchema = z

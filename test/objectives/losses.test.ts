@@ -6,7 +6,7 @@ import {
   klDivergence,
   margin,
   smoothedCrossEntropy,
-} from '../../src/train/losses.js';
+} from '../../src/objectives/losses.js';
 
 // Independent float64 reference implementations in plain JS.
 function softmax64(z: number[]): number[] {

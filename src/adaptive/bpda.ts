@@ -8,10 +8,10 @@
  * call from the wrapper's own seeded generator; average over draws with `EotClassifier`.
  */
 import type * as tf from '@tensorflow/tfjs-core';
-import { DefendedClassifier } from '../../defenses/preprocess/defended-classifier.js';
-import type { Preprocessor } from '../../defenses/preprocess/preprocessor.js';
-import { Rng } from '../../engine/rng.js';
-import type { Classifier } from '../../models/classifier.js';
+import { DefendedClassifier } from '../defenses/preprocess/defended-classifier.js';
+import type { Preprocessor } from '../defenses/preprocess/preprocessor.js';
+import { Rng } from '../engine/rng.js';
+import type { Classifier } from '../models/classifier.js';
 
 export class BpdaClassifier implements Classifier {
   readonly inputShape: number[];

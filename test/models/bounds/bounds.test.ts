@@ -16,13 +16,13 @@ import {
   crownMarginBounds,
   ibpBounds,
   ibpMarginBounds,
-} from '../../src/certify/index.js';
-import { loadDataset, syntheticDataset, takeFirst } from '../../src/data/index.js';
-import { packageRoot } from '../../src/engine/paths.js';
-import { ParryError } from '../../src/errors.js';
-import { loadClassifier, saveLayersModel, type TfjsClassifier } from '../../src/models/index.js';
-import { values } from '../attacks/helpers.js';
-import { seeded, seededClassifier } from './bounds-helpers.js';
+} from '../../../src/certify/index.js';
+import { loadDataset, syntheticDataset, takeFirst } from '../../../src/data/index.js';
+import { packageRoot } from '../../../src/engine/paths.js';
+import { ParryError } from '../../../src/errors.js';
+import { loadClassifier, saveLayersModel, type TfjsClassifier } from '../../../src/models/index.js';
+import { values } from '../../attacks/helpers.js';
+import { seeded, seededClassifier } from './helpers.js';
 
 const L = tfl.layers;
 

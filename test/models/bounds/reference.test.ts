@@ -6,12 +6,12 @@
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { pgd } from '../../src/attacks/evasion/pgd.js';
-import { certifyDataset, fraction } from '../../src/certify/index.js';
-import { loadDataset, takeFirst } from '../../src/data/index.js';
-import { packageRoot } from '../../src/engine/paths.js';
-import { predictDataset } from '../../src/evaluate/predict.js';
-import { loadClassifier } from '../../src/models/index.js';
+import { pgd } from '../../../src/attacks/evasion/pgd.js';
+import { certifyDataset, fraction } from '../../../src/certify/index.js';
+import { loadDataset, takeFirst } from '../../../src/data/index.js';
+import { packageRoot } from '../../../src/engine/paths.js';
+import { predictDataset } from '../../../src/evaluate/predictions.js';
+import { loadClassifier } from '../../../src/models/index.js';
 
 const EPS = 0.1;
 const data = takeFirst(loadDataset('fashion-mnist-subset', 'test'), 200);

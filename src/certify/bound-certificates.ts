@@ -4,10 +4,10 @@
  * ibp` records each epoch. Reads each batch's certificates once (a boundary).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { batches, type Dataset } from '../../data/index.js';
-import type { TfjsClassifier } from '../../models/tfjs-classifier.js';
-import { type CrownConfigInput, certifyCrown } from './crown.js';
-import { certifyIbp } from './ibp.js';
+import { batches, type Dataset } from '../data/index.js';
+import { type CrownConfigInput, certifyCrown } from '../models/bounds/crown.js';
+import { certifyIbp } from '../models/bounds/interval.js';
+import type { TfjsClassifier } from '../models/tfjs-classifier.js';
 
 export interface CertifyDatasetOptions {
   method: 'ibp' | 'crown';

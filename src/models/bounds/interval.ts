@@ -13,7 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { check } from '../../errors.js';
-import type { TfjsClassifier } from '../../models/tfjs-classifier.js';
+import type { TfjsClassifier } from '../tfjs-classifier.js';
 import { applyActivation, buildNetwork, type Network, type Op } from './layers.js';
 
 /** Elementwise bounds lower ≤ f ≤ upper, `[batch, ...shape]`. */

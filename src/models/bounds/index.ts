@@ -1,4 +1,4 @@
-/** Bound propagation certificates for L∞ balls: IBP and CROWN. */
+/** Bound propagation through a model's layer graph for L∞ balls: IBP and CROWN (certify/ builds certificates over data sets from them; defenses/training/ibp.ts trains with them). */
 export {
   type CrownConfig,
   type CrownConfigInput,
@@ -8,16 +8,10 @@ export {
   crownMarginBounds,
 } from './crown.js';
 export {
-  type CertifyDatasetOptions,
-  type CertifyDatasetResult,
-  certifyDataset,
-  fraction,
-} from './dataset.js';
-export {
   type CertifyBoundsResult,
   certifyIbp,
   ibpBounds,
   ibpMarginBounds,
   type LogitBounds,
   type MarginBounds,
-} from './ibp.js';
+} from './interval.js';

@@ -1,8 +1,8 @@
 /** Small seeded networks and a sampler for the soundness tests of IBP and CROWN. */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { TfjsClassifier, type TfjsClassifierOptions } from '../../src/models/index.js';
-import { values } from '../attacks/helpers.js';
+import { TfjsClassifier, type TfjsClassifierOptions } from '../../../src/models/index.js';
+import { values } from '../../attacks/helpers.js';
 
 /**
  * Replaces every weight of `model` by seeded values: kernels U(±1.5/√fanIn), biases U(±0.5),

@@ -11,10 +11,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import { parseWith } from '../../config.js';
-import type { DefendedClassifier } from '../../defenses/preprocess/defended-classifier.js';
-import { Rng } from '../../engine/rng.js';
-import type { Classifier } from '../../models/classifier.js';
+import type { DefendedClassifier } from '../defenses/preprocess/defended-classifier.js';
+import { Rng } from '../engine/rng.js';
+import type { Classifier } from '../models/classifier.js';
+import { parseWith } from '../options.js';
 
 export const eotConfigSchema = z
   .object({

@@ -6,18 +6,18 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
-import { crownLower, logitSpec } from '../../src/certify/bounds/crown.js';
-import { inputBox } from '../../src/certify/bounds/ibp.js';
-import { buildNetwork } from '../../src/certify/bounds/layers.js';
 import {
   certifyCrown,
   certifyIbp,
   crownMarginBounds,
   ibpMarginBounds,
-} from '../../src/certify/index.js';
-import type { TfjsClassifier } from '../../src/models/index.js';
-import { values } from '../attacks/helpers.js';
-import { sampleBox, seeded, seededClassifier } from './bounds-helpers.js';
+} from '../../../src/certify/index.js';
+import { crownLower, logitSpec } from '../../../src/models/bounds/crown.js';
+import { inputBox } from '../../../src/models/bounds/interval.js';
+import { buildNetwork } from '../../../src/models/bounds/layers.js';
+import type { TfjsClassifier } from '../../../src/models/index.js';
+import { values } from '../../attacks/helpers.js';
+import { sampleBox, seeded, seededClassifier } from './helpers.js';
 
 const L = tfl.layers;
 const BATCH = 4;

@@ -2,7 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { packageRoot } from '../../../src/engine/paths.js';
+import { packageRoot } from '../../src/engine/paths.js';
 
 const root = packageRoot();
 const MLP = join(root, 'models', 'fmnist-mlp');

@@ -1,16 +1,16 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { BpdaClassifier, EotClassifier } from '../../../src/attacks/adaptive/index.js';
-import { findAttack } from '../../../src/attacks/registry.js';
+import { BpdaClassifier, EotClassifier } from '../../src/adaptive/index.js';
+import { findAttack } from '../../src/attacks/registry.js';
 import {
   createBitDepth,
   createJpeg,
   createNoise,
   createSmoothing,
   DefendedClassifier,
-} from '../../../src/defenses/preprocess/index.js';
-import type { Classifier } from '../../../src/models/classifier.js';
-import { LinearClassifier, toArray, values } from '../helpers.js';
+} from '../../src/defenses/preprocess/index.js';
+import type { Classifier } from '../../src/models/classifier.js';
+import { LinearClassifier, toArray, values } from '../attacks/helpers.js';
 
 /** A 4-class linear model on [6, 6, 1]. */
 function linear(): LinearClassifier {
