@@ -175,56 +175,34 @@ function readIdxExpecting(path: string, magic: number, fn: string, what: string)
   return decodeIdx(bytes, path, fn);
 }
 
+/** The multi-byte element types, read and written big-endian as the format requires. */
+const WIDE = {
+  int16: { make: (n: number) => new Int16Array(n), get: 'getInt16', set: 'setInt16' },
+  int32: { make: (n: number) => new Int32Array(n), get: 'getInt32', set: 'setInt32' },
+  float32: { make: (n: number) => new Float32Array(n), get: 'getFloat32', set: 'setFloat32' },
+  float64: { make: (n: number) => new Float64Array(n), get: 'getFloat64', set: 'setFloat64' },
+} as const;
+
 function decodeElements(view: DataView, offset: number, count: number, dtype: IdxDtype): IdxData {
   const src = new Uint8Array(view.buffer, view.byteOffset + offset, count * bytesOf(dtype));
-  switch (dtype) {
-    case 'uint8':
-      return src.slice();
-    case 'int8':
-      return new Int8Array(src.slice().buffer);
-    case 'int16': {
-      const out = new Int16Array(count);
-      for (let i = 0; i < count; i++) out[i] = view.getInt16(offset + 2 * i, false);
-      return out;
-    }
-    case 'int32': {
-      const out = new Int32Array(count);
-      for (let i = 0; i < count; i++) out[i] = view.getInt32(offset + 4 * i, false);
-      return out;
-    }
-    case 'float32': {
-      const out = new Float32Array(count);
-      for (let i = 0; i < count; i++) out[i] = view.getFloat32(offset + 4 * i, false);
-      return out;
-    }
-    case 'float64': {
-      const out = new Float64Array(count);
-      for (let i = 0; i < count; i++) out[i] = view.getFloat64(offset + 8 * i, false);
-      return out;
-    }
-  }
+  if (dtype === 'uint8') return src.slice();
+  if (dtype === 'int8') return new Int8Array(src.slice().buffer);
+  const { make, get } = WIDE[dtype];
+  const out = make(count);
+  const size = bytesOf(dtype);
+  for (let i = 0; i < count; i++) out[i] = view[get](offset + size * i, false);
+  return out;
 }
 
 function encodeElements(view: DataView, offset: number, data: IdxData, dtype: IdxDtype): void {
   const n = data.length;
-  switch (dtype) {
-    case 'uint8':
-    case 'int8':
-      new Uint8Array(view.buffer, offset).set(new Uint8Array(data.buffer, data.byteOffset, n));
-      return;
-    case 'int16':
-      for (let i = 0; i < n; i++) view.setInt16(offset + 2 * i, data[i], false);
-      return;
-    case 'int32':
-      for (let i = 0; i < n; i++) view.setInt32(offset + 4 * i, data[i], false);
-      return;
-    case 'float32':
-      for (let i = 0; i < n; i++) view.setFloat32(offset + 4 * i, data[i], false);
-      return;
-    case 'float64':
-      for (let i = 0; i < n; i++) view.setFloat64(offset + 8 * i, data[i], false);
-      return;
+  if (dtype === 'uint8' || dtype === 'int8') {
+    new Uint8Array(view.buffer, offset).set(new Uint8Array(data.buffer, data.byteOffset, n));
+    return;
   }
+  const { set } = WIDE[dtype];
+  const size = bytesOf(dtype);
+  for (let i = 0; i < n; i++) view[set](offset + size * i, data[i], false);
 }
 
 function dtypeOf(data: IdxData): IdxDtype | undefined {

@@ -29,7 +29,8 @@ export interface Architecture {
   name: string;
   description: string;
   defaultInputShape: number[];
-  build(b: Build): tfl.Sequential;
+  /** The layers, in order; `buildArchitecture` stacks them into a Sequential named after the entry. */
+  layers(b: Build): tfl.layers.Layer[];
 }
 
 function hidden(b: Build, units: number, name: string): tfl.layers.Layer[] {
@@ -77,44 +78,32 @@ function conv(
   });
 }
 
-function sequential(layers: tfl.layers.Layer[], name: string): tfl.Sequential {
-  return tfl.sequential({ layers, name });
-}
-
 /** The registry: explicit, in the order `parry` lists them. */
 export const ARCHITECTURES: readonly Architecture[] = [
   {
     name: 'mlp',
     description: 'flatten - dense256 relu - dense256 relu - dense10 (28x28x1, ~270k params)',
     defaultInputShape: [28, 28, 1],
-    build: (b) =>
-      sequential(
-        [
-          tfl.layers.flatten({ inputShape: b.inputShape, name: 'flatten' }),
-          ...hidden(b, 256, 'dense1'),
-          ...hidden(b, 256, 'dense2'),
-          ...logits(b),
-        ],
-        'mlp',
-      ),
+    layers: (b) => [
+      tfl.layers.flatten({ inputShape: b.inputShape, name: 'flatten' }),
+      ...hidden(b, 256, 'dense1'),
+      ...hidden(b, 256, 'dense2'),
+      ...logits(b),
+    ],
   },
   {
     name: 'cnn-small',
     description:
       'conv32 - conv64 (3x3 valid) - maxpool2 - dense128 - dense10 (28x28x1, ~1.2M params)',
     defaultInputShape: [28, 28, 1],
-    build: (b) =>
-      sequential(
-        [
-          conv(b, 32, 'valid', 'conv1', true),
-          conv(b, 64, 'valid', 'conv2'),
-          tfl.layers.maxPooling2d({ poolSize: 2, name: 'pool' }),
-          tfl.layers.flatten({ name: 'flatten' }),
-          ...hidden(b, 128, 'dense1'),
-          ...logits(b),
-        ],
-        'cnn-small',
-      ),
+    layers: (b) => [
+      conv(b, 32, 'valid', 'conv1', true),
+      conv(b, 64, 'valid', 'conv2'),
+      tfl.layers.maxPooling2d({ poolSize: 2, name: 'pool' }),
+      tfl.layers.flatten({ name: 'flatten' }),
+      ...hidden(b, 128, 'dense1'),
+      ...logits(b),
+    ],
   },
   {
     name: 'cnn-tiny',
@@ -122,38 +111,30 @@ export const ARCHITECTURES: readonly Architecture[] = [
       'conv16 (4x4 stride 2) - conv32 (4x4) - dense100 - dense10, the small model of Gowal et al. ' +
       '2018 for certified training (28x28x1, ~330k params)',
     defaultInputShape: [28, 28, 1],
-    build: (b) =>
-      sequential(
-        [
-          conv(b, 16, 'valid', 'conv1', true, 4, 2),
-          conv(b, 32, 'valid', 'conv2', false, 4),
-          tfl.layers.flatten({ name: 'flatten' }),
-          ...hidden(b, 100, 'dense1'),
-          ...logits(b),
-        ],
-        'cnn-tiny',
-      ),
+    layers: (b) => [
+      conv(b, 16, 'valid', 'conv1', true, 4, 2),
+      conv(b, 32, 'valid', 'conv2', false, 4),
+      tfl.layers.flatten({ name: 'flatten' }),
+      ...hidden(b, 100, 'dense1'),
+      ...logits(b),
+    ],
   },
   {
     name: 'cnn-cifar',
     description:
       '2x(conv32) - maxpool - 2x(conv64) - maxpool - dense256 - dense10 (32x32x3, ~660k params)',
     defaultInputShape: [32, 32, 3],
-    build: (b) =>
-      sequential(
-        [
-          conv(b, 32, 'same', 'conv1', true),
-          conv(b, 32, 'valid', 'conv2'),
-          tfl.layers.maxPooling2d({ poolSize: 2, name: 'pool1' }),
-          conv(b, 64, 'same', 'conv3'),
-          conv(b, 64, 'valid', 'conv4'),
-          tfl.layers.maxPooling2d({ poolSize: 2, name: 'pool2' }),
-          tfl.layers.flatten({ name: 'flatten' }),
-          ...hidden(b, 256, 'dense1'),
-          ...logits(b),
-        ],
-        'cnn-cifar',
-      ),
+    layers: (b) => [
+      conv(b, 32, 'same', 'conv1', true),
+      conv(b, 32, 'valid', 'conv2'),
+      tfl.layers.maxPooling2d({ poolSize: 2, name: 'pool1' }),
+      conv(b, 64, 'same', 'conv3'),
+      conv(b, 64, 'valid', 'conv4'),
+      tfl.layers.maxPooling2d({ poolSize: 2, name: 'pool2' }),
+      tfl.layers.flatten({ name: 'flatten' }),
+      ...hidden(b, 256, 'dense1'),
+      ...logits(b),
+    ],
   },
 ];
 
@@ -193,7 +174,8 @@ export function buildArchitecture(name: string, opts: ArchitectureOptions = {}):
   }
   let model: tfl.Sequential;
   try {
-    model = arch.build({ inputShape, numClasses, dropout, rng: new Rng(seed) });
+    const layers = arch.layers({ inputShape, numClasses, dropout, rng: new Rng(seed) });
+    model = tfl.sequential({ layers, name });
   } catch (e) {
     throw badOption(`${name} cannot take inputShape ${fmt(inputShape)}: ${(e as Error).message}`);
   }

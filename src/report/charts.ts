@@ -7,7 +7,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import type { EvaluationResults, Norm } from '../evaluate/results.js';
 import { certifiedNorms } from './certified-section.js';
 import { attackNames, epsGrid, formatEps, normName } from './format.js';
-import { type Chart, chart } from './vega.js';
+import { type Chart, chart, EPS_PANELS, targetPanels } from './vega.js';
 
 export const WORST = 'worst case';
 const CLEAN = 'clean (no attack)';
@@ -98,14 +98,10 @@ export function robustnessCharts(results: EvaluationResults): Chart[] {
     };
     const spec: TopLevelSpec = {
       data: { values: rows },
-      facet: {
-        column: {
-          field: 'target',
-          type: 'nominal',
-          title: null,
-          sort: results.targets.map((t) => t.id),
-        },
-      },
+      facet: targetPanels(
+        results.targets.map((t) => t.id),
+        'column',
+      ),
       spec: {
         width: 230,
         height: 190,
@@ -223,14 +219,7 @@ export function tradeOffCharts(results: EvaluationResults): Chart[] {
     }
     const spec: TopLevelSpec = {
       data: { values: rows },
-      facet: {
-        column: {
-          field: 'panel',
-          type: 'ordinal',
-          title: null,
-          sort: { field: 'eps', order: 'ascending' },
-        },
-      },
+      facet: EPS_PANELS,
       spec: {
         width: 190,
         height: 190,

@@ -6,7 +6,7 @@
 import type { TopLevelSpec } from 'vega-lite';
 import type { EvaluationResults, FairnessResult, GroupStat, Norm } from '../evaluate/results.js';
 import { epsGrid, escapeHtml, keyName, pct, points, ratio } from './format.js';
-import { type Chart, chart } from './vega.js';
+import { type Chart, chart, targetPanels } from './vega.js';
 
 /** The middle eps of each norm's grid: the one the bar charts show (all of them are in tables). */
 export function referenceKeys(
@@ -39,15 +39,10 @@ function barChart(results: EvaluationResults, over: 'class' | 'group'): Chart | 
   if (rows.length === 0) return null;
   const spec: TopLevelSpec = {
     data: { values: rows },
-    facet: {
-      row: {
-        field: 'target',
-        type: 'nominal',
-        title: null,
-        sort: results.targets.map((t) => t.id),
-        header: { labelAngle: 0, labelAlign: 'left', labelAnchor: 'start', labelOrient: 'top' },
-      },
-    },
+    facet: targetPanels(
+      results.targets.map((t) => t.id),
+      'row',
+    ),
     spec: {
       width: { step: 13, for: 'offset' },
       height: 150,

@@ -7,7 +7,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import type { EvaluationResults, TargetResults } from '../evaluate/results.js';
 import { WORST } from './charts.js';
 import { attackNames, epsGrid, formatEps, normName } from './format.js';
-import { type Chart, chart } from './vega.js';
+import { type Chart, chart, EPS_PANELS } from './vega.js';
 
 /** Row labels of the generalisation matrix: `trainedAgainst`, qualified by id when shared. */
 export function trainedAgainstLabels(targets: TargetResults[]): string[] {
@@ -45,14 +45,7 @@ export function generalisationCharts(results: EvaluationResults): Chart[] {
     });
     const spec: TopLevelSpec = {
       data: { values: rows },
-      facet: {
-        column: {
-          field: 'panel',
-          type: 'ordinal',
-          title: null,
-          sort: { field: 'eps', order: 'ascending' },
-        },
-      },
+      facet: EPS_PANELS,
       spec: {
         width: { step: 58 },
         height: { step: 30 },

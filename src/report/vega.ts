@@ -21,6 +21,23 @@ export interface Chart {
   warnings: string[];
 }
 
+/** Facet by ε: one panel per budget, in ascending order (rows carry `panel` and `eps`). */
+export const EPS_PANELS = {
+  column: {
+    field: 'panel',
+    type: 'ordinal' as const,
+    title: null,
+    sort: { field: 'eps', order: 'ascending' as const },
+  },
+};
+
+/** Facet by target along `axis`, in the report's target order. */
+export function targetPanels(targetIds: string[], axis: 'row' | 'column') {
+  const facet = { field: 'target', type: 'nominal' as const, title: null, sort: targetIds };
+  const header = { labelAngle: 0, labelAlign: 'left', labelAnchor: 'start', labelOrient: 'top' };
+  return { [axis]: axis === 'row' ? { ...facet, header } : facet };
+}
+
 const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif';
 
 /** One look for every chart: the page's font, quiet grids, titles left-aligned. */
