@@ -84,7 +84,7 @@ export async function benchEngine(backend?: string): Promise<Record<string, unkn
   const steps = await benchModelSteps();
   const { benchKernels } = await import('./kernels.js');
   const kernels = await benchKernels();
-  const { benchPool } = await import('../src/engine/pool-bench.js');
+  const { benchPool } = await import('./pool.js');
   const pool = await benchPool();
   return {
     benchmark: 'engine',

@@ -5,9 +5,12 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { type Dataset, exampleSize } from '../data/index.js';
+import { compiledModuleUrl } from '../engine/paths.js';
 import type { WorkerPool } from '../engine/pool.js';
 import { Rng } from '../engine/rng.js';
+import { type ModuleTask, moduleTask, type TaskContext } from '../engine/tasks.js';
 import type { Classifier } from '../models/classifier.js';
+import { cachedClassifier } from '../models/pool-tasks.js';
 import { type CertifyConfigInput, certify } from './randomized-smoothing.js';
 
 export interface SmoothingRow {
@@ -122,7 +125,7 @@ export async function certifySmoothingDatasetPooled(
   opts: SmoothingDatasetOptions = {},
 ): Promise<SmoothingDatasetResult> {
   const results = await pool.map(
-    'smoothingCertify',
+    smoothingCertifyTask(),
     jobs(data, config, seed, true).map((job) => ({ ...job, modelDir })),
     {
       transfer: (input) => [input.x.buffer as ArrayBuffer],
@@ -131,4 +134,19 @@ export async function certifySmoothingDatasetPooled(
     },
   );
   return collect(data, results);
+}
+
+type PooledSmoothingJob = SmoothingJob & { modelDir: string };
+
+/** Pool task: one randomized-smoothing certificate on `modelDir`'s model. */
+export async function smoothingCertifyJob(
+  input: PooledSmoothingJob,
+  ctx: TaskContext,
+): Promise<SmoothingJobResult> {
+  return certifyExample(await cachedClassifier(input.modelDir, ctx), input);
+}
+
+/** `smoothingCertifyJob` as a task for `WorkerPool.map`. */
+export function smoothingCertifyTask(): ModuleTask<PooledSmoothingJob, SmoothingJobResult> {
+  return moduleTask(compiledModuleUrl(import.meta.url), 'smoothingCertifyJob');
 }

@@ -35,7 +35,7 @@ import {
   rocAuc,
 } from '../defenses/detection/index.js';
 import { WorkerPool } from '../engine/pool.js';
-import { type AttackBatchInput, attackBatch } from '../evaluate/robustness.js';
+import { type AttackBatchInput, attackBatch, attackBatchTask } from '../evaluate/robustness.js';
 import { loadClassifier, type TfjsClassifier } from '../models/index.js';
 import {
   badOption,
@@ -369,7 +369,7 @@ function crafter(
     if (workers > 1 && batches.length > 1) {
       pool ??= new WorkerPool({ workers, backend: tf.getBackend() });
       outputs = await pool.map(
-        'attackBatch',
+        attackBatchTask(),
         batches.map((b) => ({ ...b, modelDir: opts.model })),
         { transfer: (input) => [input.x.buffer as ArrayBuffer] },
       );

@@ -5,16 +5,13 @@
  * on `input` and `ctx.rng`, never on which worker ran it or what ran there before (`ctx.cache`
  * may only hold things that are pure functions of their key, like a loaded model).
  *
- * Tasks are named in the explicit registry `TASKS`, or given as a `ModuleTask` (a compiled JS
- * module plus an exported function name) so features and tests can add tasks without editing it.
+ * Features give their tasks as a `ModuleTask` (a compiled JS module plus an exported function
+ * name), so the engine knows no technique; `TASKS` holds only two trivial built-ins for tests.
  * A task must return arrays it owns: a worker transfers (moves) their buffers to the caller.
  */
 import { isAbsolute } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import * as tf from '@tensorflow/tfjs-core';
 import { isParryError, ParryError, type ParryErrorCode } from '../errors.js';
-import type { Classifier } from '../models/classifier.js';
-import { initBackend } from './backend.js';
 import { Rng } from './rng.js';
 
 export interface TaskContext {
@@ -35,18 +32,6 @@ export interface BatchInput {
   shape: number[];
 }
 
-export interface ForwardInput extends BatchInput {
-  /** Directory of a model `loadClassifier` can read. */
-  modelDir: string;
-  /** Backend for this job; defaults to the pool's. */
-  backend?: string;
-}
-
-export interface BenchConvInput extends BatchInput {
-  /** Seed of the random weights (the same seed gives the same network in every worker). */
-  seed?: number;
-}
-
 /** Returns its input (tests, and measuring the cost of a round trip). */
 function echo<T>(input: T): T {
   return input;
@@ -59,159 +44,13 @@ function sum(values: ArrayLike<number>): number {
   return s;
 }
 
-/** Logits `[batch, numClasses]` (row-major) of the classifier in `modelDir`, loaded once per worker. */
-async function forward(input: ForwardInput, ctx: TaskContext): Promise<Float32Array> {
-  if (input.backend !== undefined && input.backend !== tf.getBackend()) {
-    await initBackend(input.backend);
-  }
-  const m = await cachedClassifier(input.modelDir, ctx);
-  const logits = tf.tidy(() => m.logits(tf.tensor(input.x, input.shape)));
-  return readAndDispose(logits);
-}
-
-/** The classifier in `modelDir`, loaded once per worker and backend. */
-async function cachedClassifier(modelDir: string, ctx: TaskContext): Promise<Classifier> {
-  const key = `classifier:${tf.getBackend()}:${modelDir}`;
-  let model = ctx.cache.get(key) as Classifier | undefined;
-  if (model === undefined) {
-    // Imported lazily: the loader pulls in tfjs-layers/-converter, which only model tasks need.
-    const { loadClassifier } = await import('../models/load.js');
-    model = await loadClassifier(modelDir);
-    ctx.cache.set(key, model);
-  }
-  return model;
-}
-
 /**
- * One batch of an attack evaluation (src/evaluate/robustness.ts) on the model in `modelDir`,
- * behind its preprocessing chain when the input names one (built once per worker; the defended
- * model is seeded per batch).
+ * The built-in tasks, by name: only what tests the pool itself. Every feature's work comes as a
+ * `ModuleTask` exported by the feature's own module (e.g. `forwardTask()` in models/pool-tasks.ts).
  */
-async function attackBatch(
-  input: import('../evaluate/robustness.js').AttackBatchInput &
-    import('../evaluate/robustness.js').PooledTarget,
-  ctx: TaskContext,
-): Promise<import('../evaluate/robustness.js').AttackBatchOutput> {
-  const base = await cachedClassifier(input.modelDir, ctx);
-  const { attackBatch: batch } = await import('../evaluate/robustness.js');
-  const run = (model: Classifier) => batch(model, input, undefined, undefined, ctx.progress);
-  if (input.preprocess === undefined) return run(base);
-  const chain = await cachedPreprocessors(input.preprocess, ctx);
-  const { preprocessAttacker } = await import('../adaptive/bpda.js');
-  return run(preprocessAttacker(base, chain, input.adaptive ?? 'bpda', input.params.seed));
-}
-
-/**
- * Forward pass of a cnn-small-like network with seeded He-normal weights and no biases:
- * conv 3x3x32 + relu -> conv 3x3x64 + relu -> maxPool 2x2 -> dense 10. Input `[batch, h, w, c]`,
- * output logits `[batch, 10]`. Serves the pool's tests and benchmark without a trained model.
- */
-async function benchConv(input: BenchConvInput, ctx: TaskContext): Promise<Float32Array> {
-  const [, h, w, c] = input.shape;
-  if (input.shape.length !== 4 || h < 6 || w < 6) {
-    throw new ParryError(
-      'BAD_INPUT',
-      `benchConv: shape must be [batch, h, w, c] with h, w >= 6, got [${input.shape}]`,
-    );
-  }
-  const seed = input.seed ?? 1;
-  const key = `benchConv:${seed}:${h}x${w}x${c}`;
-  let weights = ctx.cache.get(key) as tf.Tensor[] | undefined;
-  if (weights === undefined) {
-    const rng = new Rng(seed);
-    const flat = Math.floor((h - 4) / 2) * Math.floor((w - 4) / 2) * 64;
-    weights = [
-      heNormal(rng, [3, 3, c, 32], 9 * c),
-      heNormal(rng, [3, 3, 32, 64], 9 * 32),
-      heNormal(rng, [flat, 10], flat),
-    ];
-    ctx.cache.set(key, weights);
-  }
-  const [w1, w2, w3] = weights as [tf.Tensor4D, tf.Tensor4D, tf.Tensor2D];
-  const logits = tf.tidy(() => {
-    const x = tf.tensor4d(input.x, input.shape as [number, number, number, number]);
-    const a1 = tf.fused.conv2d({ x, filter: w1, strides: 1, pad: 'valid', activation: 'relu' });
-    const a2 = tf.fused.conv2d({ x: a1, filter: w2, strides: 1, pad: 'valid', activation: 'relu' });
-    const pooled = tf.maxPool(a2, 2, 2, 'valid');
-    return tf.matMul(tf.reshape(pooled, [pooled.shape[0], -1]), w3);
-  });
-  return readAndDispose(logits);
-}
-
-function heNormal(rng: Rng, shape: number[], fanIn: number): tf.Tensor {
-  const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
-  const scale = Math.sqrt(2 / fanIn);
-  for (let i = 0; i < values.length; i++) values[i] = rng.normal() * scale;
-  return tf.tensor(values, shape);
-}
-
-/** Reads a tensor outside any tidy (DESIGN.md: tidy walks returned arrays) and frees it. */
-async function readAndDispose(t: tf.Tensor): Promise<Float32Array> {
-  const data = (await t.data()) as Float32Array;
-  t.dispose();
-  return data;
-}
-
-/** One data-parallel training shard: gradients of the summed loss (src/train/parallel.ts). */
-async function trainGradients(
-  input: import('../train/parallel.js').GradientShardInput,
-  ctx: TaskContext,
-): Promise<import('../train/parallel.js').GradientShardOutput> {
-  // Imported lazily: it pulls in tfjs-layers, which only training needs.
-  const { gradientShard } = await import('../train/parallel.js');
-  return gradientShard(input, ctx);
-}
-
-/** One batch of a preprocessing-defence evaluation (src/evaluate/defense.ts) on `modelDir`'s model. */
-async function defenseBatch(
-  input: import('../evaluate/defense.js').DefenseBatchInput &
-    import('../evaluate/defense.js').PooledDefense,
-  ctx: TaskContext,
-): Promise<import('../evaluate/defense.js').DefenseBatchOutput> {
-  const base = await cachedClassifier(input.modelDir, ctx);
-  const chain = await cachedPreprocessors(input.preprocess, ctx);
-  const { defenseBatch: run, defenseSetup } = await import('../evaluate/defense.js');
-  const setup = defenseSetup(base, chain, input, input.params.seed);
-  return run(setup, input, undefined, ctx.progress);
-}
-
-/** The preprocessing chain of `spec`, built once per worker (autoencoder steps load a model). */
-async function cachedPreprocessors(
-  spec: string,
-  ctx: TaskContext,
-): Promise<import('../defenses/preprocess/preprocessor.js').Preprocessor[]> {
-  const key = `preprocess:${spec}`;
-  let chain = ctx.cache.get(key) as
-    | import('../defenses/preprocess/preprocessor.js').Preprocessor[]
-    | undefined;
-  if (chain === undefined) {
-    const { buildPreprocessors } = await import('../defenses/preprocess/spec.js');
-    chain = await buildPreprocessors(spec);
-    ctx.cache.set(key, chain);
-  }
-  return chain;
-}
-
-/** One randomized-smoothing certificate (src/certify/smoothing-dataset.ts) on `modelDir`'s model. */
-async function smoothingCertify(
-  input: import('../certify/smoothing-dataset.js').SmoothingJob & { modelDir: string },
-  ctx: TaskContext,
-): Promise<import('../certify/smoothing-dataset.js').SmoothingJobResult> {
-  const model = await cachedClassifier(input.modelDir, ctx);
-  const { certifyExample } = await import('../certify/smoothing-dataset.js');
-  return certifyExample(model, input);
-}
-
-/** The built-in tasks, by name. */
 export const TASKS = {
   echo,
   sum,
-  forward,
-  benchConv,
-  trainGradients,
-  attackBatch,
-  defenseBatch,
-  smoothingCertify,
 } satisfies Record<string, (input: never, ctx: TaskContext) => unknown>;
 
 export type TaskName = keyof typeof TASKS;

@@ -16,10 +16,14 @@ import { type AttackEntry, type AttackParams, findAttack } from '../attacks/regi
 import { type Dataset, exampleSize } from '../data/index.js';
 import { DefendedClassifier } from '../defenses/preprocess/defended-classifier.js';
 import type { Preprocessor } from '../defenses/preprocess/preprocessor.js';
+import { cachedPreprocessors } from '../defenses/preprocess/spec.js';
+import { compiledModuleUrl } from '../engine/paths.js';
 import type { WorkerPool } from '../engine/pool.js';
 import { Rng } from '../engine/rng.js';
+import { type ModuleTask, moduleTask, type TaskContext } from '../engine/tasks.js';
 import { ParryError } from '../errors.js';
 import type { Classifier } from '../models/classifier.js';
+import { cachedClassifier } from '../models/pool-tasks.js';
 
 export interface DefenseEvaluation {
   n: number;
@@ -248,7 +252,7 @@ export async function evaluateDefensePooled(
   const n = data.shape[0];
   const plan = planBatches(data, attack, params, opts.batchSize ?? 128);
   const outputs = await pool.map(
-    'defenseBatch',
+    defenseBatchTask(),
     // Own copies, moved to the workers (a view would clone the whole data set's buffer).
     plan.map((batch) => ({ ...batch, x: batch.x.slice(), ...target })),
     {
@@ -258,4 +262,23 @@ export async function evaluateDefensePooled(
     },
   );
   return assemble(plan, outputs, (performance.now() - started) / 1000);
+}
+
+/** Pool task: one batch of a preprocessing-defense evaluation on `modelDir`'s model. */
+export async function defenseBatchJob(
+  input: DefenseBatchInput & PooledDefense,
+  ctx: TaskContext,
+): Promise<DefenseBatchOutput> {
+  const base = await cachedClassifier(input.modelDir, ctx);
+  const chain = await cachedPreprocessors(input.preprocess, ctx.cache);
+  const setup = defenseSetup(base, chain, input, input.params.seed);
+  return defenseBatch(setup, input, undefined, ctx.progress);
+}
+
+/** `defenseBatchJob` as a task for `WorkerPool.map`. */
+export function defenseBatchTask(): ModuleTask<
+  DefenseBatchInput & PooledDefense,
+  DefenseBatchOutput
+> {
+  return moduleTask(compiledModuleUrl(import.meta.url), 'defenseBatchJob');
 }

@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type Dataset, exampleSize } from '../data/index.js';
 import { concatFloat32, mapBatches, type WorkerPool } from '../engine/pool.js';
 import type { Classifier } from '../models/classifier.js';
+import { forwardTask } from '../models/pool-tasks.js';
 
 export interface Predictions {
   /** Predicted class per example. */
@@ -64,7 +65,7 @@ export async function predictDatasetPooled(
   const logits = concatFloat32(
     await mapBatches(
       pool,
-      'forward',
+      forwardTask(),
       { x: data.x, shape: data.shape },
       batchSize,
       { modelDir },

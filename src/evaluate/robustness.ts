@@ -4,13 +4,18 @@
  * norm, and cost. Values are read once per batch (a boundary), never inside an attack's steps.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { preprocessAttacker } from '../adaptive/bpda.js';
 import { perturbationNorms } from '../attacks/evasion/projection.js';
 import { type AttackEntry, type AttackParams, findAttack } from '../attacks/registry.js';
 import { type Dataset, exampleSize } from '../data/index.js';
+import { cachedPreprocessors } from '../defenses/preprocess/spec.js';
+import { compiledModuleUrl } from '../engine/paths.js';
 import type { WorkerPool } from '../engine/pool.js';
 import { Rng } from '../engine/rng.js';
+import { type ModuleTask, moduleTask, type TaskContext } from '../engine/tasks.js';
 import { ParryError } from '../errors.js';
 import type { Classifier } from '../models/classifier.js';
+import { cachedClassifier } from '../models/pool-tasks.js';
 
 export interface AttackEvaluation {
   n: number;
@@ -280,7 +285,7 @@ export async function evaluateAttackPooled(
   const started = performance.now();
   const plan = planBatches(data, attack, params, batchSize, keep, numClasses);
   const outputs = await pool.map(
-    'attackBatch',
+    attackBatchTask(),
     // Own copies, moved to the workers (a view would clone the whole data set's buffer).
     plan.map((batch) => ({
       ...batch,
@@ -319,4 +324,25 @@ function summarize(rows: AttackEvaluation['perExample'], targeted: boolean) {
 function median(sorted: number[]): number {
   const mid = sorted.length >> 1;
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/**
+ * Pool task: one batch of an attack evaluation on the model in `modelDir`, behind its
+ * preprocessing chain when the input names one (built once per worker; the defended model is
+ * seeded per batch).
+ */
+export async function attackBatchJob(
+  input: AttackBatchInput & PooledTarget,
+  ctx: TaskContext,
+): Promise<AttackBatchOutput> {
+  const base = await cachedClassifier(input.modelDir, ctx);
+  const run = (model: Classifier) => attackBatch(model, input, undefined, undefined, ctx.progress);
+  if (input.preprocess === undefined) return run(base);
+  const chain = await cachedPreprocessors(input.preprocess, ctx.cache);
+  return run(preprocessAttacker(base, chain, input.adaptive ?? 'bpda', input.params.seed));
+}
+
+/** `attackBatchJob` as a task for `WorkerPool.map`. */
+export function attackBatchTask(): ModuleTask<AttackBatchInput & PooledTarget, AttackBatchOutput> {
+  return moduleTask(compiledModuleUrl(import.meta.url), 'attackBatchJob');
 }

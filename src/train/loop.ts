@@ -14,6 +14,9 @@ import { DropoutSeeder } from '../models/dropout.js';
 import { countCorrect, smoothedCrossEntropy } from '../objectives/losses.js';
 import { parseWith } from '../options.js';
 import { type ParallelLoss, ParallelStep } from './parallel.js';
+import type { LossFn, PrepareFn, TrainProgress } from './steps.js';
+
+export type { LossFn, PrepareFn, TrainProgress } from './steps.js';
 
 export const trainConfigSchema = z
   .object({
@@ -59,38 +62,6 @@ export interface EpochRecord {
 }
 
 /** Where training stands when a batch loss is evaluated, for schedules (eps ramps, ...). */
-export interface TrainProgress {
-  /** Optimizer steps taken before this one (0-based). */
-  step: number;
-  totalSteps: number;
-}
-
-/**
- * Per-batch loss: returns the per-example loss `[batch]` and the logits used for accuracy.
- * `progress` lets a robust-training loss follow a schedule over the run. `prepared` is what the
- * `prepare` hook returned for this batch (e.g. its adversarial examples), a constant here.
- */
-export type LossFn = (
-  model: tfl.LayersModel,
-  x: tf.Tensor,
-  labels: tf.Tensor1D,
-  progress: TrainProgress,
-  prepared?: tf.Tensor,
-) => { loss: tf.Tensor1D; logits: tf.Tensor2D };
-
-/**
- * Runs before the optimizer records the batch loss, outside its gradient tape: what it returns
- * is a constant for the weight gradient (adversarial training treats x_adv as data, Madry et al.
- * 2018) and the attack's intermediate tensors are not kept alive by the tape. Returns a tensor
- * the step disposes.
- */
-export type PrepareFn = (
-  model: tfl.LayersModel,
-  x: tf.Tensor,
-  labels: tf.Tensor1D,
-  progress: TrainProgress,
-) => tf.Tensor;
-
 export interface TrainHooks {
   onBatch?: (p: BatchProgress) => void;
   /**

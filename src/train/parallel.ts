@@ -15,13 +15,14 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { compiledModuleUrl } from '../engine/paths.js';
 import type { WorkerPool } from '../engine/pool.js';
 import type { Rng } from '../engine/rng.js';
-import type { TaskContext } from '../engine/tasks.js';
+import { type ModuleTask, moduleTask, type TaskContext } from '../engine/tasks.js';
 import { ParryError } from '../errors.js';
 import { DropoutSeeder } from '../models/dropout.js';
 import { countCorrect, smoothedCrossEntropy } from '../objectives/losses.js';
-import type { LossFn, PrepareFn, TrainProgress } from './loop.js';
+import type { LossFn, PrepareFn, TrainProgress } from './steps.js';
 
 /** What a `ParallelLoss` factory builds in a worker: the batch loss and its optional hook. */
 export interface ShardLoss {
@@ -78,7 +79,7 @@ async function shardLoss(spec: NonNullable<GradientShardInput['loss']>): Promise
   return (factory as (config: unknown) => ShardLoss)(spec.config);
 }
 
-/** Worker side: gradient of the summed loss over one shard (task `trainGradients`). */
+/** Worker side: gradient of the summed loss over one shard (the pool task of `gradientShardTask()`). */
 export async function gradientShard(
   input: GradientShardInput,
   ctx: TaskContext,
@@ -175,7 +176,7 @@ export class ParallelStep {
           : {}),
       });
     }
-    const outs = await this.pool.map('trainGradients', inputs);
+    const outs = await this.pool.map(gradientShardTask(), inputs);
     this.loss?.onCost?.(
       m,
       outs.reduce((sum, o) => sum + o.gradientEvaluations, 0),
@@ -196,4 +197,9 @@ export class ParallelStep {
       correct: outs.reduce((s, o) => s + o.correct, 0),
     };
   }
+}
+
+/** `gradientShard` as a task for `WorkerPool.map`. */
+export function gradientShardTask(): ModuleTask<GradientShardInput, GradientShardOutput> {
+  return moduleTask(compiledModuleUrl(import.meta.url), 'gradientShard');
 }

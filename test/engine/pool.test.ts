@@ -6,12 +6,14 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type BenchConvInput, benchConv, benchConvTask } from '../../bench/pool-tasks.js';
 import { concatFloat32, mapBatches, WorkerPool } from '../../src/engine/pool.js';
 import { Rng } from '../../src/engine/rng.js';
-import { type BenchConvInput, moduleTask, TASKS } from '../../src/engine/tasks.js';
+import { moduleTask } from '../../src/engine/tasks.js';
 import { ParryError } from '../../src/errors.js';
 import { saveLayersModel } from '../../src/models/io.js';
 import { loadClassifier } from '../../src/models/load.js';
+import { forwardTask } from '../../src/models/pool-tasks.js';
 
 // Workers run the compiled tree: `npm test` (or `npx tsc -p tsconfig.json`) builds dist/ first.
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -118,7 +120,7 @@ describe('WorkerPool with 2 workers', () => {
 
   it('rejects with the worker error, message and code kept, and keeps working', async () => {
     const bad: BenchConvInput = { x: new Float32Array(4), shape: [1, 2, 2, 1] };
-    const err = await pool.run('benchConv', bad).catch((e: unknown) => e);
+    const err = await pool.run(benchConvTask(), bad).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ParryError);
     expect((err as ParryError).code).toBe('BAD_INPUT');
     expect((err as Error).message).toBe(
@@ -185,9 +187,9 @@ describe('WorkerPool with 2 workers', () => {
 
   it('mapBatches of benchConv matches the same task run in-process on the whole set', async () => {
     const data = images(70, 2);
-    const logits = concatFloat32(await mapBatches(pool, 'benchConv', data, 32, { seed: 5 }));
+    const logits = concatFloat32(await mapBatches(pool, benchConvTask(), data, 32, { seed: 5 }));
     const cache = new Map<string, unknown>();
-    const expected = await TASKS.benchConv({ ...data, seed: 5 }, { cache });
+    const expected = await benchConv({ ...data, seed: 5 }, { cache });
     for (const t of cache.values()) tf.dispose(t as tf.Tensor[]);
     expect(logits).toHaveLength(700);
     const maxAbs = Math.max(...expected.map(Math.abs));
@@ -231,7 +233,7 @@ describe('WorkerPool with 2 workers', () => {
     await saveLayersModel(model, modelDir);
     model.dispose();
     const data = images(40, 4);
-    const logits = concatFloat32(await mapBatches(pool, 'forward', data, 10, { modelDir }));
+    const logits = concatFloat32(await mapBatches(pool, forwardTask(), data, 10, { modelDir }));
     const local = await loadClassifier(modelDir);
     const expected = tf.tidy(() => local.logits(tf.tensor(data.x, data.shape)));
     const want = await expected.data();
@@ -249,7 +251,7 @@ describe('WorkerPool sizes', () => {
     for (const workers of [0, 1, 2]) {
       const pool = new WorkerPool({ workers });
       try {
-        results.push(concatFloat32(await mapBatches(pool, 'benchConv', data, 25, { seed: 3 })));
+        results.push(concatFloat32(await mapBatches(pool, benchConvTask(), data, 25, { seed: 3 })));
         expect(await pool.map('sum', [[1], [2, 2]])).toEqual([1, 4]);
       } finally {
         await pool.close();
@@ -262,10 +264,12 @@ describe('WorkerPool sizes', () => {
   it('in-process errors are the original errors and closing frees cached tensors', async () => {
     const before = tf.memory().numTensors;
     const pool = new WorkerPool({ workers: 0 });
-    await pool.run('benchConv', { ...images(2, 1), seed: 1 });
-    await expect(pool.run('benchConv', { x: new Float32Array(1), shape: [1] })).rejects.toThrow(
-      ParryError,
-    );
+    await pool.run(benchConvTask(), { ...images(2, 1), seed: 1 });
+    // The task's module is the compiled one (dist/), so its ParryError class is dist's: match by
+    // name and code.
+    await expect(
+      pool.run(benchConvTask(), { x: new Float32Array(1), shape: [1] }),
+    ).rejects.toMatchObject({ name: 'ParryError', code: 'BAD_INPUT' });
     await pool.close();
     expect(tf.memory().numTensors).toBe(before);
     await expect(pool.run('sum', [1])).rejects.toThrow(/closed/);

@@ -8,6 +8,10 @@ const fixture = (name: string) => join(import.meta.dirname, 'fixtures', name, 's
 const check = (name: string): string[] => checkLayers(fixture(name));
 
 describe('check-layers', () => {
+  it("passes parry's own source tree", () => {
+    expect(checkLayers(join(import.meta.dirname, '..', '..', 'src'))).toEqual([]);
+  });
+
   it('passes a tree whose imports point down', () => {
     expect(check('clean')).toEqual([]);
   });

@@ -152,3 +152,17 @@ export function checkPreprocessSpec(spec: string): PreprocessStep[] {
   }
   return steps;
 }
+
+/** The chain of `spec`, built once per pool worker and kept in its task cache (autoencoders load a model). */
+export async function cachedPreprocessors(
+  spec: string,
+  cache: Map<string, unknown>,
+): Promise<Preprocessor[]> {
+  const key = `preprocess:${spec}`;
+  let chain = cache.get(key) as Preprocessor[] | undefined;
+  if (chain === undefined) {
+    chain = await buildPreprocessors(spec);
+    cache.set(key, chain);
+  }
+  return chain;
+}

@@ -4,8 +4,9 @@
  * and with two. Worker start-up and one warm-up batch per worker are not timed.
  */
 
-import { mapBatches, WorkerPool } from './pool.js';
-import { Rng } from './rng.js';
+import { mapBatches, WorkerPool } from '../src/engine/pool.js';
+import { Rng } from '../src/engine/rng.js';
+import { benchConvTask } from './pool-tasks.js';
 
 export interface PoolBenchResult {
   forward_10k_1worker_s: number;
@@ -41,7 +42,7 @@ export async function benchPool(options: PoolBenchOptions = {}): Promise<PoolBen
     const warm = { x: x.slice(0, batchSize * 28 * 28), shape: [batchSize, 28, 28, 1] };
     for (const pool of pools) {
       await pool.map(
-        'benchConv',
+        benchConvTask(),
         Array.from({ length: pool.size }, () => warm),
       );
     }
@@ -49,7 +50,7 @@ export async function benchPool(options: PoolBenchOptions = {}): Promise<PoolBen
     for (let r = 0; r < repeats; r++) {
       for (const [i, pool] of pools.entries()) {
         const t0 = performance.now();
-        await mapBatches(pool, 'benchConv', data, batchSize, { seed: 1 });
+        await mapBatches(pool, benchConvTask(), data, batchSize, { seed: 1 });
         best[i] = Math.min(best[i], (performance.now() - t0) / 1000);
       }
     }
