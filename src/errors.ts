@@ -9,13 +9,26 @@ export type ParryErrorCode =
   | 'UNSUPPORTED' // a valid request parry cannot serve (unknown layer, backend)
   | 'INTERNAL';
 
+/** One problem with an option or config value: where (`['attacks', 1, 'params', 'steps']`) and what. */
+export interface OptionIssue {
+  readonly path: readonly (string | number)[];
+  readonly message: string;
+}
+
 export class ParryError extends Error {
   readonly code: ParryErrorCode;
+  /** Every problem found when options or a config were refused (the message names them all). */
+  readonly issues: readonly OptionIssue[];
 
-  constructor(code: ParryErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(
+    code: ParryErrorCode,
+    message: string,
+    options?: { cause?: unknown; issues?: readonly OptionIssue[] },
+  ) {
     super(message, options);
     this.name = 'ParryError';
     this.code = code;
+    this.issues = options?.issues ?? [];
   }
 
   /** Exit status of the CLI for this error: 2 for anything the user can fix, 1 otherwise. */

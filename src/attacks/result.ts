@@ -8,6 +8,8 @@ import * as tf from '@tensorflow/tfjs-core';
 export interface AttackResult {
   /** Adversarial batch `[batch, ...inputShape]`, inside the threat model and the model's bounds. */
   xAdv: tf.Tensor;
+  /** Per example `[batch]` (int32): the model's prediction on `xAdv`. */
+  predictions: tf.Tensor1D;
   /** Per example `[batch]` (bool): the attack reached its goal (misclassified, or the target). */
   success: tf.Tensor1D;
   /** Per example `[batch]`: ‖xAdv − x‖ in the attack's norm. */
@@ -24,7 +26,7 @@ export interface AttackResult {
 
 /** Frees every tensor of a result. */
 export function disposeAttackResult(r: AttackResult): void {
-  tf.dispose([r.xAdv, r.success, r.perturbationNorms]);
+  tf.dispose([r.xAdv, r.predictions, r.success, r.perturbationNorms]);
 }
 
 /** What a caller may pass to any attack when running it on a batch. */

@@ -131,6 +131,11 @@ export function formatSeconds(t: unknown, _options?: unknown, multiple = 1): str
   return `${Math.floor(m / 60)}h${pad(m % 60)}m`;
 }
 
+/** A fraction as a percentage for the human-readable lines; 'n/a' when there is none. */
+export function pct(v: number | null | undefined, digits = 2): string {
+  return v === null || v === undefined || Number.isNaN(v) ? 'n/a' : `${(v * 100).toFixed(digits)}%`;
+}
+
 export function round(x: number, digits = 4): number {
   const f = 10 ** digits;
   return Math.round(x * f) / f;

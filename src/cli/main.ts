@@ -12,6 +12,7 @@ import { detectCommand } from './detect.js';
 import { evaluateCommand } from './evaluate.js';
 import { infoCommand } from './info.js';
 import { predictCommand } from './predict.js';
+import { schemaCommand } from './schema.js';
 import { trainCommand } from './train.js';
 import { trainDenoiserCommand } from './train-denoiser.js';
 
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
     trainDenoiserCommand(),
     detectCommand(),
     evaluateCommand(),
+    schemaCommand(),
   ]) {
     program.addCommand(cmd.exitOverride());
   }

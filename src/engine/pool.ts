@@ -477,3 +477,14 @@ function disposeCached(value: unknown): void {
     if (typeof d === 'function') d.call(item);
   }
 }
+
+/**
+ * Worker threads for `jobs` independent jobs: as many as asked (default one per core), never more
+ * than there are jobs. A result of 0 or 1 means: run in the calling thread.
+ */
+export function chooseWorkers(
+  requested: number | undefined,
+  jobs = Number.POSITIVE_INFINITY,
+): number {
+  return Math.min(requested ?? availableParallelism(), jobs);
+}

@@ -6,7 +6,12 @@
  * cell also keeps its gallery, so a resumed run needs no adversarial inputs.
  */
 import { createJointAttack } from '../adaptive/joint.js';
-import { type AttackEntry, type AttackParams, findAttack } from '../attacks/registry.js';
+import {
+  type AttackEntry,
+  type AttackParams,
+  defineAttack,
+  findAttack,
+} from '../attacks/registry.js';
 import type { Dataset } from '../data/index.js';
 import { type AttackRun, attackRunOf, type CellMeta, cellOf } from './cells.js';
 import { type AttackConfig, attackId, attackNorms, type EvalNorm } from './config.js';
@@ -51,7 +56,7 @@ function meta(a: AttackConfig, entry: AttackEntry, norm: EvalNorm, eps: number):
     eps,
     params: { ...a.params, ...(entry.minimumNorm ? { minimumNorm: true } : {}) },
     minimumNorm: entry.minimumNorm,
-    targeted: a.params.targeted,
+    targeted: a.params.targeted ?? false,
   };
 }
 
@@ -75,7 +80,12 @@ export async function attackStage(
         const label = `${t.id}: ${attackId(a)} ${norm}${eps === null ? '' : ` ${eps}`}`;
         const withGallery = config.gallery.examples > 0 && (eps === null || eps === mid);
         const rec = await cell<RunRecord>(ctx, key, label, n, async (seed, progress) => {
-          const params: AttackParams = { ...a.params, norm, eps: eps ?? 0, seed };
+          const params: AttackParams = {
+            ...a.params,
+            norm,
+            ...(eps === null ? {} : { eps }),
+            seed,
+          };
           const r = await attackTarget(ctx, t, entry, params, data, withGallery ? n : 0, progress);
           const run = attackRunOf(r, rejectLabel(t));
           if (!withGallery) return run;
@@ -118,23 +128,20 @@ export const JOINT_ATTACK = 'joint';
  */
 function jointEntry(t: Target): AttackEntry {
   const { detector, jointSteps } = t.detector!;
-  return {
+  return defineAttack({
     name: JOINT_ATTACK,
     description: 'joint attack on classifier and detector',
     norms: ['linf', 'l2'],
-    minimumNorm: false,
-    async run(_model, x, labels, params, actx) {
-      const norm = params.norm === 'l2' ? 'l2' : 'linf';
-      const attack = createJointAttack({
-        eps: params.eps,
-        norm,
-        steps: jointSteps,
-        seed: params.seed,
-      });
-      const r = await attack(t.base, detector, x, labels, actx.signal);
+    requires: ['gradients'],
+    targeted: false,
+    options: {},
+    create: (o) => async (_model, x, labels, run) => {
+      const norm = o.norm === 'l2' ? 'l2' : 'linf';
+      const attack = createJointAttack({ eps: o.eps, norm, steps: jointSteps, seed: o.seed });
+      const r = await attack(t.base, detector, x, labels, run.signal);
       return { xAdv: r.xAdv, gradientEvaluations: r.gradientEvaluations, queries: 0 };
     },
-  };
+  });
 }
 
 /** The joint attack at every L∞ and L2 budget of the grid. */

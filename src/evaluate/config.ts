@@ -10,18 +10,20 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { type core, z } from 'zod';
-import { attackNames, findAttack } from '../attacks/registry.js';
+import { ATTACKS, attackNames, findAttack } from '../attacks/registry.js';
 import { DATASETS } from '../data/index.js';
 import { DETECTORS, type DetectorName } from '../defenses/detection/registry.js';
 import { checkPreprocessSpec, parsePreprocessSpec } from '../defenses/preprocess/spec.js';
 import { ParryError } from '../errors.js';
+import { epsSchema, NORMS } from '../objectives/threat-model.js';
+import { formatPath, givenOptionsSchema } from '../options.js';
 
-export const EVAL_NORMS = ['linf', 'l2', 'l1'] as const;
+export const EVAL_NORMS = NORMS;
 export type EvalNorm = (typeof EVAL_NORMS)[number];
 
-/** A grid of budgets: positive, sorted ascending, duplicates dropped. */
+/** A grid of budgets (each >= 0, the rule every eps follows), sorted ascending, duplicates dropped. */
 const epsGrid = z
-  .array(z.number().positive())
+  .array(epsSchema)
   .min(1)
   .transform((v) => [...new Set(v)].sort((a, b) => a - b));
 
@@ -98,33 +100,40 @@ const modelSchema = z.strictObject({
   certify: certifySchema.optional(),
 });
 
-const attackParamsSchema = z.strictObject({
-  steps: z.number().int().min(1).optional(),
-  stepSize: z.number().positive().optional(),
-  restarts: z.number().int().min(1).optional(),
-  randomStart: z.boolean().optional(),
-  targeted: z.boolean().default(false),
-  loss: z.enum(['ce', 'margin']).optional(),
-  confidence: z.number().min(0).optional(),
-  maxQueries: z.number().int().min(1).optional(),
-});
+/**
+ * One attack of the config: a registry entry's own options as `params` (its strict schema minus
+ * the norm, eps and seed the grid and the run give), so an option the attack does not read is
+ * refused with the attack's name.
+ */
+const attackSchema = z.discriminatedUnion(
+  'attack',
+  ATTACKS.map((entry) =>
+    z.strictObject({
+      /** Name in results and the report; default: the registry name. Unique. */
+      id: z.string().min(1).optional(),
+      /** Registry name (`parry attack --help`). */
+      attack: z.literal(entry.name),
+      params: givenOptionsSchema(entry.schema, entry.name, ['norm', 'eps', 'seed']).prefault({}),
+      /** Restrict to these norms (default: every norm the attack supports that has a grid). */
+      norms: z.array(z.enum(EVAL_NORMS)).min(1).optional(),
+    }),
+  ) as unknown as [z.ZodObject, ...z.ZodObject[]],
+  {
+    error: (issue) =>
+      issue.code === 'invalid_union'
+        ? `unknown attack '${(issue.input as { attack?: unknown })?.attack}' (known: ${attackNames().join(', ')})`
+        : undefined,
+  },
+) as unknown as z.ZodType<AttackConfig, Omit<AttackConfig, 'params'> & Partial<AttackConfig>>;
 
-const attackSchema = z.strictObject({
-  /** Name in results and the report; default: the registry name. Unique. */
-  id: z.string().min(1).optional(),
-  /** Registry name (`parry attack --help`). */
-  attack: z.string().superRefine((name, ctx) => {
-    if (findAttack(name) === undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `unknown attack '${name}' (known: ${attackNames().join(', ')})`,
-      });
-    }
-  }),
-  params: attackParamsSchema.prefault({}),
-  /** Restrict to these norms (default: every norm the attack supports that has a grid). */
-  norms: z.array(z.enum(EVAL_NORMS)).min(1).optional(),
-});
+/** An attack of the config, as parsed (the registry's schema checked `params`). */
+export interface AttackConfig {
+  id?: string;
+  attack: string;
+  /** The options the config gave (the attack's defaults apply to the rest). */
+  params: { targeted?: boolean; steps?: number; loss?: 'ce' | 'margin'; [option: string]: unknown };
+  norms?: EvalNorm[];
+}
 
 const groupsSchema = z
   .strictObject({
@@ -205,7 +214,6 @@ export const evaluateConfigSchema = z
 export type EvaluateConfig = z.output<typeof evaluateConfigSchema>;
 export type EvaluateConfigInput = z.input<typeof evaluateConfigSchema>;
 export type ModelConfig = EvaluateConfig['models'][number];
-export type AttackConfig = EvaluateConfig['attacks'][number];
 export type SmoothingConfig = z.output<typeof smoothingSchema>;
 export type CertifyConfig = EvaluateConfig['certify'];
 export type DetectorConfig = NonNullable<NonNullable<ModelConfig['defense']>['detector']>;
@@ -289,18 +297,17 @@ export function targetId(m: ModelConfig): string {
   return parts.length === 0 ? name : `${name} + ${parts.join(' + ')}`;
 }
 
-/** `attacks[1].parms`-style path of a zod issue, with the unknown key for unrecognized keys. */
-function issuePath(issue: core.$ZodIssue): string {
-  const parts = [...issue.path];
+/** The path of a zod issue, with the unknown key for unrecognized keys. */
+function issuePathParts(issue: core.$ZodIssue): (string | number)[] {
+  const parts = issue.path.map((p) => (typeof p === 'number' ? p : String(p)));
   if (issue.code === 'unrecognized_keys') parts.push(issue.keys[0]);
-  return parts.reduce<string>(
-    (s, p) => (typeof p === 'number' ? `${s}[${p}]` : s === '' ? String(p) : `${s}.${String(p)}`),
-    '',
-  );
+  return parts;
 }
 
 function issueMessage(issue: core.$ZodIssue): string {
-  if (issue.code === 'unrecognized_keys') return 'unknown key';
+  if (issue.code === 'unrecognized_keys' && issue.message.startsWith('Unrecognized')) {
+    return 'unknown key';
+  }
   return issue.message;
 }
 
@@ -315,10 +322,12 @@ export function parseEvaluateConfig(
 ): EvaluateConfig {
   const r = evaluateConfigSchema.safeParse(raw ?? {});
   if (!r.success) {
-    const issues = r.error.issues
-      .slice(0, 3)
-      .map((i) => `${issuePath(i) || '(root)'}: ${issueMessage(i)}`);
-    throw new ParryError('BAD_OPTION', `evaluate: ${source}: ${issues.join('; ')}`);
+    const issues = r.error.issues.map((i) => ({
+      path: issuePathParts(i),
+      message: issueMessage(i),
+    }));
+    const text = issues.map((i) => `${formatPath(i.path) || '(root)'}: ${i.message}`).join('; ');
+    throw new ParryError('BAD_OPTION', `evaluate: ${source}: ${text}`, { issues });
   }
   return resolvePaths(r.data, baseDir);
 }
@@ -395,4 +404,15 @@ function resolveSpec(spec: string, abs: (p: string) => string): string {
 export function configHash(c: EvaluateConfig): string {
   const { workers: _workers, ...rest } = c;
   return createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 16);
+}
+
+/**
+ * The JSON Schema of an evaluate config (what a config file may hold, defaults included), from
+ * the same zod schemas that parse it: every attack's `params` are its registry entry's options.
+ */
+export function evaluateConfigJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(evaluateConfigSchema, { io: 'input', unrepresentable: 'any' }) as Record<
+    string,
+    unknown
+  >;
 }

@@ -12,7 +12,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { BpdaClassifier } from '../adaptive/bpda.js';
 import { EotClassifier } from '../adaptive/eot.js';
-import { type AttackEntry, type AttackParams, findAttack } from '../attacks/registry.js';
+import {
+  type AttackEntry,
+  type AttackParams,
+  craftAttack,
+  findAttack,
+} from '../attacks/registry.js';
 import { type Dataset, exampleSize } from '../data/index.js';
 import { DefendedClassifier } from '../defenses/preprocess/defended-classifier.js';
 import type { Preprocessor } from '../defenses/preprocess/preprocessor.js';
@@ -123,7 +128,9 @@ export async function defenseBatch(
     const gradientEvaluations: Record<string, number> = {};
     for (const [k, name] of names.entries()) {
       const onStep = progress && ((f: number) => progress((k + f) / names.length));
-      const out = await attack.run(attackers[name], x, labels, input.params, { progress: onStep });
+      const out = await craftAttack(attack, attackers[name], x, labels, input.params, {
+        progress: onStep,
+      });
       try {
         adversarial[name] = await predict(defended, out.xAdv);
       } finally {

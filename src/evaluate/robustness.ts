@@ -6,7 +6,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { preprocessAttacker } from '../adaptive/bpda.js';
 import { perturbationNorms } from '../attacks/evasion/projection.js';
-import { type AttackEntry, type AttackParams, findAttack } from '../attacks/registry.js';
+import {
+  type AttackEntry,
+  type AttackParams,
+  craftAttack,
+  findAttack,
+} from '../attacks/registry.js';
 import { type Dataset, exampleSize } from '../data/index.js';
 import { cachedPreprocessors } from '../defenses/preprocess/spec.js';
 import { compiledModuleUrl } from '../engine/paths.js';
@@ -112,7 +117,7 @@ export async function attackBatch(
   const labels = tf.tensor1d(input.labels, 'int32');
   const targetLabels = input.targets ? tf.tensor1d(input.targets, 'int32') : undefined;
   try {
-    const out = await attack.run(model, x, labels, input.params, {
+    const out = await craftAttack(attack, model, x, labels, input.params, {
       targetLabels,
       signal,
       progress,
@@ -345,4 +350,37 @@ export async function attackBatchJob(
 /** `attackBatchJob` as a task for `WorkerPool.map`. */
 export function attackBatchTask(): ModuleTask<AttackBatchInput & PooledTarget, AttackBatchOutput> {
   return moduleTask(compiledModuleUrl(import.meta.url), 'attackBatchJob');
+}
+
+/** The headline numbers of an evaluation, as `parry attack` reports them (seconds rounded). */
+export function attackSummary(r: AttackEvaluation, minimumNorm: boolean) {
+  const brokenBy = brokenByCounts(r);
+  return {
+    clean_accuracy: r.clean_accuracy,
+    robust_accuracy: r.robust_accuracy,
+    attack_success_rate: r.attack_success_rate,
+    mean_perturbation: r.mean_perturbation,
+    max_perturbation: r.max_perturbation,
+    ...(minimumNorm ? { median_perturbation: r.median_perturbation } : {}),
+    ...(brokenBy ? { broken_by: brokenBy } : {}),
+    gradient_evaluations: r.gradient_evaluations,
+    queries: r.queries,
+    seconds: Math.round(r.seconds * 1000) / 1000,
+  };
+}
+
+/** uap: the fraction of examples whose prediction the perturbation changed. */
+export function foolingRate(r: AttackEvaluation): number {
+  return r.perExample.filter((e) => e.clean !== e.adversarial).length / r.n;
+}
+
+/** Ensembles: how many examples each member broke (`robust`: none did; `clean`: misclassified). */
+export function brokenByCounts(r: AttackEvaluation): Record<string, number> | undefined {
+  if (!r.perExample.some((e) => e.brokenBy !== undefined)) return undefined;
+  const counts: Record<string, number> = {};
+  for (const e of r.perExample) {
+    const key = e.brokenBy ?? 'robust';
+    counts[key] = (counts[key] ?? 0) + 1;
+  }
+  return counts;
 }

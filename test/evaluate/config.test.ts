@@ -37,9 +37,13 @@ describe('evaluate config', () => {
 
   it('rejects bad values with their path', async () => {
     expect(await message({ ...base, n: -3 })).toMatch(/: n: .*>=\s?1/);
-    expect(await message({ ...base, attacks: [{ attack: 'pgd', params: { steps: 0 } }] })).toMatch(
+    // One rule for an option wherever it is given: the attack's own (pgd runs 0 steps, not -1).
+    expect(await message({ ...base, attacks: [{ attack: 'pgd', params: { steps: -1 } }] })).toMatch(
       /attacks\[0\]\.params\.steps: /,
     );
+    expect(
+      await message({ ...base, attacks: [{ attack: 'square', params: { steps: 5 } }] }),
+    ).toMatch(/attacks\[0\]\.params\.steps: unknown option: square does not read 'steps'/);
     expect(await message({ ...base, attacks: [{ attack: 'pgdx' }] })).toMatch(
       /attacks\[0\]\.attack: unknown attack 'pgdx' \(known: .*apgd-ce/,
     );
@@ -85,7 +89,8 @@ describe('evaluate config', () => {
     expect(c.groups?.file).toBe(path.join(dir, 'groups.txt'));
     expect(c.eps.linf).toEqual([0.05, 0.1]);
     expect(c.certify.ibp).toEqual({});
-    expect(c.attacks[0].params).toEqual({ targeted: false });
+    // Only what the config gave: the attack's own defaults apply to the rest.
+    expect(c.attacks[0].params).toEqual({});
     expect(c).toMatchObject({
       dataset: 'fashion-mnist-subset',
       n: 100,

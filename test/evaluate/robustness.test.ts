@@ -79,7 +79,7 @@ describe('evaluateAttack', () => {
         await evaluateAttack(model, data, findAttack(name)!, {
           norm: 'linf',
           eps,
-          steps: 10,
+          ...(name === 'pgd' ? { steps: 10 } : {}),
           targeted: false,
           seed: 2,
         })
@@ -99,7 +99,10 @@ describe('evaluateAttack', () => {
     const { loadDataset, takeFirst } = await import('../../src/data/index.js');
     const mlp = await loadClassifier('models/fmnist-mlp');
     const fmnist = takeFirst(loadDataset('fashion-mnist-subset', 'test'), 30);
-    const params = { norm: 'linf' as const, eps: 0.05, steps: 8, maxQueries: 40, seed: 1 };
+    const params = { norm: 'linf' as const, eps: 0.05, seed: 1 };
+    // A small budget, through the options each attack reads.
+    const budget = (name: string) =>
+      name === 'square' ? { maxQueries: 40 } : name === 'auto' ? { steps: 8, maxQueries: 40 } : { steps: 8 };
     try {
       for (const attack of ['pgd', 'apgd-ce', 'apgd-t', 'square', 'auto']) {
         const seen: number[] = [];
@@ -108,7 +111,7 @@ describe('evaluateAttack', () => {
           mlp,
           fmnist,
           entry,
-          { ...params, targeted: false },
+          { ...params, ...budget(attack), targeted: false },
           {
             batchSize: 20,
             onProgress: (done, total) => {
