@@ -102,7 +102,11 @@ describe('evaluateAttack', () => {
     const params = { norm: 'linf' as const, eps: 0.05, seed: 1 };
     // A small budget, through the options each attack reads.
     const budget = (name: string) =>
-      name === 'square' ? { maxQueries: 40 } : name === 'auto' ? { steps: 8, maxQueries: 40 } : { steps: 8 };
+      name === 'square'
+        ? { maxQueries: 40 }
+        : name === 'auto'
+          ? { steps: 8, maxQueries: 40 }
+          : { steps: 8 };
     try {
       for (const attack of ['pgd', 'apgd-ce', 'apgd-t', 'square', 'auto']) {
         const seen: number[] = [];
