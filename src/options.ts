@@ -48,10 +48,29 @@ export function issuesOf(
 }
 
 /** One BAD_OPTION error naming every issue: `pgd: steps: Too small ...; loss: Invalid option ...`. */
-export function optionsError(owner: string, issues: OptionIssue[]): ParryError {
-  const text = issues.map((i) => `${formatPath(i.path) || 'options'}: ${i.message}`).join('; ');
-  return new ParryError('BAD_OPTION', `${owner}: ${text}`, { issues });
+export function optionsError(
+  owner: string,
+  issues: OptionIssue[],
+  name: (path: readonly (string | number)[]) => string = formatPath,
+): ParryError {
+  return new ParryError('BAD_OPTION', `${owner}: ${describeIssues(issues, name)}`, { issues });
 }
+
+/** `steps: Too small ...; eps is required`: every issue, each after the name of its option. */
+export function describeIssues(
+  issues: readonly OptionIssue[],
+  name: (path: readonly (string | number)[]) => string = formatPath,
+): string {
+  return issues
+    .map(
+      (i) => `${name(i.path) || 'options'}${i.message.startsWith('is ') ? ' ' : ': '}${i.message}`,
+    )
+    .join('; ');
+}
+
+/** A zod error message for a value that must be given: 'is required' when it is missing. */
+export const requiredMessage = (issue: { input?: unknown }) =>
+  issue.input === undefined ? 'is required' : undefined;
 
 /** Parses `config` with `schema`; a failure is one BAD_OPTION naming every issue and its path. */
 export function parseWith<S extends z.ZodType>(

@@ -36,7 +36,7 @@ import {
   setUpBackend,
   withCommonOptions,
 } from './common.js';
-import { addEntryOptions, givenEntryOptions } from './options.js';
+import { addEntryOptions, givenEntryOptions, withFlagNames } from './options.js';
 
 interface AttackOptions extends CommonOptions {
   model: string;
@@ -81,7 +81,7 @@ async function runAttack(opts: AttackOptions, given: Record<string, unknown>, no
   const attack = findAttack(opts.attack)!;
   const eps = attack.minimumNorm ? {} : { eps: given.eps ?? DEFAULT_EPS };
   const params = { ...given, ...eps, norm, seed: opts.seed } as AttackParams;
-  attackOptions(attack, params); // refuse bad options before any work
+  await withFlagNames(attack.name, async () => attackOptions(attack, params)); // before any work
   const model = await loadClassifier(opts.model);
   const test = loadDataset(opts.dataset, 'test', { seed: opts.seed });
   if (opts.offset >= test.shape[0]) {

@@ -6,7 +6,8 @@
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
-import type { RegistryEntry } from '../options.js';
+import { isParryError, ParryError } from '../errors.js';
+import { describeIssues, type RegistryEntry } from '../options.js';
 
 /** `stepSize` → `step-size`. */
 export const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -89,4 +90,21 @@ export function givenEntryOptions(cmd: Command, keys: readonly string[]): Record
     if (source === 'cli' || source === 'env') out[key] = opts[key];
   }
   return out;
+}
+
+/**
+ * Runs `work`, rewording an options error of `owner` in the command's terms: each option by its
+ * flag (`stepSize` → `--step-size`). The library's own message names options, never flags.
+ */
+export async function withFlagNames<T>(owner: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (e) {
+    if (!isParryError(e) || e.issues.length === 0 || !e.message.startsWith(`${owner}: `)) throw e;
+    const flag = (path: readonly (string | number)[]) => `--${kebab(String(path[0] ?? ''))}`;
+    throw new ParryError(e.code, `${owner}: ${describeIssues(e.issues, flag)}`, {
+      issues: e.issues,
+      cause: e,
+    });
+  }
 }

@@ -4,6 +4,7 @@
  * whose layers the bounds do not support gets a note instead of a curve.
  */
 import { certifyDataset } from '../certify/bound-certificates.js';
+import { certifiedCurve } from '../certify/curve.js';
 import {
   certifySmoothingDataset,
   certifySmoothingDatasetPooled,
@@ -123,10 +124,7 @@ export function smoothingResult(
   return {
     method: 'smoothing',
     norm: 'l2',
-    curve: config.radii.map((radius) => ({
-      radius,
-      accuracy: n === 0 ? 0 : rec.radii.filter((r, i) => correct(i) && r >= radius).length / n,
-    })),
+    curve: certifiedCurve(rec.predictions, rec.radii, labels, config.radii),
     radii: rec.radii.map((r, i) => (correct(i) ? r : 0)),
     abstainRate: n === 0 ? 0 : rec.predictions.filter((p) => p === -1).length / n,
     seconds: rec.seconds,

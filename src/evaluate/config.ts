@@ -11,6 +11,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { type core, z } from 'zod';
 import { ATTACKS, attackNames, findAttack } from '../attacks/registry.js';
+import { DEFAULT_RADII } from '../certify/curve.js';
 import { DATASETS } from '../data/index.js';
 import { DETECTORS, type DetectorName } from '../defenses/detection/registry.js';
 import { checkPreprocessSpec, parsePreprocessSpec } from '../defenses/preprocess/spec.js';
@@ -39,7 +40,10 @@ const smoothingSchema = z.strictObject({
   /** Noisy copies per forward pass. */
   batchSize: z.number().int().min(1).default(1000),
   /** L2 radii of the certified-accuracy curve. */
-  radii: z.array(z.number().min(0)).min(1).default([0, 0.25, 0.5, 0.75, 1]),
+  radii: z
+    .array(z.number().min(0))
+    .min(1)
+    .default([...DEFAULT_RADII]),
 });
 
 /** `true` = certify at the L∞ grid; `{ eps }` = at these budgets; `false`/absent = not at all. */

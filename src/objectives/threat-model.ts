@@ -14,7 +14,7 @@ export type Norm = (typeof NORMS)[number];
  * grid that starts at 0 reports clean accuracy), so the CLI and configs agree.
  */
 export const epsSchema = z
-  .number()
+  .number({ error: (issue) => (issue.input === undefined ? 'is required' : undefined) })
   .min(0)
   .max(Number.MAX_VALUE)
   .describe('perturbation budget in the chosen norm');
