@@ -451,7 +451,7 @@ export async function fitUniversalPerturbation(
   data: Dataset,
   params: AttackParams,
   onProgress?: (epoch: number, done: number) => void,
-): Promise<UapResult & { examples: number; seconds: number }> {
+): Promise<UapResult & { summary: Record<string, number> }> {
   const started = performance.now();
   const {
     targeted: _,
@@ -461,7 +461,15 @@ export async function fitUniversalPerturbation(
   const x = tf.tensor(data.x, data.shape);
   try {
     const r = await createUap(o)(model, x, { onProgress });
-    return { ...r, examples: data.shape[0], seconds: (performance.now() - started) / 1000 };
+    const seconds = (performance.now() - started) / 1000;
+    const summary = {
+      fit_examples: data.shape[0],
+      fit_fooling_rate: r.foolingRates[r.foolingRates.length - 1] ?? 0,
+      fit_epochs: r.epochs,
+      fit_gradient_evaluations: r.gradientEvaluations,
+      fit_seconds: Math.round(seconds * 1000) / 1000,
+    };
+    return { ...r, summary };
   } finally {
     x.dispose();
   }

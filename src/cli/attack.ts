@@ -150,15 +150,7 @@ async function fitUniversal(opts: AttackOptions, model: TfjsClassifier, params: 
   model.checkInput(train.shape);
   const bar = progressBar('uap fit |{bar}| epoch {epoch} {value}/{total} examples');
   bar.start(train.shape[0], 0, { epoch: 1 });
-  const r = await fitUniversalPerturbation(model, train, params, (epoch, done) =>
+  return fitUniversalPerturbation(model, train, params, (epoch, done) =>
     bar.update(done, { epoch }),
   ).finally(() => bar.stop());
-  const summary = {
-    fit_examples: r.examples,
-    fit_fooling_rate: r.foolingRates[r.foolingRates.length - 1] ?? 0,
-    fit_epochs: r.epochs,
-    fit_gradient_evaluations: r.gradientEvaluations,
-    fit_seconds: round(r.seconds, 3),
-  };
-  return { perturbation: r.perturbation, summary };
 }
