@@ -4,7 +4,6 @@
  * adapted to it (BPDA through non-differentiable steps, EOT over randomised ones), side by side.
  */
 
-import { availableParallelism } from 'node:os';
 import { Command, Option } from 'commander';
 import { NORMS, type Norm } from '../attacks/evasion/projection.js';
 import { ATTACKS, type AttackParams, findAttack } from '../attacks/registry.js';
@@ -15,7 +14,7 @@ import {
   checkPreprocessSpec,
   PREPROCESSORS,
 } from '../defenses/preprocess/spec.js';
-import { WorkerPool } from '../engine/pool.js';
+import { chooseWorkers, WorkerPool } from '../engine/pool.js';
 import { defenseSetup, evaluateDefense, evaluateDefensePooled } from '../evaluate/defense.js';
 import { loadClassifier } from '../models/index.js';
 import {
@@ -116,7 +115,7 @@ async function runDefend(opts: DefendOptions): Promise<void> {
   const evalOpts = { batchSize: opts.batchSize, onProgress: (done: number) => bar.update(done) };
   // Batches go to one worker per core; a single batch (or --workers 1) runs in this thread.
   const batches = Math.ceil(data.shape[0] / opts.batchSize);
-  const workers = Math.min(opts.workers ?? availableParallelism(), batches);
+  const workers = chooseWorkers(opts.workers, batches);
   const pool = workers > 1 ? new WorkerPool({ workers, backend }) : undefined;
   const target = { modelDir: opts.model, preprocess: opts.preprocess, ...kind };
   const r = await (pool

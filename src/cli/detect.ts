@@ -13,7 +13,6 @@
  * detector, are crafted once and scored by every detector; the joint attack runs per detector.
  * With one detector the JSON is that detector's report; with several it lists one per detector.
  */
-import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createJointAttack } from '../adaptive/joint.js';
@@ -34,7 +33,7 @@ import {
   rateAbove,
   rocAuc,
 } from '../defenses/detection/index.js';
-import { WorkerPool } from '../engine/pool.js';
+import { chooseWorkers, WorkerPool } from '../engine/pool.js';
 import { type AttackBatchInput, attackBatch, attackBatchTask } from '../evaluate/robustness.js';
 import { loadClassifier, type TfjsClassifier } from '../models/index.js';
 import {
@@ -348,7 +347,7 @@ function crafter(
   model: TfjsClassifier,
   opts: DetectOptions,
 ): { craft: Craft; close: () => Promise<void> } {
-  const workers = opts.workers ?? availableParallelism();
+  const workers = chooseWorkers(opts.workers);
   let pool: WorkerPool | undefined;
   const craft: Craft = async (data, attack, params) => {
     const n = data.shape[0];

@@ -5,16 +5,17 @@
  * continues an interrupted run. `--example` prints a config to start from.
  */
 import { writeFile } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { initBackend } from '../engine/backend.js';
-import { WorkerPool } from '../engine/pool.js';
+import { chooseWorkers, WorkerPool } from '../engine/pool.js';
 import { loadEvaluateConfig } from '../evaluate/config.js';
+import { EXAMPLE_CONFIG } from '../evaluate/example-config.js';
 import type { EvaluationResults } from '../evaluate/results.js';
 import { RESULTS_FILE, runEvaluation, type StageInfo } from '../evaluate/run.js';
-import { renderReport } from '../report/index.js';
-import { badOption, log, parsePositiveInt, parseUint32, progressBar, round } from './common.js';
+import { REPORT_FILE, renderReport } from '../report/index.js';
+import { evaluationSummary, headline } from '../report/summary.js';
+import { badOption, log, parsePositiveInt, parseUint32, progressBar } from './common.js';
 
 interface EvaluateOptions {
   config?: string;
@@ -27,53 +28,6 @@ interface EvaluateOptions {
   json?: boolean;
   verbose?: boolean;
 }
-
-export const REPORT_FILE = 'report.html';
-
-/** Printed by `--example`: the bundled models, from the repository root. */
-export const EXAMPLE_CONFIG = `# parry evaluate --config eval.yaml --out out/eval
-# Relative paths resolve against this file's directory.
-title: Fashion-MNIST reference models
-dataset: fashion-mnist-subset   # any --dataset spec; the first n test examples
-n: 100
-seed: 0
-batchSize: 50
-models:
-  - path: models/fmnist-cnn-small
-  - path: models/fmnist-mlp-ibp
-  - name: fmnist-cnn-small
-    path: models/fmnist-cnn-small
-    defense:
-      preprocess: squeeze-bits:bits=2   # parry defend --preprocess syntax
-      adaptive: bpda                    # attacks see through it (BPDA); 'none' to attack it as is
-attacks:
-  - attack: fgsm
-  - attack: pgd
-    params: { steps: 20 }
-  - attack: square
-    params: { maxQueries: 100 }
-eps:
-  linf: [0.05, 0.1]
-  l2: [1.0]
-certify:
-  ibp: true            # at the linf grid; or { eps: [0.01, 0.05] }
-  # smoothing: { sigma: 0.25, n0: 100, n: 1000, alpha: 0.001 }
-groups:
-  byLabel:
-    T-shirt/top: tops
-    Pullover: tops
-    Coat: tops
-    Shirt: tops
-    Dress: tops
-    Trouser: bottoms
-    Sandal: footwear
-    Sneaker: footwear
-    Ankle boot: footwear
-    Bag: bags
-gallery: { examples: 2 }
-explain: { methods: [gradient, integrated-gradients] }
-honesty: { enabled: true, examples: 50, moreSteps: { factor: 5, restarts: 2 } }
-`;
 
 export function evaluateCommand(): Command {
   return new Command('evaluate')
@@ -116,7 +70,7 @@ async function runEvaluate(opts: EvaluateOptions): Promise<void> {
   const loaded = loadEvaluateConfig(opts.config);
   const config = opts.seed === undefined ? loaded : { ...loaded, seed: opts.seed };
   const backend = await initBackend(opts.backend);
-  const workers = opts.workers ?? config.workers ?? availableParallelism();
+  const workers = chooseWorkers(opts.workers ?? config.workers);
   const pool = workers > 1 ? new WorkerPool({ workers, backend }) : undefined;
   const outDir = path.resolve(opts.out);
   let results: EvaluationResults;
@@ -137,7 +91,7 @@ async function runEvaluate(opts: EvaluateOptions): Promise<void> {
   log(`report: ${report}`);
   if (opts.json) {
     process.stdout.write(
-      `${JSON.stringify({ command: 'evaluate', ...summary(results), results: path.join(outDir, RESULTS_FILE), report, backend, workers: Math.max(workers, 1) })}\n`,
+      `${JSON.stringify({ command: 'evaluate', ...evaluationSummary(results), results: path.join(outDir, RESULTS_FILE), report, backend, workers: Math.max(workers, 1) })}\n`,
     );
   }
 }
@@ -152,58 +106,4 @@ function stageBar(stage: StageInfo) {
     },
     end: () => bar.stop(),
   };
-}
-
-const pct = (v: number | null | undefined) =>
-  v === null || v === undefined ? '-' : `${(v * 100).toFixed(1)}%`;
-
-/** Per target: clean and worst-case accuracy per budget, certified accuracy, honesty warnings. */
-function summary(r: EvaluationResults) {
-  return {
-    dataset: r.dataset.name,
-    n: r.dataset.n,
-    seed: (r.config as { seed?: number }).seed,
-    targets: r.targets.map((t) => ({
-      id: t.id,
-      trained_against: t.trainedAgainst,
-      clean_accuracy: t.clean.accuracy,
-      worst_case: Object.fromEntries(
-        t.worstCase.map((w) => [`${w.norm}:${w.eps}`, w.robustAccuracy]),
-      ),
-      certified: Object.fromEntries(
-        t.certified.map((c) => [
-          c.method,
-          c.curve.map((p) => ({ radius: p.radius, accuracy: p.accuracy })),
-        ]),
-      ),
-      honesty: Object.fromEntries(t.honesty.map((h) => [h.id, h.status])),
-      seconds: round(t.cost.seconds, 2),
-    })),
-    notes: r.notes,
-  };
-}
-
-/** A fixed-width table: target, clean, worst case per budget, honesty warnings. */
-export function headline(r: EvaluationResults): string {
-  const keys = [...new Set(r.targets.flatMap((t) => t.worstCase.map((w) => `${w.norm}:${w.eps}`)))];
-  const head = ['target', 'clean', ...keys, 'certified', 'warnings'];
-  const rows = r.targets.map((t) => [
-    t.id,
-    pct(t.clean.accuracy),
-    ...keys.map((k) => pct(t.worstCase.find((w) => `${w.norm}:${w.eps}` === k)?.robustAccuracy)),
-    t.certified
-      .map((c) => `${c.method}@${c.curve.at(-1)?.radius} ${pct(c.curve.at(-1)?.accuracy)}`)
-      .join(', ') || '-',
-    t.honesty
-      .filter((h) => h.status === 'warn')
-      .map((h) => h.id)
-      .join(', ') || '-',
-  ]);
-  const widths = head.map((h, j) => Math.max(h.length, ...rows.map((row) => row[j].length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, j) => c.padEnd(widths[j]))
-      .join('  ')
-      .trimEnd();
-  return [line(head), ...rows.map(line)].join('\n');
 }

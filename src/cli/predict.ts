@@ -1,9 +1,8 @@
 /** `parry predict --model DIR --dataset NAME --n N`: accuracy and predictions on a data set. */
 
-import { availableParallelism } from 'node:os';
 import { Command, Option } from 'commander';
 import { loadDataset, takeFirst } from '../data/index.js';
-import { WorkerPool } from '../engine/pool.js';
+import { chooseWorkers, WorkerPool } from '../engine/pool.js';
 import { type Predictions, predictDataset, predictDatasetPooled } from '../evaluate/predictions.js';
 import { loadClassifier } from '../models/index.js';
 import {
@@ -48,7 +47,7 @@ async function runPredict(opts: PredictOptions): Promise<void> {
   const bar = progressBar('predict |{bar}| {value}/{total} examples | ETA {eta_formatted}');
   bar.start(data.shape[0], 0);
   // Small jobs run in-process; larger ones (or an explicit --workers) use one worker per core.
-  const workers = opts.workers ?? (data.shape[0] >= 4096 ? availableParallelism() : 1);
+  const workers = data.shape[0] >= 4096 ? chooseWorkers(opts.workers) : (opts.workers ?? 1);
   const progress = (done: number) => bar.update(done);
   let predicted: Predictions;
   if (workers > 1) {

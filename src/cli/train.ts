@@ -5,14 +5,13 @@
  * schedule and the test set's IBP-certified accuracy each epoch.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { Command, Option } from 'commander';
 import { certifyDataset, fraction } from '../certify/index.js';
 import { type Dataset, loadDataset, splitDataset, takeFirst } from '../data/index.js';
 import { createIbpLoss, type IbpTrainingConfig, ibpSchedule } from '../defenses/index.js';
-import { WorkerPool } from '../engine/pool.js';
+import { chooseWorkers, WorkerPool } from '../engine/pool.js';
 import { Rng } from '../engine/rng.js';
 import { predictDataset } from '../evaluate/predictions.js';
 import {
@@ -354,8 +353,7 @@ async function runTrain(opts: TrainOptions): Promise<void> {
   // Data-parallel over one worker per core by default; --workers 1 trains in this thread. A
   // defence's loss goes to the workers when they can rebuild it (robust training); IBP's runs
   // in this thread.
-  const workers =
-    defense.lossFn && !defense.parallelLoss ? 1 : (opts.workers ?? availableParallelism());
+  const workers = defense.lossFn && !defense.parallelLoss ? 1 : chooseWorkers(opts.workers);
   if (defense.lossFn && !defense.parallelLoss && (opts.workers ?? 1) > 1)
     log(`--defense ${opts.defense} trains in one thread`);
   const pool = workers > 1 ? new WorkerPool({ workers, backend }) : undefined;

@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { EXAMPLE_CONFIG } from '../../src/cli/evaluate.js';
 import { packageRoot } from '../../src/engine/paths.js';
 import { configHash, loadEvaluateConfig, parseEvaluateConfig } from '../../src/evaluate/config.js';
+import { EXAMPLE_CONFIG } from '../../src/evaluate/example-config.js';
 import { caught } from '../models/tmp.js';
 
 const root = packageRoot();
