@@ -57,9 +57,10 @@ export async function benchTable(backend?: string): Promise<Record<string, unkno
       if (attack === undefined) throw new Error(`unknown attack ${attackName}`);
       for (const norm of ['linf', 'l2'] as const) {
         if (!attack.norms.includes(norm)) continue;
+        // Minimum-norm attacks take no eps: they search for the smallest perturbation.
         const params = (eps: number): AttackParams => ({
           norm,
-          eps,
+          ...(attack.minimumNorm ? {} : { eps }),
           targeted: false,
           seed: 0,
           ...SETTINGS[attackName]?.params,

@@ -93,18 +93,26 @@ export function givenEntryOptions(cmd: Command, keys: readonly string[]): Record
 }
 
 /**
- * Runs `work`, rewording an options error of `owner` in the command's terms: each option by its
- * flag (`stepSize` → `--step-size`). The library's own message names options, never flags.
+ * Runs `work`, rewording an options error of `owner` in the command's terms: every option named
+ * in it by its flag (`stepSize` → `--step-size`). The library's own messages name options, never
+ * flags. `keys` are the option names to reword besides those in the issues' paths.
  */
-export async function withFlagNames<T>(owner: string, work: () => Promise<T>): Promise<T> {
+export async function withFlagNames<T>(
+  owner: string,
+  work: () => Promise<T>,
+  keys: readonly string[] = [],
+): Promise<T> {
   try {
     return await work();
   } catch (e) {
     if (!isParryError(e) || e.issues.length === 0 || !e.message.startsWith(`${owner}: `)) throw e;
+    const names = new Set(['seed', ...keys, ...e.issues.map((i) => String(i.path[0] ?? ''))]);
+    const flags = (text: string) =>
+      text.replace(/\b[a-z][A-Za-z0-9]*\b/g, (w) =>
+        names.has(w) && w !== '' ? `--${kebab(w)}` : w,
+      );
+    const issues = e.issues.map((i) => ({ path: i.path, message: flags(i.message) }));
     const flag = (path: readonly (string | number)[]) => `--${kebab(String(path[0] ?? ''))}`;
-    throw new ParryError(e.code, `${owner}: ${describeIssues(e.issues, flag)}`, {
-      issues: e.issues,
-      cause: e,
-    });
+    throw new ParryError(e.code, `${owner}: ${describeIssues(issues, flag)}`, { issues, cause: e });
   }
 }

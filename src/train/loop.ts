@@ -32,7 +32,8 @@ export const trainConfigSchema = z
     lrSchedule: z.enum(['constant', 'cyclic']).default('constant'),
     /** L2 penalty (λ/2)·Σw² on kernels (not biases). */
     weightDecay: z.number().min(0).default(0),
-    labelSmoothing: z.number().min(0).max(1).default(0),
+    /** In [0, 1): at 1 every target is uniform and carries no label. */
+    labelSmoothing: z.number().min(0).lt(1).default(0),
     /**
      * Gaussian data augmentation: train on x + N(0, σ²I), not clipped to bounds (the base
      * classifier of randomized smoothing, Cohen et al. 2019). Noise comes from the seeded Rng.

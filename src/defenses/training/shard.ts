@@ -9,22 +9,10 @@ import { Rng } from '../../engine/rng.js';
 import { ParryError } from '../../errors.js';
 import type { ParallelLoss } from '../../train/parallel.js';
 import type { AttackSetting, CostMeter, RobustTraining, SettingAt } from './adversarial.js';
-import { createFastTraining } from './fast-at.js';
-import { createInputGradientRegularizer } from './input-gradient.js';
-import { createJacobianRegularizer } from './jacobian.js';
-import { createMart } from './mart.js';
-import { createPgdTraining } from './pgd-at.js';
-import { createTrades } from './trades.js';
+import { TRAINING_METHODS } from './registry.js';
 
-export const SHARD_METHODS = [
-  'pgd-at',
-  'fast-at',
-  'trades',
-  'mart',
-  'grad-reg',
-  'jacobian-reg',
-] as const;
-export type ShardMethod = (typeof SHARD_METHODS)[number];
+/** A robust method of the training registry (`TRAINING_METHODS`, kind 'robust'). */
+export type ShardMethod = string;
 
 /** One shard's method: its parsed config (seed included) and the step's attack setting. */
 export interface ShardSpec {
@@ -36,23 +24,11 @@ export interface ShardSpec {
 /** Worker side: the method's loss for one shard (the `ParallelLoss` factory). */
 export function createShardTraining(spec: ShardSpec): RobustTraining {
   const at: SettingAt | undefined = spec.setting ? () => spec.setting! : undefined;
-  const c = spec.config as never;
-  switch (spec.method) {
-    case 'pgd-at':
-      return createPgdTraining(c, at);
-    case 'fast-at':
-      return createFastTraining(c);
-    case 'trades':
-      return createTrades(c, at);
-    case 'mart':
-      return createMart(c, at);
-    case 'grad-reg':
-      return createInputGradientRegularizer(c);
-    case 'jacobian-reg':
-      return createJacobianRegularizer(c);
-    default:
-      throw new ParryError('INTERNAL', `train: no parallel loss for method '${spec.method}'`);
+  const entry = TRAINING_METHODS.find((m) => m.name === spec.method && m.fromConfig);
+  if (entry === undefined) {
+    throw new ParryError('INTERNAL', `train: no parallel loss for method '${spec.method}'`);
   }
+  return entry.fromConfig!(spec.config as never, at);
 }
 
 /**
