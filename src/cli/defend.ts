@@ -1,12 +1,10 @@
 /**
- * `parry defend`: puts a model behind a chain of preprocessors and reports what the defence costs
- * (clean accuracy before and after) and what it buys against an attack that ignores it versus one
- * adapted to it (BPDA through non-differentiable steps, EOT over randomised ones), side by side.
+ * `parry defend`: a model behind a chain of preprocessors: what the defense costs (clean accuracy
+ * before and after) and what it buys against an attack that ignores it versus one adapted to it
+ * (BPDA through non-differentiable steps, EOT over randomised ones), with honesty flags.
  */
-
 import { Command, Option } from 'commander';
-import { NORMS, type Norm } from '../attacks/evasion/projection.js';
-import { ATTACKS, type AttackParams, findAttack } from '../attacks/registry.js';
+import { ATTACKS, type AttackParams, attackOptions, findAttack } from '../attacks/registry.js';
 import { loadDataset, takeFirst } from '../data/index.js';
 import { DefendedClassifier } from '../defenses/preprocess/defended-classifier.js';
 import {
@@ -15,21 +13,27 @@ import {
   PREPROCESSORS,
 } from '../defenses/preprocess/spec.js';
 import { chooseWorkers, WorkerPool } from '../engine/pool.js';
-import { defenseSetup, evaluateDefense, evaluateDefensePooled } from '../evaluate/defense.js';
-import { loadClassifier } from '../models/index.js';
 import {
-  badOption,
+  defenseFlags,
+  defenseSetup,
+  defenseSummary,
+  evaluateDefense,
+  evaluateDefensePooled,
+} from '../evaluate/defense.js';
+import { loadClassifier } from '../models/index.js';
+import { NORMS, type Norm } from '../objectives/threat-model.js';
+import {
   type CommonOptions,
   DATASET_HELP,
   emit,
-  parseNonNegativeNumber,
   parsePositiveInt,
-  parsePositiveNumber,
+  pct,
   progressBar,
   round,
   setUpBackend,
   withCommonOptions,
 } from './common.js';
+import { addEntryOptions, givenEntryOptions, withFlagNames } from './options.js';
 
 interface DefendOptions extends CommonOptions {
   model: string;
@@ -38,18 +42,15 @@ interface DefendOptions extends CommonOptions {
   attack: string;
   adaptive: 'bpda' | 'eot' | 'none';
   norm: Norm;
-  eps: number;
-  steps?: number;
-  stepSize?: number;
-  restarts?: number;
   eotSamples: number;
   n: number;
   batchSize: number;
 }
 
-/** Attacks that follow gradients: the ones BPDA and EOT adapt. */
+/** Attacks that follow gradients within a budget, on test inputs alone: the ones BPDA and EOT adapt. */
 const GRADIENT_ATTACKS = ATTACKS.filter(
-  (a) => !['square', 'hsj', 'uap'].includes(a.name) && !a.minimumNorm,
+  (a) =>
+    a.requires.includes('gradients') && !a.requires.includes('training-data') && !a.minimumNorm,
 ).map((a) => a.name);
 
 export function defendCommand(): Command {
@@ -75,41 +76,31 @@ export function defendCommand(): Command {
         .default('bpda'),
     )
     .addOption(new Option('--norm <norm>', 'threat model').choices([...NORMS]).default('linf'))
-    .option('--eps <e>', 'perturbation budget in the chosen norm', parseNonNegativeNumber, 0.1)
-    .option('--steps <k>', 'attack iterations', parsePositiveInt)
-    .option('--step-size <a>', 'step length in the chosen norm', parsePositiveNumber)
-    .option('--restarts <r>', 'random restarts', parsePositiveInt)
     .option('--eot-samples <k>', 'eot: random draws averaged per gradient', parsePositiveInt, 8)
     .option('--n <n>', 'examples (the first N of the test split)', parsePositiveInt, 200)
     .option('--batch-size <b>', 'examples per attack batch', parsePositiveInt, 128);
-  return withCommonOptions(cmd).action((opts: DefendOptions) => runDefend(opts));
+  // The attack's own options (eps, steps, step size, ...), generated from the registry.
+  const entries = ATTACKS.filter((a) => GRADIENT_ATTACKS.includes(a.name));
+  const keys = addEntryOptions(cmd, entries, ['norm', 'targeted', 'seed']);
+  return withCommonOptions(cmd).action((opts: DefendOptions) =>
+    runDefend(opts, givenEntryOptions(cmd, keys)),
+  );
 }
 
-async function runDefend(opts: DefendOptions): Promise<void> {
+async function runDefend(opts: DefendOptions, given: Record<string, unknown>): Promise<void> {
   const attack = findAttack(opts.attack)!;
-  if (!attack.norms.includes(opts.norm)) {
-    throw badOption(
-      `--attack ${attack.name} supports --norm ${attack.norms.join('|')}, got ${opts.norm}`,
-    );
-  }
-  const steps = checkPreprocessSpec(opts.preprocess);
+  const spec = checkPreprocessSpec(opts.preprocess);
   const backend = await setUpBackend(opts);
-  const preprocessors = await buildPreprocessors(steps);
+  const preprocessors = await buildPreprocessors(spec);
   const model = await loadClassifier(opts.model);
   const data = takeFirst(loadDataset(opts.dataset, 'test', { seed: opts.seed }), opts.n);
   model.checkInput(data.shape);
   // Checks here that the model takes images; its flags decide the warnings below.
   const defended = new DefendedClassifier(model, preprocessors);
   const kind = { adaptive: opts.adaptive, eotSamples: opts.eotSamples };
-  const params: AttackParams = {
-    norm: opts.norm,
-    eps: opts.eps,
-    steps: opts.steps,
-    stepSize: opts.stepSize,
-    restarts: opts.restarts,
-    targeted: false,
-    seed: opts.seed,
-  };
+  const eps = (given.eps as number | undefined) ?? 0.1;
+  const params: AttackParams = { ...given, norm: opts.norm, eps, targeted: false, seed: opts.seed };
+  await withFlagNames(attack.name, async () => attackOptions(attack, params)); // before any work
   const bar = progressBar(`defend |{bar}| {value}/{total} examples | ETA {eta_formatted}`);
   bar.start(data.shape[0], 0);
   const evalOpts = { batchSize: opts.batchSize, onProgress: (done: number) => bar.update(done) };
@@ -132,57 +123,28 @@ async function runDefend(opts: DefendOptions): Promise<void> {
     await pool?.close();
   });
   model.dispose();
-  const adaptive = opts.adaptive === 'none' ? null : r.robust_accuracy[opts.adaptive];
-  const nonAdaptive = r.robust_accuracy['non-adaptive'];
-  const warnings: string[] = [];
-  if (adaptive !== null && adaptive > nonAdaptive) {
-    warnings.push(
-      'the adaptive attack was weaker than the non-adaptive one: report the worst case',
-    );
-  }
-  if (opts.adaptive === 'bpda' && defended.randomized) {
-    warnings.push('the defence is randomised: --adaptive eot averages over its randomness');
-  }
-  if (opts.adaptive === 'none' && !defended.differentiable) {
-    warnings.push(
-      'non-differentiable steps mask gradients: the non-adaptive number overstates robustness',
-    );
-  }
+  const summary = defenseSummary(r, opts.adaptive);
+  const flags = defenseFlags(r, opts.adaptive, defended);
+  const warnings = flags.map((f) => f.message);
+  const steps = preprocessors.map(({ name, params, differentiable, randomized }) => ({
+    name,
+    params,
+    differentiable,
+    randomized,
+  }));
+  const eot = opts.adaptive === 'eot' ? { eot_samples: opts.eotSamples } : {};
   const result = {
-    command: 'defend',
-    model: opts.model,
-    dataset: data.name,
-    preprocess: opts.preprocess,
-    steps: preprocessors.map((p) => ({
-      name: p.name,
-      params: p.params,
-      differentiable: p.differentiable,
-      randomized: p.randomized,
-    })),
-    attack: attack.name,
-    adaptive: opts.adaptive,
-    norm: opts.norm,
-    eps: opts.eps,
-    ...(opts.adaptive === 'eot' ? { eot_samples: opts.eotSamples } : {}),
-    n: r.n,
-    seed: opts.seed,
-    backend,
-    clean_accuracy_undefended: r.clean_accuracy_undefended,
-    clean_accuracy_defended: r.clean_accuracy_defended,
-    defense_cost: round(r.clean_accuracy_undefended - r.clean_accuracy_defended, 6),
-    robust_accuracy_non_adaptive: nonAdaptive,
-    robust_accuracy_adaptive: adaptive,
-    robust_accuracy_worst_case: r.robust_accuracy_worst_case,
-    gradient_evaluations: r.gradient_evaluations,
-    warnings,
+    ...{ command: 'defend', model: opts.model, dataset: data.name, preprocess: opts.preprocess },
+    ...{ steps, attack: attack.name, adaptive: opts.adaptive, norm: opts.norm, eps, ...eot },
+    ...{ n: r.n, seed: opts.seed, backend, ...summary, flags: flags.map((f) => f.id), warnings },
     seconds: round(r.seconds, 3),
   };
-  const pct = (v: number | null) => (v === null ? 'n/a' : `${(v * 100).toFixed(2)}%`);
+  const { robust_accuracy_non_adaptive: nonAdaptive, robust_accuracy_adaptive: adaptive } = summary;
   emit(result, opts, () =>
     [
       `${opts.preprocess} on ${data.name}, ${r.n} examples`,
       `clean accuracy ${pct(r.clean_accuracy_undefended)} undefended, ${pct(r.clean_accuracy_defended)} defended`,
-      `${attack.name} (${opts.norm}, eps ${opts.eps}): robust accuracy ${pct(nonAdaptive)} non-adaptive, ${pct(adaptive)} ${opts.adaptive}, worst case ${pct(r.robust_accuracy_worst_case)}`,
+      `${attack.name} (${opts.norm}, eps ${eps}): robust accuracy ${pct(nonAdaptive)} non-adaptive, ${pct(adaptive)} ${opts.adaptive}, worst case ${pct(r.robust_accuracy_worst_case)}`,
       ...warnings.map((w) => `warning: ${w}`),
       `${round(r.seconds, 2)} s`,
     ].join('\n'),

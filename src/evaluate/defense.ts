@@ -289,3 +289,56 @@ export function defenseBatchTask(): ModuleTask<
 > {
   return moduleTask(compiledModuleUrl(import.meta.url), 'defenseBatchJob');
 }
+
+/** A finding about a defense evaluation that a reader must see beside its numbers. */
+export interface DefenseFlag {
+  id: 'adaptive-weaker' | 'randomized-needs-eot' | 'masked-gradients';
+  message: string;
+}
+
+/**
+ * The honesty flags of a defense evaluation: an adaptive attack weaker than the plain one, BPDA
+ * alone on a randomised defense, or only a non-adaptive attack on non-differentiable steps.
+ */
+export function defenseFlags(
+  r: DefenseEvaluation,
+  adaptive: 'bpda' | 'eot' | 'none',
+  defended: { randomized: boolean; differentiable: boolean },
+): DefenseFlag[] {
+  const flags: DefenseFlag[] = [];
+  const adaptiveAcc = adaptive === 'none' ? null : r.robust_accuracy[adaptive];
+  if (adaptiveAcc !== null && adaptiveAcc > r.robust_accuracy['non-adaptive']) {
+    flags.push({
+      id: 'adaptive-weaker',
+      message: 'the adaptive attack was weaker than the non-adaptive one: report the worst case',
+    });
+  }
+  if (adaptive === 'bpda' && defended.randomized) {
+    flags.push({
+      id: 'randomized-needs-eot',
+      message: 'the defense is randomised: eot averages over its randomness',
+    });
+  }
+  if (adaptive === 'none' && !defended.differentiable) {
+    flags.push({
+      id: 'masked-gradients',
+      message:
+        'non-differentiable steps mask gradients: the non-adaptive number overstates robustness',
+    });
+  }
+  return flags;
+}
+
+/** The headline numbers of a defense evaluation, as `parry defend` reports them. */
+export function defenseSummary(r: DefenseEvaluation, adaptive: 'bpda' | 'eot' | 'none') {
+  const r6 = (x: number) => Math.round(x * 1e6) / 1e6;
+  return {
+    clean_accuracy_undefended: r.clean_accuracy_undefended,
+    clean_accuracy_defended: r.clean_accuracy_defended,
+    defense_cost: r6(r.clean_accuracy_undefended - r.clean_accuracy_defended),
+    robust_accuracy_non_adaptive: r.robust_accuracy['non-adaptive'],
+    robust_accuracy_adaptive: adaptive === 'none' ? null : r.robust_accuracy[adaptive],
+    robust_accuracy_worst_case: r.robust_accuracy_worst_case,
+    gradient_evaluations: r.gradient_evaluations,
+  };
+}

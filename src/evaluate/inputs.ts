@@ -11,7 +11,7 @@ import { pgd } from '../attacks/evasion/pgd.js';
 import { type Dataset, loadDataset, sliceDataset, takeFirst } from '../data/index.js';
 import { DetectingClassifier } from '../defenses/detection/detecting-classifier.js';
 import type { Detector } from '../defenses/detection/detector.js';
-import { createDetector, DETECTORS } from '../defenses/detection/registry.js';
+import { fitCalibratedDetector, isSupervised } from '../defenses/detection/protocol.js';
 import { DefendedClassifier } from '../defenses/preprocess/defended-classifier.js';
 import type { Preprocessor } from '../defenses/preprocess/preprocessor.js';
 import { buildPreprocessors } from '../defenses/preprocess/spec.js';
@@ -229,23 +229,18 @@ async function fitDetector(
   }
   const fit = sliceDataset(train, 0, d.fitExamples);
   const cal = sliceDataset(train, d.fitExamples, d.fitExamples + d.calibrationExamples);
-  const detector = createDetector(d.name, config.seed || 1);
   const x = tf.tensor(fit.x, fit.shape);
   const y = tf.tensor1d(fit.labels, 'int32');
   const calX = tf.tensor(cal.x, cal.shape);
   let adv: tf.Tensor | undefined;
   try {
-    if (DETECTORS.find((k) => k.name === d.name)?.supervised) {
+    if (isSupervised(d.name)) {
       const grid = config.eps.linf;
       const eps = grid ? grid[(grid.length - 1) >> 1] : 0.1;
       adv = (await pgd(model, x, y, { eps, steps: 10, seed: config.seed })).xAdv;
     }
-    await detector.fit(model, x, y, adv);
-    detector.calibrate(calX, d.fpr);
-    return detector;
-  } catch (e) {
-    detector.dispose();
-    throw e;
+    const data = { x, labels: y, adversarial: adv, calibration: calX };
+    return await fitCalibratedDetector(d.name, model, data, d.fpr, config.seed || 1);
   } finally {
     tf.dispose([x, y, calX, ...(adv ? [adv] : [])]);
   }

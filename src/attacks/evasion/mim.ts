@@ -10,14 +10,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { Rng } from '../../engine/rng.js';
 import type { Classifier } from '../../models/classifier.js';
+import { runGradientLoop, type StepRule } from './gradient-loop.js';
 import { attackGoal, attackObjective, parseWith } from './objective.js';
-import {
-  clipToBounds,
-  enforceThreatModel,
-  normalizeGradient,
-  projectToBall,
-  randomStart,
-} from './projection.js';
+import { clipToBounds, normalizeGradient, projectToBall, randomStart } from './projection.js';
 
 /** Guards the L1 normalisation of a zero gradient. */
 const TINY = 1e-12;
@@ -119,25 +114,17 @@ async function runMim(
 ): Promise<MimResult> {
   const goal = attackGoal('mim', model, x, labels, c.targeted, opts.targetLabels);
   const rng = new Rng(c.seed);
-  let state: MimState = {
-    xAdv: c.randomStart
-      ? tf.tidy(() => clipToBounds(randomStart(x, c.eps, c.norm, rng), model.bounds))
-      : tf.clone(x),
-    g: tf.zerosLike(x),
+  const rule: StepRule<MimState> = {
+    start: () => ({
+      xAdv: c.randomStart
+        ? tf.tidy(() => clipToBounds(randomStart(x, c.eps, c.norm, rng), model.bounds))
+        : tf.clone(x),
+      g: tf.zerosLike(x),
+    }),
+    step: (state) => mimStep(model, x, state, goal, c),
+    iterate: (state) => state.xAdv,
+    dispose: (state) => tf.dispose([state.xAdv, state.g]),
   };
-  try {
-    for (let s = 0; s < c.steps; s++) {
-      opts.signal?.throwIfAborted();
-      const next = mimStep(model, x, state, goal, c);
-      tf.dispose([state.xAdv, state.g]);
-      state = next;
-      opts.onProgress?.(s + 1, c.steps);
-      // Give timers and abort signals a chance to run between steps.
-      if (opts.signal) await new Promise((resolve) => setTimeout(resolve, 0));
-    }
-    const xAdv = enforceThreatModel(state.xAdv, x, c.eps, c.norm, model.bounds);
-    return { xAdv, gradientEvaluations: c.steps, seed: c.seed, config: c };
-  } finally {
-    tf.dispose([state.xAdv, state.g]);
-  }
+  const xAdv = await runGradientLoop(model, x, goal, rule, { ...c, restarts: 1, ...opts });
+  return { xAdv, gradientEvaluations: c.steps, seed: c.seed, config: c };
 }

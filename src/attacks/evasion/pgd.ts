@@ -10,14 +10,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { Rng } from '../../engine/rng.js';
 import type { Classifier } from '../../models/classifier.js';
-import { attackGoal, attackObjective, attackSuccess, parseWith } from './objective.js';
-import {
-  clipToBounds,
-  enforceThreatModel,
-  normalizeGradient,
-  projectToBall,
-  randomStart,
-} from './projection.js';
+import { runGradientLoop, type StepRule } from './gradient-loop.js';
+import { attackGoal, attackObjective, parseWith } from './objective.js';
+import { clipToBounds, normalizeGradient, projectToBall, randomStart } from './projection.js';
 
 export const pgdConfigSchema = z
   .object({
@@ -106,84 +101,18 @@ async function runPgd(
 ): Promise<PgdResult> {
   const goal = attackGoal('pgd', model, x, labels, c.targeted, opts.targetLabels);
   const rng = new Rng(c.seed);
-  const total = c.steps * c.restarts;
-  let done = 0;
-  let best: Candidate | undefined;
-  try {
-    for (let r = 0; r < c.restarts; r++) {
-      // One forked generator per restart: restart r draws the same start whatever `restarts` is.
+  const rule: StepRule<tf.Tensor> = {
+    // One forked generator per restart: restart r draws the same start whatever `restarts` is.
+    start: () => {
       const restartRng = rng.fork();
-      let xAdv = c.randomStart
+      return c.randomStart
         ? tf.tidy(() => clipToBounds(randomStart(x, c.eps, c.norm, restartRng), model.bounds))
         : tf.clone(x);
-      try {
-        for (let s = 0; s < c.steps; s++) {
-          opts.signal?.throwIfAborted();
-          const next = pgdStep(model, x, xAdv, goal, c);
-          xAdv.dispose();
-          xAdv = next;
-          done++;
-          opts.onProgress?.(done, total);
-          // Give timers and abort signals a chance to run between steps.
-          if (opts.signal) await new Promise((resolve) => setTimeout(resolve, 0));
-        }
-        const final = tf.tidy(() => enforceThreatModel(xAdv, x, c.eps, c.norm, model.bounds));
-        xAdv.dispose();
-        xAdv = final;
-      } catch (e) {
-        xAdv.dispose();
-        throw e;
-      }
-      best = keepWorstCase(best, score(model, xAdv, goal, c));
-    }
-  } catch (e) {
-    disposeCandidate(best);
-    throw e;
-  }
-  const { xAdv, loss, success } = best!;
-  tf.dispose([loss, success]);
-  return { xAdv, gradientEvaluations: total, seed: c.seed, config: c };
-}
-
-interface Candidate {
-  xAdv: tf.Tensor;
-  loss: tf.Tensor1D;
-  success: tf.Tensor1D;
-}
-
-/** Takes ownership of xAdv. */
-function score(model: Classifier, xAdv: tf.Tensor, goal: tf.Tensor1D, c: PgdConfig): Candidate {
-  return tf.tidy(() => {
-    const logits = model.logits(xAdv);
-    return {
-      xAdv,
-      loss: attackObjective(logits, goal, c.targeted, c.loss),
-      success: attackSuccess(logits, goal, c.targeted),
-    };
-  });
-}
-
-/** Per example: a success beats a failure; among equals the higher objective wins. Owns both. */
-function keepWorstCase(best: Candidate | undefined, cand: Candidate): Candidate {
-  if (best == null) return cand;
-  const merged = tf.tidy(() => {
-    const newWins = tf.logicalOr(
-      tf.logicalAnd(cand.success, tf.logicalNot(best.success)),
-      tf.logicalAnd(tf.equal(cand.success, best.success), tf.greater(cand.loss, best.loss)),
-    );
-    const rank = cand.xAdv.rank;
-    const mask = tf.reshape(newWins, [-1, ...new Array<number>(rank - 1).fill(1)]);
-    return {
-      xAdv: tf.where(tf.broadcastTo(mask, cand.xAdv.shape), cand.xAdv, best.xAdv),
-      loss: tf.where(newWins, cand.loss, best.loss) as tf.Tensor1D,
-      success: tf.logicalOr(cand.success, best.success) as tf.Tensor1D,
-    };
-  });
-  disposeCandidate(best);
-  disposeCandidate(cand);
-  return merged;
-}
-
-function disposeCandidate(c: Candidate | undefined): void {
-  if (c) tf.dispose([c.xAdv, c.loss, c.success]);
+    },
+    step: (xAdv) => pgdStep(model, x, xAdv, goal, c),
+    iterate: (xAdv) => xAdv,
+    dispose: (xAdv) => xAdv.dispose(),
+  };
+  const xAdv = await runGradientLoop(model, x, goal, rule, { ...c, ...opts });
+  return { xAdv, gradientEvaluations: c.steps * c.restarts, seed: c.seed, config: c };
 }

@@ -15,7 +15,8 @@ import {
   normalizeGradient,
   randomStart,
 } from '../../attacks/evasion/projection.js';
-import type { Rng } from '../../engine/rng.js';
+import { Rng } from '../../engine/rng.js';
+import { ParryError } from '../../errors.js';
 import type { Classifier } from '../../models/classifier.js';
 import { klDivergence } from '../../objectives/losses.js';
 import type { LossFn, PrepareFn, TrainProgress } from '../../train/loop.js';
@@ -177,4 +178,48 @@ export type SettingAt = (progress: TrainProgress) => AttackSetting;
 export function constantSetting(c: ThreatConfig): SettingAt {
   const s = { eps: c.eps, steps: c.steps, stepSize: c.stepSize ?? defaultStepSize(c.eps, c.steps) };
   return () => s;
+}
+
+/**
+ * An adversarial-training method from its parts: `craft` makes the batch's adversarial examples
+ * outside the gradient tape (K attack gradients; `extraGradients` more per example for the weight
+ * gradient), and `loss` is the per-example loss given them. One seeded generator per method draws
+ * every batch's random start, so a run is reproducible from `config.seed`.
+ */
+export function adversarialMethod<C extends ThreatConfig>(
+  name: string,
+  c: C,
+  settingAt: SettingAt | undefined,
+  extraGradients: number,
+  craft: (
+    model: Classifier,
+    x: tf.Tensor,
+    labels: tf.Tensor1D,
+    s: AttackSetting,
+    rng: Rng,
+  ) => tf.Tensor,
+  loss: (
+    model: tfl.LayersModel,
+    x: tf.Tensor,
+    xAdv: tf.Tensor,
+    labels: tf.Tensor1D,
+  ) => { loss: tf.Tensor1D; logits: tf.Tensor2D },
+): RobustTraining & { config: C } {
+  const at = settingAt ?? constantSetting(c);
+  const rng = new Rng(c.seed);
+  const cost = new CostMeter();
+  return {
+    config: c,
+    cost,
+    prepare: (model, x, labels, progress) => {
+      const s = at(progress);
+      cost.seen(x.shape[0]);
+      cost.add(x.shape[0], s.steps + extraGradients);
+      return craft(trainingClassifier(model, c.bounds), x, labels, s, rng);
+    },
+    lossFn: (model, x, labels, _progress, xAdv) => {
+      if (xAdv == null) throw new ParryError('INTERNAL', `${name}: the prepare hook did not run`);
+      return tf.tidy(() => loss(model, x, xAdv, labels));
+    },
+  };
 }

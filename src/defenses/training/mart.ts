@@ -11,18 +11,14 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import { Rng } from '../../engine/rng.js';
-import { ParryError } from '../../errors.js';
 import { crossEntropy, klDivergence } from '../../objectives/losses.js';
 import { parseWith } from '../../options.js';
 import {
-  CostMeter,
-  constantSetting,
+  adversarialMethod,
   craftPgd,
   type RobustTraining,
   type SettingAt,
   threatSchema,
-  trainingClassifier,
 } from './adversarial.js';
 
 export const martConfigSchema = threatSchema
@@ -63,26 +59,17 @@ export function createMart(
   settingAt?: SettingAt,
 ): RobustTraining & { config: MartConfig } {
   const c = parseWith('mart', martConfigSchema, config);
-  const at = settingAt ?? constantSetting(c);
-  const rng = new Rng(c.seed);
-  const cost = new CostMeter();
-  return {
-    config: c,
-    cost,
-    prepare: (model, x, labels, progress) => {
-      const s = at(progress);
-      cost.seen(x.shape[0]);
-      // K attack gradients, then the weight gradient's backward pass through both branches.
-      cost.add(x.shape[0], s.steps + 2);
-      return craftPgd(trainingClassifier(model, c.bounds), x, labels, c.norm, s, rng, 'gaussian');
+  // K attack gradients, then the weight gradient's backward pass through both branches.
+  return adversarialMethod(
+    'mart',
+    c,
+    settingAt,
+    2,
+    (model, x, labels, s, rng) => craftPgd(model, x, labels, c.norm, s, rng, 'gaussian'),
+    (model, x, xAdv, labels) => {
+      const logits = model.apply(x, { training: true }) as tf.Tensor2D;
+      const logitsAdv = model.apply(xAdv, { training: true }) as tf.Tensor2D;
+      return { loss: martLoss(logits, logitsAdv, labels, c.beta), logits: logitsAdv };
     },
-    lossFn: (model, x, labels, _progress, xAdv) => {
-      if (xAdv == null) throw new ParryError('INTERNAL', 'mart: the prepare hook did not run');
-      return tf.tidy(() => {
-        const logits = model.apply(x, { training: true }) as tf.Tensor2D;
-        const logitsAdv = model.apply(xAdv, { training: true }) as tf.Tensor2D;
-        return { loss: martLoss(logits, logitsAdv, labels, c.beta), logits: logitsAdv };
-      });
-    },
-  };
+  );
 }

@@ -7,18 +7,14 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import { Rng } from '../../engine/rng.js';
-import { ParryError } from '../../errors.js';
 import { crossEntropy } from '../../objectives/losses.js';
 import { parseWith } from '../../options.js';
 import {
-  CostMeter,
-  constantSetting,
+  adversarialMethod,
   craftPgd,
   type RobustTraining,
   type SettingAt,
   threatSchema,
-  trainingClassifier,
 } from './adversarial.js';
 
 export const pgdTrainingConfigSchema = threatSchema
@@ -36,30 +32,20 @@ export function createPgdTraining(
   settingAt?: SettingAt,
 ): RobustTraining & { config: PgdTrainingConfig } {
   const c = parseWith('pgdTraining', pgdTrainingConfigSchema, config);
-  const at = settingAt ?? constantSetting(c);
-  const rng = new Rng(c.seed);
-  const cost = new CostMeter();
-  return {
-    config: c,
-    cost,
-    prepare: (model, x, labels, progress) => {
-      const s = at(progress);
-      cost.seen(x.shape[0]);
-      cost.add(x.shape[0], s.steps + 1 + (c.mix > 0 ? 1 : 0));
-      return craftPgd(trainingClassifier(model, c.bounds), x, labels, c.norm, s, rng);
+  return adversarialMethod(
+    'pgdTraining',
+    c,
+    settingAt,
+    1 + (c.mix > 0 ? 1 : 0),
+    (model, x, labels, s, rng) => craftPgd(model, x, labels, c.norm, s, rng),
+    (model, x, xAdv, labels) => {
+      const logits = model.apply(xAdv, { training: true }) as tf.Tensor2D;
+      let loss = crossEntropy(logits, labels);
+      if (c.mix > 0) {
+        const clean = crossEntropy(model.apply(x, { training: true }) as tf.Tensor2D, labels);
+        loss = tf.add(tf.mul(clean, c.mix), tf.mul(loss, 1 - c.mix));
+      }
+      return { loss, logits };
     },
-    lossFn: (model, x, labels, _progress, xAdv) => {
-      if (xAdv == null)
-        throw new ParryError('INTERNAL', 'pgdTraining: the prepare hook did not run');
-      return tf.tidy(() => {
-        const logits = model.apply(xAdv, { training: true }) as tf.Tensor2D;
-        let loss = crossEntropy(logits, labels);
-        if (c.mix > 0) {
-          const clean = crossEntropy(model.apply(x, { training: true }) as tf.Tensor2D, labels);
-          loss = tf.add(tf.mul(clean, c.mix), tf.mul(loss, 1 - c.mix));
-        }
-        return { loss, logits };
-      });
-    },
-  };
+  );
 }

@@ -9,18 +9,14 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import { Rng } from '../../engine/rng.js';
-import { ParryError } from '../../errors.js';
 import { crossEntropy, klDivergence } from '../../objectives/losses.js';
 import { parseWith } from '../../options.js';
 import {
-  CostMeter,
-  constantSetting,
+  adversarialMethod,
   craftKl,
   type RobustTraining,
   type SettingAt,
   threatSchema,
-  trainingClassifier,
 } from './adversarial.js';
 
 export const tradesConfigSchema = threatSchema
@@ -53,26 +49,17 @@ export function createTrades(
   settingAt?: SettingAt,
 ): RobustTraining & { config: TradesConfig } {
   const c = parseWith('trades', tradesConfigSchema, config);
-  const at = settingAt ?? constantSetting(c);
-  const rng = new Rng(c.seed);
-  const cost = new CostMeter();
-  return {
-    config: c,
-    cost,
-    prepare: (model, x, _labels, progress) => {
-      const s = at(progress);
-      cost.seen(x.shape[0]);
-      // K attack gradients, then the weight gradient's backward pass through both branches.
-      cost.add(x.shape[0], s.steps + 2);
-      return craftKl(trainingClassifier(model, c.bounds), x, c.norm, s, rng);
+  // K attack gradients, then the weight gradient's backward pass through both branches.
+  return adversarialMethod(
+    'trades',
+    c,
+    settingAt,
+    2,
+    (model, x, _labels, s, rng) => craftKl(model, x, c.norm, s, rng),
+    (model, x, xAdv, labels) => {
+      const logits = model.apply(x, { training: true }) as tf.Tensor2D;
+      const logitsAdv = model.apply(xAdv, { training: true }) as tf.Tensor2D;
+      return { loss: tradesLoss(logits, logitsAdv, labels, c.beta), logits };
     },
-    lossFn: (model, x, labels, _progress, xAdv) => {
-      if (xAdv == null) throw new ParryError('INTERNAL', 'trades: the prepare hook did not run');
-      return tf.tidy(() => {
-        const logits = model.apply(x, { training: true }) as tf.Tensor2D;
-        const logitsAdv = model.apply(xAdv, { training: true }) as tf.Tensor2D;
-        return { loss: tradesLoss(logits, logitsAdv, labels, c.beta), logits };
-      });
-    },
-  };
+  );
 }
