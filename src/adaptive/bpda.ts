@@ -1,6 +1,6 @@
 /**
  * Backward Pass Differentiable Approximation (Athalye, Carlini & Wagner 2018, §4.1).
- * Threat model: white-box against a preprocessing defence whose steps mask the gradient
+ * Threat model: white-box against a preprocessing defense whose steps mask the gradient
  * (quantisation, JPEG, median, TV). The wrapper is a Classifier whose forward pass is the
  * defended model's, exactly, and whose backward pass goes through each non-differentiable step's
  * surrogate (identity unless the step says otherwise). Any gradient attack run on it is the BPDA

@@ -1,7 +1,7 @@
 /**
  * Expectation over Transformation (Athalye, Engstrom, Ilyas & Kwok 2018; as an adaptive attack on
- * randomised defences, Athalye, Carlini & Wagner 2018, §4.3). Threat model: white-box against a
- * defence that draws random transformations at inference (noise, crop, resize-and-pad).
+ * randomised defenses, Athalye, Carlini & Wagner 2018, §4.3). Threat model: white-box against a
+ * defense that draws random transformations at inference (noise, crop, resize-and-pad).
  * The wrapper is a Classifier whose logits are the mean over `samples` independent draws of the
  * defended model's logits, so its gradient is the mean of the per-draw gradients (each through
  * BPDA for non-differentiable steps when `bpda`). Every attack runs on it unchanged. Averaging

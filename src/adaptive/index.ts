@@ -1,3 +1,3 @@
-/** Adaptive attacks: wrappers that make any gradient attack see through a defence. */
+/** Adaptive attacks: wrappers that make any gradient attack see through a defense. */
 export { BpdaClassifier, preprocessAttacker } from './bpda.js';
 export { EotClassifier, type EotConfig, eotConfigSchema } from './eot.js';

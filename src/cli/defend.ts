@@ -56,7 +56,7 @@ const GRADIENT_ATTACKS = ATTACKS.filter(
 export function defendCommand(): Command {
   const cmd = new Command('defend')
     .description(
-      'evaluate a preprocessing defence: clean accuracy before/after, robust accuracy under a non-adaptive and an adaptive attack',
+      'evaluate a preprocessing defense: clean accuracy before/after, robust accuracy under a non-adaptive and an adaptive attack',
     )
     .requiredOption('--model <dir>', 'TF.js LayersModel or GraphModel directory')
     .option('--dataset <name>', DATASET_HELP, 'fashion-mnist-subset')

@@ -1,6 +1,6 @@
 /**
  * `parry evaluate --config FILE --out DIR`: a whole robustness evaluation from one config file
- * (models, defences, attacks, budgets, certificates, groups), written as DIR/results.json and the
+ * (models, defenses, attacks, budgets, certificates, groups), written as DIR/results.json and the
  * HTML report DIR/report.html. Finished cells go to DIR/partial.jsonl as they finish; `--resume`
  * continues an interrupted run. `--example` prints a config to start from.
  */
@@ -9,6 +9,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { initBackend } from '../engine/backend.js';
 import { chooseWorkers, WorkerPool } from '../engine/pool.js';
+import { isParryError, ParryError } from '../errors.js';
 import { loadEvaluateConfig } from '../evaluate/config.js';
 import { EXAMPLE_CONFIG } from '../evaluate/example-config.js';
 import type { EvaluationResults } from '../evaluate/results.js';
@@ -32,7 +33,7 @@ interface EvaluateOptions {
 export function evaluateCommand(): Command {
   return new Command('evaluate')
     .description(
-      'evaluate models and defences from a config file: attacks over eps grids, per-example ' +
+      'evaluate models and defenses from a config file: attacks over eps grids, per-example ' +
         'worst case, certificates, fairness, honesty checks; writes results.json and report.html',
     )
     .option('--config <file>', 'evaluation config, JSON or YAML (see --example)')
@@ -75,12 +76,14 @@ async function runEvaluate(opts: EvaluateOptions): Promise<void> {
   const outDir = path.resolve(opts.out);
   let results: EvaluationResults;
   try {
-    results = await runEvaluation(config, {
-      outDir,
-      pool,
-      resume: opts.resume === true,
-      onStage: (stage) => (stage.cached ? undefined : stageBar(stage)),
-    });
+    results = await inCommandTerms(() =>
+      runEvaluation(config, {
+        outDir,
+        pool,
+        resume: opts.resume === true,
+        onStage: (stage) => (stage.cached ? undefined : stageBar(stage)),
+      }),
+    );
   } finally {
     await pool?.close();
   }
@@ -93,6 +96,19 @@ async function runEvaluate(opts: EvaluateOptions): Promise<void> {
     process.stdout.write(
       `${JSON.stringify({ command: 'evaluate', ...evaluationSummary(results), results: path.join(outDir, RESULTS_FILE), report, backend, workers: Math.max(workers, 1) })}\n`,
     );
+  }
+}
+
+/** The library names the run's options; the command names its flags. */
+async function inCommandTerms<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (e) {
+    if (!isParryError(e)) throw e;
+    const message = e.message
+      .replace('set resume to', 'add --resume to')
+      .replace('write to another outDir', 'use a new --out directory');
+    throw new ParryError(e.code, message, { cause: e, issues: e.issues });
   }
 }
 

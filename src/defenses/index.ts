@@ -1,4 +1,4 @@
-/** Defences. Robust training plugs into `trainModel` as a `LossFn`. */
+/** Defenses. Robust training plugs into `trainModel` as a `LossFn`. */
 
 export * from './preprocess/index.js';
 export {

@@ -43,7 +43,7 @@ export function attackTarget(
   if (ctx.pool && t.pooled) {
     return evaluateAttackPooled(ctx.pool, t.pooled, t.base.numClasses, data, attack, params, opts);
   }
-  // A preprocessing defence is built per batch from the batch's seed, as the pool's workers do.
+  // A preprocessing defense is built per batch from the batch's seed, as the pool's workers do.
   const model = t.preprocessors ? (seed: number) => attacker(t, seed) : attacker(t, params.seed);
   return evaluateAttack(model, data, attack, params, opts);
 }

@@ -1,5 +1,5 @@
 /**
- * The config of `parry evaluate`: which models (optionally behind a defence) to evaluate on which
+ * The config of `parry evaluate`: which models (optionally behind a defense) to evaluate on which
  * data, with which attacks at which budgets, what to certify, and how to report. Parsed once at
  * the boundary (JSON or YAML) into a typed value with every default filled in; unknown keys are
  * errors naming their path (`attacks[1].parms: unknown key`). Relative paths are resolved against
@@ -75,7 +75,7 @@ const modelSchema = z.strictObject({
       /** The target is the Gaussian-smoothed classifier: certified, not attacked. */
       smoothing: smoothingSchema.optional(),
       /**
-       * How gradient attacks see a preprocessing defence: 'bpda' (default) differentiates each
+       * How gradient attacks see a preprocessing defense: 'bpda' (default) differentiates each
        * non-differentiable step's surrogate (Athalye et al. 2018); 'none' the plain chain.
        */
       adaptive: z.enum(['bpda', 'none']).default('bpda'),
@@ -290,7 +290,7 @@ export function attackNorms(config: EvaluateConfig, a: AttackConfig): EvalNorm[]
 
 export const attackId = (a: AttackConfig) => a.id ?? a.attack;
 
-/** `model` or `model + defence`: the row name and the key of the target's cells. */
+/** `model` or `model + defense`: the row name and the key of the target's cells. */
 export function targetId(m: ModelConfig): string {
   const name = m.name ?? path.basename(path.resolve(m.path));
   const parts = [

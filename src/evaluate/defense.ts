@@ -1,7 +1,7 @@
 /**
- * Evaluates a preprocessing defence honestly: clean accuracy without and with it (its cost), and
+ * Evaluates a preprocessing defense honestly: clean accuracy without and with it (its cost), and
  * robust accuracy of the defended model under a non-adaptive attack (gradients as tfjs gives them
- * through the defence) and under adaptive ones (BPDA, EOT), side by side on the same examples.
+ * through the defense) and under adaptive ones (BPDA, EOT), side by side on the same examples.
  * Adversarial examples are always judged by the defended model itself. An example counts as
  * robust when the defended model classifies it correctly both clean and attacked.
  *
@@ -215,7 +215,7 @@ export interface EvaluateDefenseOptions {
 }
 
 /**
- * Evaluates the defence `setup(seed)` builds, batch by batch in this thread; `setup` is called
+ * Evaluates the defense `setup(seed)` builds, batch by batch in this thread; `setup` is called
  * once per batch with the batch's seed.
  */
 export async function evaluateDefense(

@@ -1,7 +1,7 @@
 /**
  * Robustness across classes and groups: clean and worst-case robust accuracy per class and per
  * group, and for each measure the gap (best − worst) and the ratio (worst / best) between them.
- * A defence that buys robust accuracy for some classes at the cost of others shows up here.
+ * A defense that buys robust accuracy for some classes at the cost of others shows up here.
  * Pure functions of the per-example arrays of results.json.
  */
 import { budgetKey } from './cells.js';

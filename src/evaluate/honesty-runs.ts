@@ -174,7 +174,7 @@ async function randomNoise(
   return randomNoiseCheck(noise, cells);
 }
 
-/** Gradients of what the attacks differentiate and, behind BPDA, of the defence as is. */
+/** Gradients of what the attacks differentiate and, behind BPDA, of the defense as is. */
 async function gradients(env: Env): Promise<HonestyCheck> {
   const { ctx, t, subset } = env;
   const batchSize = ctx.config.batchSize;

@@ -227,7 +227,7 @@ export function gradientsCheck(attacked: GradientHealth, plain?: GradientHealth)
   const plainNote =
     plain === undefined
       ? ''
-      : ` Through the defence as is (no BPDA): ${pct(bad(plain))} (${plain.zero} zero, ${plain.nonFinite} non-finite).`;
+      : ` Through the defense as is (no BPDA): ${pct(bad(plain))} (${plain.zero} zero, ${plain.nonFinite} non-finite).`;
   return check(
     'gradients',
     ok,

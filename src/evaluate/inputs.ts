@@ -1,6 +1,6 @@
 /**
  * What an evaluation runs on, prepared and checked before any attack starts: the examples, their
- * groups, and the targets (each model, loaded once, optionally behind its defence). Errors name
+ * groups, and the targets (each model, loaded once, optionally behind its defense). Errors name
  * the config path they come from.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -32,11 +32,11 @@ export interface Target {
   id: string;
   /** Model name (the config's, or the directory's base name). */
   model: string;
-  /** Defence label for results (`squeeze-bits:bits=2`), or null. */
+  /** Defense label for results (`squeeze-bits:bits=2`), or null. */
   defense: string | null;
   trainedAgainst: string;
   base: TfjsClassifier;
-  /** Model directory the pool's workers can load: set only for targets without a preprocessing defence. */
+  /** Model directory the pool's workers can load: set only for targets without a preprocessing defense. */
   modelDir: string | null;
   /** What the pool's workers attack (model directory and preprocessing chain): null with a detector. */
   pooled: PooledTarget | null;
@@ -140,7 +140,7 @@ export function trainedAgainstOf(dir: string): string {
   return typeof eps === 'number' ? `${defense} ${norm} ${eps}` : defense;
 }
 
-/** Loads every model once (by path), builds defences, and checks them against the data. */
+/** Loads every model once (by path), builds defenses, and checks them against the data. */
 export async function prepareTargets(config: EvaluateConfig, data: Dataset): Promise<Target[]> {
   const loaded = new Map<string, TfjsClassifier>();
   const targets: Target[] = [];

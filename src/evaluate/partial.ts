@@ -46,14 +46,14 @@ export class PartialStore {
         throw new ParryError(
           'BAD_OPTION',
           `evaluate: ${file} holds ${Math.max(lines.length - 1, 0)} finished cells of an interrupted run; ` +
-            'add --resume to continue it, or remove the file to start over',
+            'set resume to continue it, or remove the file to start over',
         );
       }
       if (header?.hash !== hash) {
         throw new ParryError(
           'BAD_OPTION',
           `evaluate: ${file} was written for another config (hash ${header?.hash ?? 'missing'}, ` +
-            `this config ${hash}); use a new --out directory, or remove the file to start over`,
+            `this config ${hash}); write to another outDir, or remove the file to start over`,
         );
       }
       for (const line of lines.slice(1)) {

@@ -32,9 +32,9 @@ export interface EvaluationResults {
   notes: string[];
 }
 
-/** One model, optionally wrapped in a defence: a row of the headline table. */
+/** One model, optionally wrapped in a defense: a row of the headline table. */
 export interface TargetResults {
-  /** `model` or `model + defence`. */
+  /** `model` or `model + defense`. */
   id: string;
   model: string;
   defense: string | null;

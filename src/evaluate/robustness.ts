@@ -238,7 +238,7 @@ function assemble(
 
 /**
  * Attacks `data` batch by batch. `model` is the classifier, or a factory called once per batch
- * with the batch's seed (a randomised defence then draws the same noise in-process as pooled).
+ * with the batch's seed (a randomised defense then draws the same noise in-process as pooled).
  */
 export async function evaluateAttack(
   model: Classifier | ((batchSeed: number) => Classifier),
@@ -273,7 +273,7 @@ export async function evaluateAttack(
  * `evaluateAttack` with the batches spread over a worker pool; each worker loads the model from
  * the target's directory (and builds its preprocessing chain) once. Batch seeds and targets are
  * drawn as in-process, so results are the same as `evaluateAttack` with the matching classifier
- * (or, for a preprocessing defence, the factory `seed => preprocessAttacker(…, seed)`).
+ * (or, for a preprocessing defense, the factory `seed => preprocessAttacker(…, seed)`).
  */
 export async function evaluateAttackPooled(
   pool: WorkerPool,

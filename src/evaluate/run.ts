@@ -1,6 +1,6 @@
 /**
  * `runEvaluation`: the whole evaluation of a config, written to `OUT/results.json`
- * (`EvaluationResults`). Per target (a model, optionally behind its defence): clean predictions;
+ * (`EvaluationResults`). Per target (a model, optionally behind its defense): clean predictions;
  * every attack × norm × eps; the per-example worst case per norm and eps; certificates; fairness
  * per class and group; a gallery with saliency maps; honesty checks. Each finished cell is
  * appended to `OUT/partial.jsonl`, so that `resume` continues an interrupted run; the same config
@@ -199,7 +199,7 @@ async function boundsStage(ctx: EvalContext, t: Target): Promise<CertifiedResult
     if (c === undefined) continue;
     if (t.preprocessors || t.smoothing) {
       ctx.notes.push(
-        `${t.id}: ${method} skipped: bound propagation certifies the model itself, not its defence`,
+        `${t.id}: ${method} skipped: bound propagation certifies the model itself, not its defense`,
       );
       continue;
     }

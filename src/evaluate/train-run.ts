@@ -180,7 +180,7 @@ export async function runTraining(
     `parry train: ${opts.arch} on ${train.name} (${train.shape[0]} examples), backend ${backend}, seed ${opts.seed}`,
   );
   // Data-parallel over one worker per core by default; --workers 1 trains in this thread. A
-  // defence's loss goes to the workers when they can rebuild it (robust training); IBP's runs
+  // defense's loss goes to the workers when they can rebuild it (robust training); IBP's runs
   // in this thread.
   const workers = defense.lossFn && !defense.parallelLoss ? 1 : chooseWorkers(opts.workers);
   if (defense.lossFn && !defense.parallelLoss && (opts.workers ?? 1) > 1)

@@ -1,5 +1,5 @@
 /**
- * The one interface every attack, defence and certifier needs (DESIGN.md, "Core interfaces").
+ * The one interface every attack, defense and certifier needs (DESIGN.md, "Core interfaces").
  * Inputs are NHWC batches `[batch, ...inputShape]` with values in `bounds`; any normalisation
  * (per-channel mean/std) happens inside `logits`, so attacks work in input space.
  */

@@ -95,7 +95,7 @@ export function generalisationCharts(results: EvaluationResults): Chart[] {
     return chart(
       `Generalisation — ${normName(norm)}`,
       'Robust accuracy of each training method (rows) against each attack (columns) at each ε. ' +
-        'A defence that only resists the attack it was trained against shows one dark column.',
+        'A defense that only resists the attack it was trained against shows one dark column.',
       spec,
     );
   });

@@ -123,7 +123,7 @@ export function headlineTable(results: EvaluationResults): string {
         }),
       );
       const meta =
-        `<span class="meta">defence: ${escapeHtml(t.defense ?? 'none')}</span>` +
+        `<span class="meta">defense: ${escapeHtml(t.defense ?? 'none')}</span>` +
         `<span class="meta">trained against: ${escapeHtml(t.trainedAgainst)}</span>`;
       return (
         `<tr><th scope="row">${escapeHtml(t.id)}${meta}</th>` +

@@ -69,7 +69,7 @@ describe('parry defend', () => {
     expect(out.robust_accuracy_worst_case).toBeLessThanOrEqual(out.robust_accuracy_adaptive);
   });
 
-  it('eot on a randomised defence, and none runs only the non-adaptive attack', () => {
+  it('eot on a randomised defense, and none runs only the non-adaptive attack', () => {
     const base = ['defend', '--model', MLP, '--n', '8', '--steps', '2', '--json'];
     const eot = parry(
       ...base,

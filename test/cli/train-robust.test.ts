@@ -33,7 +33,7 @@ function expectBadInput(r: ReturnType<typeof parry>, pattern: RegExp) {
 const outDir = (tag: string) => join(mkdtempSync(join(tmpdir(), `parry-${tag}-`)), 'm');
 const data = ['--dataset', 'synthetic:8x8x1:3:256'];
 
-describe('parry train, robust defences', () => {
+describe('parry train, robust defenses', () => {
   it('pgd-at writes training.json with method, parameters, cost and per-epoch accuracies', () => {
     const out = outDir('pgd-at');
     const r = parry(

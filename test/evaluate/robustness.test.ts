@@ -187,7 +187,7 @@ describe('evaluateAttackPooled', () => {
     }
   });
 
-  it('attacks a randomised preprocessing defence in the workers as in this thread', async () => {
+  it('attacks a randomised preprocessing defense in the workers as in this thread', async () => {
     const { loadClassifier } = await import('../../src/models/index.js');
     const { loadDataset, takeFirst } = await import('../../src/data/index.js');
     const { WorkerPool } = await import('../../src/engine/pool.js');

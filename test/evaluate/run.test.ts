@@ -1,7 +1,7 @@
 /**
  * runEvaluation on the bundled MLP (fast): no tensor leaks, results.json written and partial.jsonl
  * removed, a resumed run after an abort gives the same numbers without recomputing finished
- * cells, a changed config is refused, gradient masking behind a non-adaptive defence warns, and a
+ * cells, a changed config is refused, gradient masking behind a non-adaptive defense warns, and a
  * worker pool gives the same numbers as one thread (the pool runs dist/: `npm run build` first).
  */
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -129,12 +129,12 @@ describe('runEvaluation', () => {
 
     // Without --resume the finished cells are not overwritten; with another config, refused.
     expect((await caught(() => runEvaluation(config, { outDir: dir }))).message).toMatch(
-      /add --resume/,
+      /set resume to continue it/, // the library names options; parry evaluate says --resume
     );
     const other = parseEvaluateConfig({ ...raw, n: 10 }, root);
     expect(
       (await caught(() => runEvaluation(other, { outDir: dir, resume: true }))).message,
-    ).toMatch(/another config .*use a new --out directory/);
+    ).toMatch(/another config .*write to another outDir/);
 
     const stages: StageInfo[] = [];
     const resumed = await runEvaluation(config, {
@@ -172,7 +172,7 @@ describe('runEvaluation', () => {
     expect(numbers(resumed)).toEqual(numbers(reference));
   });
 
-  it('warns about gradient masking behind a defence attacked without BPDA', async () => {
+  it('warns about gradient masking behind a defense attacked without BPDA', async () => {
     const masked = parseEvaluateConfig(
       {
         ...raw,
@@ -227,7 +227,7 @@ describe('runEvaluation', () => {
     expect(plain.certified[0].curve.map((p) => p.radius)).toEqual([0, 0.25]);
   });
 
-  it('attacks a preprocessing defence across the pool with the same numbers', async () => {
+  it('attacks a preprocessing defense across the pool with the same numbers', async () => {
     const defended = parseEvaluateConfig(
       {
         ...raw,

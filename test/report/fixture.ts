@@ -3,7 +3,7 @@
  * shaped data (an undefended CNN, the same CNN behind JPEG compression, an IBP-trained MLP with
  * certificates), three attacks (PGD and APGD-T white-box, Square black-box) on L∞ and L2 grids, the
  * per-example worst case, fairness over classes and groups, honesty checks (one warning: Square
- * beats PGD on the JPEG defence, the mark of masked gradients) and a gallery of small PNGs.
+ * beats PGD on the JPEG defense, the mark of masked gradients) and a gallery of small PNGs.
  * Every aggregate is computed from the per-example arrays, as `parry evaluate` does.
  */
 
@@ -227,7 +227,7 @@ function honesty(spec: TargetSpec, warn: boolean): HonestyCheck[] {
           'gradients',
           'Gradients are informative',
           'skip',
-          'Skipped: the defence is not differentiable; BPDA was used.',
+          'Skipped: the defense is not differentiable; BPDA was used.',
         )
       : check(
           'gradients',

@@ -19,6 +19,7 @@ import { Rng } from '../../engine/rng.js';
 import { check } from '../../errors.js';
 import type { Classifier } from '../../models/classifier.js';
 import { dlrLoss, dlrTargetedLoss } from './dlr.js';
+import { type EvasionCall, evasionAttack } from './factory.js';
 import { attackObjective, attackSuccess, checkBatch, parseWith } from './objective.js';
 import {
   clipToBounds,
@@ -86,23 +87,16 @@ export function apgdCheckpoints(steps: number): number[] {
   return [...new Set(p.map((q) => Math.ceil((q * steps) / 100)))];
 }
 
+const attack = evasionAttack(parseApgdConfig, runApgd);
 /** Validates a config once; the returned attack does not re-check it. */
-export function createApgd(config: unknown) {
-  const c = parseApgdConfig(config);
-  return (model: Classifier, x: tf.Tensor, labels: tf.Tensor1D, opts: ApgdOptions = {}) =>
-    runApgd(model, x, labels, c, opts);
-}
-
+export const createApgd = attack.create;
 /** Validates `config`, runs APGD and re-clips the result to the eps-ball and bounds. */
-export async function apgd(
-  model: Classifier,
-  x: tf.Tensor,
-  labels: tf.Tensor1D,
-  config: ApgdConfigInput,
-  opts: ApgdOptions = {},
-): Promise<ApgdResult> {
-  return createApgd(config)(model, x, labels, opts);
-}
+export const apgd = attack.call as EvasionCall<
+  ApgdConfigInput,
+  Classifier,
+  ApgdOptions,
+  Promise<ApgdResult>
+>;
 
 export type ApgdObjective = (logits: tf.Tensor2D) => tf.Tensor1D;
 

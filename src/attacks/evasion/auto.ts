@@ -19,6 +19,7 @@ import { Rng } from '../../engine/rng.js';
 import type { Classifier } from '../../models/classifier.js';
 import { createApgd } from './apgd.js';
 import { queryClassifierFrom } from './black-box.js';
+import { evasionAttack } from './factory.js';
 import { checkBatch, parseWith } from './objective.js';
 import { enforceThreatModel } from './projection.js';
 import { createSquare } from './square.js';
@@ -71,11 +72,10 @@ export interface AutoResult {
 }
 
 /** Validates a config once; the returned attack does not re-check it. */
-export function createAuto(config: unknown) {
-  const c = parseWith('auto', autoConfigSchema, config);
-  return (model: Classifier, x: tf.Tensor, labels: tf.Tensor1D, opts: AutoOptions = {}) =>
-    runAuto(model, x, labels, c, opts);
-}
+export const createAuto = evasionAttack(
+  (config: unknown) => parseWith('auto', autoConfigSchema, config),
+  runAuto,
+).create;
 
 export async function autoAttack(
   model: Classifier,

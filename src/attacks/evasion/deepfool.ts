@@ -13,6 +13,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import type { Classifier } from '../../models/classifier.js';
+import { type EvasionCall, evasionAttack } from './factory.js';
 import { checkBatch, parseWith } from './objective.js';
 import {
   clipToBounds,
@@ -132,23 +133,19 @@ function bound(xAdv: tf.Tensor, x: tf.Tensor, model: Classifier, c: DeepFoolConf
     : enforceThreatModel(xAdv, x, c.eps, c.norm, model.bounds);
 }
 
+const attack = evasionAttack(
+  (config: unknown) => parseWith('deepfool', deepFoolConfigSchema, config),
+  runDeepFool,
+);
 /** Validates a config once; the returned attack does not re-check it. */
-export function createDeepFool(config: unknown) {
-  const c = parseWith('deepfool', deepFoolConfigSchema, config);
-  return (model: Classifier, x: tf.Tensor, labels: tf.Tensor1D, opts: DeepFoolOptions = {}) =>
-    runDeepFool(model, x, labels, c, opts);
-}
-
+export const createDeepFool = attack.create;
 /** Validates `config` and runs DeepFool. */
-export async function deepFool(
-  model: Classifier,
-  x: tf.Tensor,
-  labels: tf.Tensor1D,
-  config: DeepFoolConfigInput = {},
-  opts: DeepFoolOptions = {},
-): Promise<DeepFoolResult> {
-  return createDeepFool(config)(model, x, labels, opts);
-}
+export const deepFool = attack.call as EvasionCall<
+  DeepFoolConfigInput,
+  Classifier,
+  DeepFoolOptions,
+  Promise<DeepFoolResult>
+>;
 
 function stillCorrect(model: Classifier, xAdv: tf.Tensor, labels: tf.Tensor1D): tf.Tensor1D {
   return tf.tidy(

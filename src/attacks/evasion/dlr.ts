@@ -5,7 +5,7 @@
  *   DLR(z, y)            = −(z_y − max_{i≠y} z_i) / (z_π1 − z_π3 + 1e-12)
  *   targeted DLR(z, y, t) = −(z_y − z_t) / (z_π1 − (z_π3 + z_π4)/2 + 1e-12)
  * Both are invariant to shifting and to positive scaling of the logits (up to the 1e-12), which is
- * why APGD uses them against defences that rescale logits. Losses are per example `[batch]`, to be
+ * why APGD uses them against defenses that rescale logits. Losses are per example `[batch]`, to be
  * maximised; labels and targets are int32 `[batch]`. Caller owns the result.
  */
 import * as tf from '@tensorflow/tfjs-core';

@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import type { Classifier } from '../../models/classifier.js';
+import { type EvasionCall, evasionAttack } from './factory.js';
 import { attackGoal, attackObjective, parseWith } from './objective.js';
 import { enforceThreatModel, normalizeGradient } from './projection.js';
 
@@ -27,23 +28,14 @@ export interface FgsmOptions {
   targetLabels?: tf.Tensor1D;
 }
 
+const attack = evasionAttack(
+  (config: unknown) => parseWith('fgsm', fgsmConfigSchema, config),
+  runFgsm,
+);
 /** Validates a config once; the returned attack does not re-check it. */
-export function createFgsm(config: unknown) {
-  const c = parseWith('fgsm', fgsmConfigSchema, config);
-  return (model: Classifier, x: tf.Tensor, labels: tf.Tensor1D, opts: FgsmOptions = {}) =>
-    runFgsm(model, x, labels, c, opts);
-}
-
+export const createFgsm = attack.create;
 /** FGSM / FGM: x + eps·normalize(∇ objective), then projected and clipped. */
-export function fgsm(
-  model: Classifier,
-  x: tf.Tensor,
-  labels: tf.Tensor1D,
-  config: FgsmConfigInput,
-  opts: FgsmOptions = {},
-): tf.Tensor {
-  return createFgsm(config)(model, x, labels, opts);
-}
+export const fgsm = attack.call as EvasionCall<FgsmConfigInput, Classifier, FgsmOptions, tf.Tensor>;
 
 function runFgsm(
   model: Classifier,

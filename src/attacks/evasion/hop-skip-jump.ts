@@ -31,6 +31,7 @@ import { Rng } from '../../engine/rng.js';
 import { check } from '../../errors.js';
 import type { QueryClassifier } from '../../models/classifier.js';
 import { type DecisionSearch, type RoundSize, runDecisionSearches } from './decision-search.js';
+import { type EvasionCall, evasionAttack } from './factory.js';
 import {
   ask,
   bisections,
@@ -92,27 +93,19 @@ export interface HopSkipJumpResult {
   config: HopSkipJumpConfig;
 }
 
+const attack = evasionAttack(
+  (config: unknown) => parseWith('hsj', hopSkipJumpConfigSchema, config),
+  runHopSkipJump,
+);
 /** Validates a config once; the returned attack does not re-check it. */
-export function createHopSkipJump(config: unknown) {
-  const c = parseWith('hsj', hopSkipJumpConfigSchema, config);
-  return (
-    model: QueryClassifier,
-    x: tf.Tensor,
-    labels: tf.Tensor1D,
-    opts: HopSkipJumpOptions = {},
-  ) => runHopSkipJump(model, x, labels, c, opts);
-}
-
+export const createHopSkipJump = attack.create;
 /** Validates `config` and runs HopSkipJump. */
-export async function hopSkipJump(
-  model: QueryClassifier,
-  x: tf.Tensor,
-  labels: tf.Tensor1D,
-  config: HopSkipJumpConfigInput = {},
-  opts: HopSkipJumpOptions = {},
-): Promise<HopSkipJumpResult> {
-  return createHopSkipJump(config)(model, x, labels, opts);
-}
+export const hopSkipJump = attack.call as EvasionCall<
+  HopSkipJumpConfigInput,
+  QueryClassifier,
+  HopSkipJumpOptions,
+  Promise<HopSkipJumpResult>
+>;
 
 function checkInputs(
   model: QueryClassifier,

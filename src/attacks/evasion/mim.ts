@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { Rng } from '../../engine/rng.js';
 import type { Classifier } from '../../models/classifier.js';
+import { type EvasionCall, evasionAttack } from './factory.js';
 import { runGradientLoop, type StepRule } from './gradient-loop.js';
 import { attackGoal, attackObjective, parseWith } from './objective.js';
 import { clipToBounds, normalizeGradient, projectToBall, randomStart } from './projection.js';
@@ -87,23 +88,16 @@ export function mimStep(
   });
 }
 
+const attack = evasionAttack(parseMimConfig, runMim);
 /** Validates a config once; the returned attack does not re-check it. */
-export function createMim(config: unknown) {
-  const c = parseMimConfig(config);
-  return (model: Classifier, x: tf.Tensor, labels: tf.Tensor1D, opts: MimOptions = {}) =>
-    runMim(model, x, labels, c, opts);
-}
-
+export const createMim = attack.create;
 /** Validates `config`, runs MIM and re-clips the result to the eps-ball and bounds. */
-export async function mim(
-  model: Classifier,
-  x: tf.Tensor,
-  labels: tf.Tensor1D,
-  config: MimConfigInput,
-  opts: MimOptions = {},
-): Promise<MimResult> {
-  return createMim(config)(model, x, labels, opts);
-}
+export const mim = attack.call as EvasionCall<
+  MimConfigInput,
+  Classifier,
+  MimOptions,
+  Promise<MimResult>
+>;
 
 async function runMim(
   model: Classifier,

@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { Rng } from '../../engine/rng.js';
 import type { Classifier } from '../../models/classifier.js';
+import { type EvasionCall, evasionAttack } from './factory.js';
 import { runGradientLoop, type StepRule } from './gradient-loop.js';
 import { attackGoal, attackObjective, parseWith } from './objective.js';
 import { clipToBounds, normalizeGradient, projectToBall, randomStart } from './projection.js';
@@ -74,23 +75,16 @@ export function pgdStep(
   });
 }
 
+const attack = evasionAttack(parsePgdConfig, runPgd);
 /** Validates a config once; the returned attack does not re-check it. */
-export function createPgd(config: unknown) {
-  const c = parsePgdConfig(config);
-  return (model: Classifier, x: tf.Tensor, labels: tf.Tensor1D, opts: PgdOptions = {}) =>
-    runPgd(model, x, labels, c, opts);
-}
-
+export const createPgd = attack.create;
 /** Validates `config`, runs PGD and re-clips the result to the eps-ball and bounds. */
-export async function pgd(
-  model: Classifier,
-  x: tf.Tensor,
-  labels: tf.Tensor1D,
-  config: PgdConfigInput,
-  opts: PgdOptions = {},
-): Promise<PgdResult> {
-  return createPgd(config)(model, x, labels, opts);
-}
+export const pgd = attack.call as EvasionCall<
+  PgdConfigInput,
+  Classifier,
+  PgdOptions,
+  Promise<PgdResult>
+>;
 
 async function runPgd(
   model: Classifier,

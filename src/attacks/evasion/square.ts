@@ -23,6 +23,7 @@ import { z } from 'zod';
 import { Rng } from '../../engine/rng.js';
 import { check } from '../../errors.js';
 import type { QueryClassifier } from '../../models/classifier.js';
+import { type EvasionCall, evasionAttack } from './factory.js';
 import { parseWith } from './objective.js';
 import { enforceThreatModel } from './projection.js';
 import { type Geometry, squareL2Init, squareL2Propose, squareL2Side } from './square-l2.js';
@@ -81,24 +82,22 @@ export function squareP(pInit: number, iteration: number, maxQueries: number): n
   return pInit / 2 ** k;
 }
 
-/** Validates a config once; the returned attack does not re-check it. */
-export function createSquare(config: unknown) {
+/** The config with its defaults, pInit from the norm when not given. */
+export function parseSquareConfig(config: unknown): SquareConfig {
   const parsed = parseWith('square', squareConfigSchema, config);
-  const c: SquareConfig = { ...parsed, pInit: parsed.pInit ?? DEFAULT_P_INIT[parsed.norm] };
-  return (model: QueryClassifier, x: tf.Tensor, labels: tf.Tensor1D, opts: SquareOptions = {}) =>
-    runSquare(model, x, labels, c, opts);
+  return { ...parsed, pInit: parsed.pInit ?? DEFAULT_P_INIT[parsed.norm] };
 }
 
+const attack = evasionAttack(parseSquareConfig, runSquare);
+/** Validates a config once; the returned attack does not re-check it. */
+export const createSquare = attack.create;
 /** Validates `config`, runs the Square Attack and re-clips the result to the eps-ball and bounds. */
-export async function square(
-  model: QueryClassifier,
-  x: tf.Tensor,
-  labels: tf.Tensor1D,
-  config: SquareConfigInput,
-  opts: SquareOptions = {},
-): Promise<SquareResult> {
-  return createSquare(config)(model, x, labels, opts);
-}
+export const square = attack.call as EvasionCall<
+  SquareConfigInput,
+  QueryClassifier,
+  SquareOptions,
+  Promise<SquareResult>
+>;
 
 async function runSquare(
   model: QueryClassifier,

@@ -1,5 +1,5 @@
 /**
- * The detector interface (a detection defence: flag inputs as adversarial, do not classify them)
+ * The detector interface (a detection defense: flag inputs as adversarial, do not classify them)
  * and what every detector shares: scores in batches, a threshold calibrated on clean data at a
  * chosen false-positive rate, decisions `score > threshold`.
  *

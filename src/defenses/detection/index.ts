@@ -1,4 +1,4 @@
-/** Detection defences: detectors, their metrics, a classifier that abstains. */
+/** Detection defenses: detectors, their metrics, a classifier that abstains. */
 export { type FeatureModel, featureModel, readFeatures } from './activations.js';
 export {
   DetectingClassifier,

@@ -1,5 +1,5 @@
 /**
- * Private squeezers for the feature-squeezing detector (the preprocessing defences in
+ * Private squeezers for the feature-squeezing detector (the preprocessing defenses in
  * `defenses/preprocess` are built separately; only the median's JS kernel is shared, here with
  * scipy's padding as in Xu et al.'s reference code). Both keep the
  * input's shape `[batch, h, w, c]` and values in bounds. Each is wrapped with a BPDA gradient:

@@ -1,4 +1,4 @@
-/** Preprocessing defences: one file per technique, composed by DefendedClassifier. */
+/** Preprocessing defenses: one file per technique, composed by DefendedClassifier. */
 export {
   buildDenoiser,
   createAutoencoder,

@@ -1,5 +1,5 @@
 /**
- * Preprocessing defences: a transformation of the input applied before the classifier
+ * Preprocessing defenses: a transformation of the input applied before the classifier
  * (DESIGN.md, "Core interfaces"). Every preprocessor maps `[batch, h, w, c]` in `bounds` to the
  * same shape in `bounds`. Non-differentiable ones (quantisation, JPEG, median, TV) carry a BPDA
  * surrogate (Athalye, Carlini & Wagner 2018): a differentiable function close to them, used on

@@ -57,7 +57,7 @@ export function checkTwiceDifferentiable(model: tfl.LayersModel, method: string)
     if (why) {
       throw new ParryError(
         'UNSUPPORTED',
-        `${method}: layer '${layer.name}' (${cls}) cannot be used with double backpropagation: ${why}; supported: Dense/Conv2D with linear or relu activation, Flatten, Reshape, Dropout (e.g. --arch mlp or cnn-tiny)`,
+        `${method}: layer '${layer.name}' (${cls}) cannot be used with double backpropagation: ${why}; supported: Dense/Conv2D with linear or relu activation, Flatten, Reshape, Dropout (e.g. the mlp or cnn-tiny architectures)`,
       );
     }
   }

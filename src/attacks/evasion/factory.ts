@@ -1,0 +1,28 @@
+/**
+ * Every evasion attack's two entry points from its parser and its run: `create(config)` validates
+ * once and returns the attack (which does not re-check it), `call(model, x, labels, config, opts)`
+ * does both in one go.
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+
+export type EvasionRunner<M, O, R> = (model: M, x: tf.Tensor, labels: tf.Tensor1D, opts?: O) => R;
+export type EvasionCall<I, M, O, R> = (
+  model: M,
+  x: tf.Tensor,
+  labels: tf.Tensor1D,
+  config: I,
+  opts?: O,
+) => R;
+
+export function evasionAttack<C, M, O, R>(
+  parse: (config: unknown) => C,
+  run: (model: M, x: tf.Tensor, labels: tf.Tensor1D, c: C, opts: O) => R,
+) {
+  const create = (config: unknown): EvasionRunner<M, O, R> => {
+    const c = parse(config);
+    return (model, x, labels, opts) => run(model, x, labels, c, opts ?? ({} as O));
+  };
+  const call = (model: M, x: tf.Tensor, labels: tf.Tensor1D, config: unknown, opts?: O) =>
+    create(config)(model, x, labels, opts);
+  return { create, call };
+}
