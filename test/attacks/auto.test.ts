@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { autoAttack } from '../../src/attacks/evasion/auto.js';
 import { perturbationNorms } from '../../src/attacks/evasion/projection.js';
 import { findAttack } from '../../src/attacks/registry.js';
+import { disposeAttackResult } from '../../src/attacks/result.js';
 import { ParryError } from '../../src/errors.js';
 import type { Classifier } from '../../src/models/classifier.js';
 import { buildArchitecture, TfjsClassifier } from '../../src/models/index.js';
@@ -68,15 +69,14 @@ describe('auto (AutoAttack-style ensemble)', () => {
     const labels = tf.tensor1d(await predictions(model, x), 'int32');
     const params = { norm: 'linf' as const, eps: 0.02, steps: 10, maxQueries: 200 };
     const robust = async (name: string) => {
-      const out = await findAttack(name)!.run(
-        model,
-        x,
-        labels,
-        { ...params, targeted: false, seed: 4 },
-        {},
-      );
+      const entry = findAttack(name)!;
+      // The budget through the options each attack reads (it refuses the others).
+      const own = Object.fromEntries(
+        Object.entries(params).filter(([k]) => k in entry.schema.shape),
+      ) as typeof params;
+      const out = await entry.run(model, x, labels, { ...own, targeted: false, seed: 4 }, {});
       const adv = await predictions(model, out.xAdv);
-      out.xAdv.dispose();
+      disposeAttackResult(out);
       return adv.filter((p, i) => p === toArray(labels)[i]).length;
     };
     const auto = await robust('auto');

@@ -19,9 +19,20 @@ beforeAll(async () => {
 });
 afterAll(() => cnn.dispose());
 
+/** Runs `attack` with the options of `params` it reads (each attack refuses the others). */
 async function run(attack: string, params: Partial<AttackParams>, n = 64) {
-  const p: AttackParams = { norm: 'linf', eps: 0.1, targeted: false, seed: 0, ...params };
-  return evaluateAttack(cnn, takeFirst(data, n), findAttack(attack)!, p, { batchSize: 64 });
+  const entry = findAttack(attack)!;
+  const all: Partial<AttackParams> = {
+    norm: 'linf',
+    eps: 0.1,
+    targeted: false,
+    seed: 0,
+    ...params,
+  };
+  const p = Object.fromEntries(
+    Object.entries(all).filter(([k]) => k in entry.schema.shape),
+  ) as AttackParams;
+  return evaluateAttack(cnn, takeFirst(data, n), entry, p, { batchSize: 64 });
 }
 
 // Minutes each on a busy 2-core machine: longer than the default test timeout.

@@ -14,15 +14,28 @@ export type EvasionCall<I, M, O, R> = (
   opts?: O,
 ) => R;
 
+/**
+ * `call` validates before it runs: an asynchronous attack (the default) reports a bad config as a
+ * rejected promise, as its run would report any other error; a synchronous one throws.
+ */
 export function evasionAttack<C, M, O, R>(
   parse: (config: unknown) => C,
   run: (model: M, x: tf.Tensor, labels: tf.Tensor1D, c: C, opts: O) => R,
+  asynchronous = true,
 ) {
   const create = (config: unknown): EvasionRunner<M, O, R> => {
     const c = parse(config);
     return (model, x, labels, opts) => run(model, x, labels, c, opts ?? ({} as O));
   };
-  const call = (model: M, x: tf.Tensor, labels: tf.Tensor1D, config: unknown, opts?: O) =>
-    create(config)(model, x, labels, opts);
+  const call = (model: M, x: tf.Tensor, labels: tf.Tensor1D, config: unknown, opts?: O): R => {
+    let attack: EvasionRunner<M, O, R>;
+    try {
+      attack = create(config);
+    } catch (e) {
+      if (asynchronous) return Promise.reject(e) as R;
+      throw e;
+    }
+    return attack(model, x, labels, opts);
+  };
   return { create, call };
 }

@@ -31,6 +31,7 @@ export interface FgsmOptions {
 const attack = evasionAttack(
   (config: unknown) => parseWith('fgsm', fgsmConfigSchema, config),
   runFgsm,
+  false,
 );
 /** Validates a config once; the returned attack does not re-check it. */
 export const createFgsm = attack.create;
