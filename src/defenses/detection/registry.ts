@@ -1,4 +1,10 @@
-/** The detectors `parry detect` can build, as an explicit list (also the CLI's help text). */
+/**
+ * The detectors `parry detect` and the evaluate config can build, as an explicit list in the
+ * registry shape every family shares (also the CLI's help text): a strict schema of the options a
+ * detector reads (its seed), what it needs from the model and the data, and `createDetector`.
+ */
+import { z } from 'zod';
+import { type Capability, parseEntryOptions, type RegistryEntry } from '../../options.js';
 import type { Detector } from './detector.js';
 import { FeatureSqueezingDetector } from './feature-squeezing.js';
 import { KdeDetector } from './kde.js';
@@ -7,30 +13,58 @@ import { LidDetector } from './lid.js';
 import { MagnetDetector } from './magnet.js';
 import { MahalanobisDetector } from './mahalanobis.js';
 
+/** Every detector reads only its seed (noisy negatives, trainers); the rest are defaults. */
+const schema = z.strictObject({
+  seed: z.number().int().min(0).max(0xffffffff).default(1).describe('random seed'),
+});
+/** Unsupervised detectors fit on clean data; supervised ones also on adversarial examples. */
+const unsupervised: readonly Capability[] = ['scores', 'training-data'];
+const supervised: readonly Capability[] = ['gradients', 'scores', 'training-data'];
+
 export const DETECTORS = [
-  { name: 'squeeze', supervised: false, description: 'feature squeezing (Xu et al. 2018)' },
+  {
+    name: 'squeeze',
+    supervised: false,
+    schema,
+    requires: unsupervised,
+    description: 'feature squeezing (Xu et al. 2018)',
+  },
   {
     name: 'magnet',
     supervised: false,
+    schema,
+    requires: unsupervised,
     description: 'MagNet autoencoder reconstruction error (Meng & Chen 2017)',
   },
   {
     name: 'mahalanobis',
     supervised: false,
+    schema,
+    requires: unsupervised,
     description: 'Mahalanobis distance, tied covariance (Lee et al. 2018)',
   },
-  { name: 'lid', supervised: true, description: 'local intrinsic dimensionality (Ma et al. 2018)' },
+  {
+    name: 'lid',
+    supervised: true,
+    schema,
+    requires: supervised,
+    description: 'local intrinsic dimensionality (Ma et al. 2018)',
+  },
   {
     name: 'kde',
     supervised: true,
+    schema,
+    requires: supervised,
     description: 'kernel density + MC-dropout uncertainty (Feinman et al. 2017)',
   },
   {
     name: 'learned',
     supervised: true,
+    schema,
+    requires: supervised,
     description: 'logistic regression on penultimate activations',
   },
-] as const;
+] as const satisfies readonly (RegistryEntry & { supervised: boolean })[];
 
 export type DetectorName = (typeof DETECTORS)[number]['name'];
 
@@ -50,4 +84,13 @@ export function createDetector(name: DetectorName, seed = 1): Detector {
     case 'learned':
       return new LearnedDetector();
   }
+}
+
+/** A detector from options checked against its schema (an option it does not read is refused). */
+export function detectorFromOptions(
+  name: DetectorName,
+  options: Record<string, unknown>,
+): Detector {
+  const entry = DETECTORS.find((d) => d.name === name)!;
+  return createDetector(name, parseEntryOptions(entry, options).seed as number);
 }

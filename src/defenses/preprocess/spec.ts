@@ -6,20 +6,23 @@
  */
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { ParryError } from '../../errors.js';
-import { createAutoencoder, loadDenoiser } from './autoencoder.js';
-import { createBitDepth } from './bit-depth.js';
-import { createCropResize } from './crop-resize.js';
-import { createJpeg } from './jpeg.js';
-import { createMedian } from './median.js';
-import { createNoise } from './noise.js';
+import type { RegistryEntry } from '../../options.js';
+import { autoencoderSchema, createAutoencoder, loadDenoiser } from './autoencoder.js';
+import { bitDepthSchema, createBitDepth } from './bit-depth.js';
+import { createCropResize, cropResizeSchema } from './crop-resize.js';
+import { createJpeg, jpegSchema } from './jpeg.js';
+import { createMedian, medianSchema } from './median.js';
+import { createNoise, noiseSchema } from './noise.js';
 import type { Preprocessor } from './preprocessor.js';
-import { createResizePad } from './resize-pad.js';
-import { createSmoothing } from './spatial-smoothing.js';
-import { createTv } from './tv-minimization.js';
+import { createResizePad, resizePadSchema } from './resize-pad.js';
+import { createSmoothing, smoothingSchema } from './spatial-smoothing.js';
+import { createTv, tvSchema } from './tv-minimization.js';
 
-export interface PreprocessorEntry {
-  name: string;
-  description: string;
+/**
+ * A preprocessing step in the registry shape every family shares: its strict schema (the step's
+ * own options; a preprocessor has no threat model), what it needs, and one factory.
+ */
+export interface PreprocessorEntry extends RegistryEntry {
   /** Validates params and builds the step (autoencoders also load their model). */
   create(params: Record<string, unknown>): Preprocessor | Promise<Preprocessor>;
 }
@@ -32,50 +35,74 @@ const autoencoder =
   };
 
 export const PREPROCESSORS: readonly PreprocessorEntry[] = [
-  { name: 'jpeg', description: 'JPEG compression, q=1..100 (jpeg-js codec)', create: createJpeg },
+  {
+    name: 'jpeg',
+    description: 'JPEG compression, q=1..100 (jpeg-js codec)',
+    schema: jpegSchema,
+    requires: [],
+    create: createJpeg,
+  },
   {
     name: 'squeeze-bits',
     description: 'feature squeezing: bit-depth reduction, bits=1..16',
+    schema: bitDepthSchema,
+    requires: [],
     create: createBitDepth,
   },
   {
     name: 'median',
     description: 'feature squeezing: k×k median filter, reflect padding, k odd',
+    schema: medianSchema,
+    requires: [],
     create: createMedian,
   },
   {
     name: 'smooth',
     description: 'spatial smoothing: kind=mean|gaussian, k odd, sigma',
+    schema: smoothingSchema,
+    requires: [],
     create: createSmoothing,
   },
   {
     name: 'tv',
     description: 'total-variation denoising by gradient steps: lambda, steps, stepSize',
+    schema: tvSchema,
+    requires: [],
     create: createTv,
   },
   {
     name: 'noise',
     description: 'additive noise: kind=gaussian|uniform, sigma (randomised)',
+    schema: noiseSchema,
+    requires: [],
     create: createNoise,
   },
   {
     name: 'crop',
     description: 'random crop of side fraction U(scale, 1), resized back (randomised)',
+    schema: cropResizeSchema,
+    requires: [],
     create: createCropResize,
   },
   {
     name: 'resize-pad',
     description: 'random shrink to U(scale, 1) and random padding (Xie et al. 2018; randomised)',
+    schema: resizePadSchema,
+    requires: [],
     create: createResizePad,
   },
   {
     name: 'denoiser',
     description: 'denoising autoencoder, model=DIR (parry train-denoiser)',
+    schema: autoencoderSchema,
+    requires: [],
     create: autoencoder('denoiser'),
   },
   {
     name: 'magnet',
     description: "MagNet reformer: an autoencoder's reconstruction, model=DIR",
+    schema: autoencoderSchema,
+    requires: [],
     create: autoencoder('magnet'),
   },
 ];
