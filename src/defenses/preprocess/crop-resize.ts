@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { parseWith } from '../../options.js';
-import { needRng, type Preprocessor } from './preprocessor.js';
+import { needRng, type Preprocessor, perImageRegions } from './preprocessor.js';
 
 export const cropResizeSchema = z.object({ scale: z.number().gt(0).max(1).default(0.9) }).strict();
 
@@ -19,22 +19,10 @@ export function createCropResize(params: unknown): Preprocessor {
     differentiable: true,
     randomized: true,
     apply: (x, _bounds, maybeRng) => {
-      const rng = needRng('crop', maybeRng);
-      const [b, h, w] = x.shape;
-      return tf.tidy(() => {
-        const images: tf.Tensor4D[] = [];
-        for (let i = 0; i < b; i++) {
-          const s = c.scale + (1 - c.scale) * rng.next();
-          const ch = Math.max(1, Math.min(h, Math.round(s * h)));
-          const cw = Math.max(1, Math.min(w, Math.round(s * w)));
-          const top = rng.int(h - ch + 1);
-          const left = rng.int(w - cw + 1);
-          const crop = tf.slice(x, [i, top, left, 0], [1, ch, cw, -1]);
-          images.push(
-            ch === h && cw === w ? crop : tf.image.resizeBilinear(crop, [h, w], false, true),
-          );
-        }
-        return tf.concat(images, 0);
+      const [, h, w] = x.shape;
+      return perImageRegions(x, c.scale, needRng('crop', maybeRng), (i, r) => {
+        const crop = tf.slice(x, [i, r.top, r.left, 0], [1, r.rh, r.rw, -1]);
+        return r.rh === h && r.rw === w ? crop : tf.image.resizeBilinear(crop, [h, w], false, true);
       });
     },
     surrogate: (x) => tf.clone(x),

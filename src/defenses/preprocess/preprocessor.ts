@@ -64,6 +64,39 @@ export function needRng(name: string, rng: Rng | undefined): Rng {
   return rng;
 }
 
+/** A random region of a `h`×`w` image: side fraction U(scale, 1), placed uniformly at random. */
+export interface RandomRegion {
+  rh: number;
+  rw: number;
+  top: number;
+  left: number;
+}
+
+/**
+ * Applies `perImage` to each image of the batch `x` `[b, h, w, c]` with its own random region
+ * (draws in image order: the fraction, then top, then left), and stacks the results. Tidy.
+ */
+export function perImageRegions(
+  x: tf.Tensor4D,
+  scale: number,
+  rng: Rng,
+  perImage: (i: number, r: RandomRegion) => tf.Tensor4D,
+): tf.Tensor4D {
+  const [b, h, w] = x.shape;
+  return tf.tidy(() => {
+    const images: tf.Tensor4D[] = [];
+    for (let i = 0; i < b; i++) {
+      const s = scale + (1 - scale) * rng.next();
+      const rh = Math.max(1, Math.min(h, Math.round(s * h)));
+      const rw = Math.max(1, Math.min(w, Math.round(s * w)));
+      const top = rng.int(h - rh + 1);
+      const left = rng.int(w - rw + 1);
+      images.push(perImage(i, { rh, rw, top, left }));
+    }
+    return tf.concat(images, 0);
+  });
+}
+
 /**
  * Reflect padding (numpy 'reflect': no edge repeat) of `p` < h, w pixels on h and w, from slices,
  * reverses and concats: tfjs's MirrorPad gradient keeps only the centre of dy, which would drop

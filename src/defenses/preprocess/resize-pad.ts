@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { parseWith } from '../../options.js';
-import { needRng, type Preprocessor } from './preprocessor.js';
+import { needRng, type Preprocessor, perImageRegions } from './preprocessor.js';
 
 export const resizePadSchema = z.object({ scale: z.number().gt(0).max(1).default(0.85) }).strict();
 
@@ -21,32 +21,19 @@ export function createResizePad(params: unknown): Preprocessor {
     differentiable: true,
     randomized: true,
     apply: (x, bounds, maybeRng) => {
-      const rng = needRng('resize-pad', maybeRng);
-      const [b, h, w] = x.shape;
-      return tf.tidy(() => {
-        const images: tf.Tensor4D[] = [];
-        for (let i = 0; i < b; i++) {
-          const s = c.scale + (1 - c.scale) * rng.next();
-          const rh = Math.max(1, Math.min(h, Math.round(s * h)));
-          const rw = Math.max(1, Math.min(w, Math.round(s * w)));
-          const top = rng.int(h - rh + 1);
-          const left = rng.int(w - rw + 1);
-          const image = tf.slice(x, [i, 0, 0, 0], [1, -1, -1, -1]);
-          if (rh === h && rw === w) {
-            images.push(image);
-            continue;
-          }
-          const small = tf.image.resizeBilinear(image, [rh, rw], false, true);
-          // Pad with the lower bound: pad zeros around (small − lo), then add lo back.
-          const padded = tf.pad(tf.sub(small, bounds[0]), [
-            [0, 0],
-            [top, h - rh - top],
-            [left, w - rw - left],
-            [0, 0],
-          ]);
-          images.push(tf.add(padded, bounds[0]));
-        }
-        return tf.concat(images, 0);
+      const [, h, w] = x.shape;
+      return perImageRegions(x, c.scale, needRng('resize-pad', maybeRng), (i, r) => {
+        const image = tf.slice(x, [i, 0, 0, 0], [1, -1, -1, -1]);
+        if (r.rh === h && r.rw === w) return image;
+        const small = tf.image.resizeBilinear(image, [r.rh, r.rw], false, true);
+        // Pad with the lower bound: pad zeros around (small − lo), then add lo back.
+        const pads: [number, number][] = [
+          [0, 0],
+          [r.top, h - r.rh - r.top],
+          [r.left, w - r.rw - r.left],
+          [0, 0],
+        ];
+        return tf.add(tf.pad(tf.sub(small, bounds[0]), pads), bounds[0]);
       });
     },
     surrogate: (x) => tf.clone(x),
