@@ -105,6 +105,27 @@ const threat = (o: Record<string, unknown>, bounds: [number, number]) => ({
   seed: o.seed as number,
 });
 
+/** TRADES and MART: an inner PGD attack and a β-weighted KL term. */
+function betaMethod(
+  name: string,
+  paper: string,
+  loss: string,
+  create: typeof createTrades | typeof createMart,
+): TrainingMethodEntry {
+  const beta = z.number().min(0).default(6).describe('weight of the KL term');
+  return robust(
+    name,
+    `${paper}: ${loss}`,
+    { eps, norm, seed, ...innerAttack, beta },
+    (o, bounds, at) => {
+      const t = create({ ...threat(o, bounds), beta: o.beta as number }, at);
+      return { training: t, params: t.config, name: paper };
+    },
+    (c, at) => create(c, at),
+    { adversarial: true },
+  );
+}
+
 export const TRAINING_METHODS: readonly TrainingMethodEntry[] = [
   {
     name: 'none',
@@ -207,39 +228,17 @@ export const TRAINING_METHODS: readonly TrainingMethodEntry[] = [
     (c) => createFastTraining(c),
     { adversarial: false },
   ),
-  robust(
+  betaMethod(
     'trades',
-    'TRADES (Zhang et al. 2019): clean loss + β·KL to the KL-maximising PGD point',
-    {
-      eps,
-      norm,
-      seed,
-      ...innerAttack,
-      beta: z.number().min(0).default(6).describe('weight of the KL term'),
-    },
-    (o, bounds, at) => {
-      const t = createTrades({ ...threat(o, bounds), beta: o.beta as number }, at);
-      return { training: t, params: t.config, name: 'TRADES (Zhang et al. 2019)' };
-    },
-    (c, at) => createTrades(c, at),
-    { adversarial: true },
+    'TRADES (Zhang et al. 2019)',
+    'clean loss + β·KL to the KL-maximising PGD point',
+    createTrades,
   ),
-  robust(
+  betaMethod(
     'mart',
-    'MART (Wang et al. 2020): boosted loss on misclassified examples + β·KL',
-    {
-      eps,
-      norm,
-      seed,
-      ...innerAttack,
-      beta: z.number().min(0).default(6).describe('weight of the KL term'),
-    },
-    (o, bounds, at) => {
-      const t = createMart({ ...threat(o, bounds), beta: o.beta as number }, at);
-      return { training: t, params: t.config, name: 'MART (Wang et al. 2020)' };
-    },
-    (c, at) => createMart(c, at),
-    { adversarial: true },
+    'MART (Wang et al. 2020)',
+    'boosted loss on misclassified examples + β·KL',
+    createMart,
   ),
   robust(
     'grad-reg',
