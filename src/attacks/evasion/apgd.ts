@@ -19,7 +19,7 @@ import { Rng } from '../../engine/rng.js';
 import { check } from '../../errors.js';
 import type { Classifier } from '../../models/classifier.js';
 import { dlrLoss, dlrTargetedLoss } from './dlr.js';
-import { type EvasionCall, evasionAttack } from './factory.js';
+import { evasionAttack } from './factory.js';
 import { attackObjective, attackSuccess, checkBatch, parseWith } from './objective.js';
 import {
   clipToBounds,
@@ -87,16 +87,11 @@ export function apgdCheckpoints(steps: number): number[] {
   return [...new Set(p.map((q) => Math.ceil((q * steps) / 100)))];
 }
 
-const attack = evasionAttack(parseApgdConfig, runApgd);
-/** Validates a config once; the returned attack does not re-check it. */
-export const createApgd = attack.create;
-/** Validates `config`, runs APGD and re-clips the result to the eps-ball and bounds. */
-export const apgd = attack.call as EvasionCall<
-  ApgdConfigInput,
-  Classifier,
-  ApgdOptions,
-  Promise<ApgdResult>
->;
+/** `createApgd` validates a config once (the attack it returns does not re-check it); `apgd`: validates `config`, runs APGD and re-clips the result to the eps-ball and bounds. */
+export const { create: createApgd, call: apgd } = evasionAttack(
+  (config: ApgdConfigInput) => parseApgdConfig(config),
+  runApgd,
+);
 
 export type ApgdObjective = (logits: tf.Tensor2D) => tf.Tensor1D;
 

@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import type { Classifier } from '../../models/classifier.js';
 import { margin } from '../../objectives/losses.js';
-import { type EvasionCall, evasionAttack } from './factory.js';
+import { evasionAttack } from './factory.js';
 import { attackGoal, parseWith } from './objective.js';
 import { clipToBounds, perturbationNorms } from './projection.js';
 
@@ -159,19 +159,12 @@ export function carliniWagnerStep(
   return { state: step, xNew, l2, success, loss };
 }
 
-const attack = evasionAttack(
-  (config: unknown) => parseWith('carliniWagner', carliniWagnerConfigSchema, config),
+/** `createCarliniWagner` validates a config once (the attack it returns does not re-check it); `carliniWagner`: validates `config` and runs C&W L2. */
+export const { create: createCarliniWagner, call: carliniWagner } = evasionAttack(
+  (config: CarliniWagnerConfigInput) =>
+    parseWith('carliniWagner', carliniWagnerConfigSchema, config),
   runCarliniWagner,
 );
-/** Validates a config once; the returned attack does not re-check it. */
-export const createCarliniWagner = attack.create;
-/** Validates `config` and runs C&W L2. */
-export const carliniWagner = attack.call as EvasionCall<
-  CarliniWagnerConfigInput,
-  Classifier,
-  CarliniWagnerOptions,
-  Promise<CarliniWagnerResult>
->;
 
 /** Keeps, per example, the iterate if it succeeded with a smaller L2 than the best so far. */
 function record(search: Search, xNew: tf.Tensor, l2: tf.Tensor1D, success: tf.Tensor1D): Search {

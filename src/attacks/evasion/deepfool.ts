@@ -13,7 +13,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import type { Classifier } from '../../models/classifier.js';
-import { type EvasionCall, evasionAttack } from './factory.js';
+import { evasionAttack } from './factory.js';
 import { checkBatch, parseWith } from './objective.js';
 import {
   clipToBounds,
@@ -133,19 +133,11 @@ function bound(xAdv: tf.Tensor, x: tf.Tensor, model: Classifier, c: DeepFoolConf
     : enforceThreatModel(xAdv, x, c.eps, c.norm, model.bounds);
 }
 
-const attack = evasionAttack(
-  (config: unknown) => parseWith('deepfool', deepFoolConfigSchema, config),
+/** `createDeepFool` validates a config once (the attack it returns does not re-check it); `deepFool`: validates `config` and runs DeepFool. */
+export const { create: createDeepFool, call: deepFool } = evasionAttack(
+  (config: DeepFoolConfigInput) => parseWith('deepfool', deepFoolConfigSchema, config),
   runDeepFool,
 );
-/** Validates a config once; the returned attack does not re-check it. */
-export const createDeepFool = attack.create;
-/** Validates `config` and runs DeepFool. */
-export const deepFool = attack.call as EvasionCall<
-  DeepFoolConfigInput,
-  Classifier,
-  DeepFoolOptions,
-  Promise<DeepFoolResult>
->;
 
 function stillCorrect(model: Classifier, xAdv: tf.Tensor, labels: tf.Tensor1D): tf.Tensor1D {
   return tf.tidy(

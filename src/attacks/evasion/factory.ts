@@ -18,16 +18,16 @@ export type EvasionCall<I, M, O, R> = (
  * `call` validates before it runs: an asynchronous attack (the default) reports a bad config as a
  * rejected promise, as its run would report any other error; a synchronous one throws.
  */
-export function evasionAttack<C, M, O, R>(
-  parse: (config: unknown) => C,
+export function evasionAttack<I, C, M, O, R>(
+  parse: (config: I) => C,
   run: (model: M, x: tf.Tensor, labels: tf.Tensor1D, c: C, opts: O) => R,
   asynchronous = true,
 ) {
   const create = (config: unknown): EvasionRunner<M, O, R> => {
-    const c = parse(config);
+    const c = parse(config as I);
     return (model, x, labels, opts) => run(model, x, labels, c, opts ?? ({} as O));
   };
-  const call = (model: M, x: tf.Tensor, labels: tf.Tensor1D, config: unknown, opts?: O): R => {
+  const call: EvasionCall<I, M, O, R> = (model, x, labels, config, opts) => {
     let attack: EvasionRunner<M, O, R>;
     try {
       attack = create(config);

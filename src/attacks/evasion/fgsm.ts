@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import type { Classifier } from '../../models/classifier.js';
-import { type EvasionCall, evasionAttack } from './factory.js';
+import { evasionAttack } from './factory.js';
 import { attackGoal, attackObjective, parseWith } from './objective.js';
 import { enforceThreatModel, normalizeGradient } from './projection.js';
 
@@ -28,15 +28,12 @@ export interface FgsmOptions {
   targetLabels?: tf.Tensor1D;
 }
 
-const attack = evasionAttack(
-  (config: unknown) => parseWith('fgsm', fgsmConfigSchema, config),
+/** `createFgsm` validates a config once (the attack it returns does not re-check it); `fgsm`: fGSM / FGM: x + eps·normalize(∇ objective), then projected and clipped. */
+export const { create: createFgsm, call: fgsm } = evasionAttack(
+  (config: FgsmConfigInput) => parseWith('fgsm', fgsmConfigSchema, config),
   runFgsm,
   false,
 );
-/** Validates a config once; the returned attack does not re-check it. */
-export const createFgsm = attack.create;
-/** FGSM / FGM: x + eps·normalize(∇ objective), then projected and clipped. */
-export const fgsm = attack.call as EvasionCall<FgsmConfigInput, Classifier, FgsmOptions, tf.Tensor>;
 
 function runFgsm(
   model: Classifier,

@@ -31,7 +31,7 @@ import { Rng } from '../../engine/rng.js';
 import { check } from '../../errors.js';
 import type { QueryClassifier } from '../../models/classifier.js';
 import { type DecisionSearch, type RoundSize, runDecisionSearches } from './decision-search.js';
-import { type EvasionCall, evasionAttack } from './factory.js';
+import { evasionAttack } from './factory.js';
 import {
   ask,
   bisections,
@@ -93,19 +93,11 @@ export interface HopSkipJumpResult {
   config: HopSkipJumpConfig;
 }
 
-const attack = evasionAttack(
-  (config: unknown) => parseWith('hsj', hopSkipJumpConfigSchema, config),
+/** `createHopSkipJump` validates a config once (the attack it returns does not re-check it); `hopSkipJump`: validates `config` and runs HopSkipJump. */
+export const { create: createHopSkipJump, call: hopSkipJump } = evasionAttack(
+  (config: HopSkipJumpConfigInput) => parseWith('hsj', hopSkipJumpConfigSchema, config),
   runHopSkipJump,
 );
-/** Validates a config once; the returned attack does not re-check it. */
-export const createHopSkipJump = attack.create;
-/** Validates `config` and runs HopSkipJump. */
-export const hopSkipJump = attack.call as EvasionCall<
-  HopSkipJumpConfigInput,
-  QueryClassifier,
-  HopSkipJumpOptions,
-  Promise<HopSkipJumpResult>
->;
 
 function checkInputs(
   model: QueryClassifier,

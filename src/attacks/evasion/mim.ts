@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { Rng } from '../../engine/rng.js';
 import type { Classifier } from '../../models/classifier.js';
-import { type EvasionCall, evasionAttack } from './factory.js';
+import { evasionAttack } from './factory.js';
 import { runGradientLoop, type StepRule } from './gradient-loop.js';
 import { attackGoal, attackObjective, parseWith } from './objective.js';
 import { clipToBounds, normalizeGradient, projectToBall, randomStart } from './projection.js';
@@ -88,16 +88,11 @@ export function mimStep(
   });
 }
 
-const attack = evasionAttack(parseMimConfig, runMim);
-/** Validates a config once; the returned attack does not re-check it. */
-export const createMim = attack.create;
-/** Validates `config`, runs MIM and re-clips the result to the eps-ball and bounds. */
-export const mim = attack.call as EvasionCall<
-  MimConfigInput,
-  Classifier,
-  MimOptions,
-  Promise<MimResult>
->;
+/** `createMim` validates a config once (the attack it returns does not re-check it); `mim`: validates `config`, runs MIM and re-clips the result to the eps-ball and bounds. */
+export const { create: createMim, call: mim } = evasionAttack(
+  (config: MimConfigInput) => parseMimConfig(config),
+  runMim,
+);
 
 async function runMim(
   model: Classifier,

@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { Rng } from '../../engine/rng.js';
 import type { Classifier } from '../../models/classifier.js';
-import { type EvasionCall, evasionAttack } from './factory.js';
+import { evasionAttack } from './factory.js';
 import { runGradientLoop, type StepRule } from './gradient-loop.js';
 import { attackGoal, attackObjective, parseWith } from './objective.js';
 import { clipToBounds, normalizeGradient, projectToBall, randomStart } from './projection.js';
@@ -75,16 +75,11 @@ export function pgdStep(
   });
 }
 
-const attack = evasionAttack(parsePgdConfig, runPgd);
-/** Validates a config once; the returned attack does not re-check it. */
-export const createPgd = attack.create;
-/** Validates `config`, runs PGD and re-clips the result to the eps-ball and bounds. */
-export const pgd = attack.call as EvasionCall<
-  PgdConfigInput,
-  Classifier,
-  PgdOptions,
-  Promise<PgdResult>
->;
+/** `createPgd` validates a config once (the attack it returns does not re-check it); `pgd`: validates `config`, runs PGD and re-clips the result to the eps-ball and bounds. */
+export const { create: createPgd, call: pgd } = evasionAttack(
+  (config: PgdConfigInput) => parsePgdConfig(config),
+  runPgd,
+);
 
 async function runPgd(
   model: Classifier,

@@ -23,7 +23,7 @@ import { z } from 'zod';
 import { Rng } from '../../engine/rng.js';
 import { check } from '../../errors.js';
 import type { QueryClassifier } from '../../models/classifier.js';
-import { type EvasionCall, evasionAttack } from './factory.js';
+import { evasionAttack } from './factory.js';
 import { parseWith } from './objective.js';
 import { enforceThreatModel } from './projection.js';
 import { type Geometry, squareL2Init, squareL2Propose, squareL2Side } from './square-l2.js';
@@ -88,16 +88,11 @@ export function parseSquareConfig(config: unknown): SquareConfig {
   return { ...parsed, pInit: parsed.pInit ?? DEFAULT_P_INIT[parsed.norm] };
 }
 
-const attack = evasionAttack(parseSquareConfig, runSquare);
-/** Validates a config once; the returned attack does not re-check it. */
-export const createSquare = attack.create;
-/** Validates `config`, runs the Square Attack and re-clips the result to the eps-ball and bounds. */
-export const square = attack.call as EvasionCall<
-  SquareConfigInput,
-  QueryClassifier,
-  SquareOptions,
-  Promise<SquareResult>
->;
+/** `createSquare` validates a config once (the attack it returns does not re-check it); `square`: validates `config`, runs the Square Attack and re-clips the result to the eps-ball and bounds. */
+export const { create: createSquare, call: square } = evasionAttack(
+  (config: SquareConfigInput) => parseSquareConfig(config),
+  runSquare,
+);
 
 async function runSquare(
   model: QueryClassifier,
