@@ -3,7 +3,7 @@
  * success rate, perturbation sizes and cost; optionally PNGs of the first examples. The attack's
  * options are generated from the registry's schemas (src/attacks/registry.ts).
  */
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import {
   ATTACKS,
   type AttackParams,
@@ -26,8 +26,8 @@ import { saveAttackExamples } from '../report/examples.js';
 import {
   badOption,
   type CommonOptions,
-  DATASET_HELP,
   emit,
+  modelCommand,
   parseNonNegativeInt,
   parsePositiveInt,
   pct,
@@ -54,10 +54,7 @@ interface AttackOptions extends CommonOptions {
 const DEFAULT_EPS = 0.1;
 
 export function attackCommand(): Command {
-  const cmd = new Command('attack')
-    .description('run an evasion attack and report clean vs robust accuracy')
-    .requiredOption('--model <dir>', 'TF.js LayersModel or GraphModel directory')
-    .option('--dataset <name>', DATASET_HELP, 'fashion-mnist-subset')
+  const cmd = modelCommand('attack', 'run an evasion attack and report clean vs robust accuracy')
     .addOption(
       new Option('--attack <name>', ATTACKS.map((a) => `${a.name}: ${a.description}`).join('; '))
         .choices(attackNames())

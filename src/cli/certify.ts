@@ -9,7 +9,7 @@
  * (centre and radius); crown every specification row it back-substitutes (an upper estimate)
  * plus its interval passes, plus the 2 per example of the IBP run reported beside it.
  */
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { CERTIFICATES, runCertificate } from '../certify/registry.js';
 import { loadDataset, takeFirst } from '../data/index.js';
 import { chooseWorkers, WorkerPool } from '../engine/pool.js';
@@ -18,8 +18,8 @@ import { loadClassifier } from '../models/index.js';
 import { findEntry, parseEntryOptions } from '../options.js';
 import {
   type CommonOptions,
-  DATASET_HELP,
   emit,
+  modelCommand,
   parsePositiveInt,
   pct,
   progressBar,
@@ -38,13 +38,11 @@ interface CertifyOptions extends CommonOptions {
 }
 
 export function certifyCommand(): Command {
-  const cmd = new Command('certify')
-    .description(
-      'certified robustness: randomized smoothing (certified L2 radius per example) or bound ' +
-        'propagation, IBP or CROWN (certified at an L-inf eps)',
-    )
-    .requiredOption('--model <dir>', 'TF.js LayersModel or GraphModel directory')
-    .option('--dataset <name>', DATASET_HELP, 'fashion-mnist-subset')
+  const cmd = modelCommand(
+    'certify',
+    'certified robustness: randomized smoothing (certified L2 radius per example) or bound ' +
+      'propagation, IBP or CROWN (certified at an L-inf eps)',
+  )
     .addOption(
       new Option('--method <m>', CERTIFICATES.map((c) => `${c.name}: ${c.description}`).join('; '))
         .choices(CERTIFICATES.map((c) => c.name))

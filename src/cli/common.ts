@@ -4,7 +4,7 @@
  */
 
 import cliProgress from 'cli-progress';
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { DATASETS } from '../data/index.js';
 import { initBackend } from '../engine/backend.js';
 import { ParryError } from '../errors.js';
@@ -145,6 +145,16 @@ export function round(x: number, digits = 4): number {
 export function badOption(message: string): ParryError {
   return new ParryError('BAD_OPTION', message);
 }
+
+/** A command on a model and a data set: `--model DIR` (required) and `--dataset NAME`. */
+export function modelCommand(name: string, description: string, modelHelp = MODEL_HELP): Command {
+  return new Command(name)
+    .description(description)
+    .requiredOption('--model <dir>', modelHelp)
+    .option('--dataset <name>', DATASET_HELP, 'fashion-mnist-subset');
+}
+
+const MODEL_HELP = 'TF.js LayersModel or GraphModel directory';
 
 /** Help text of --dataset, from the data registry. */
 export const DATASET_HELP = `data set: ${DATASETS.map((d) => d.usage).join(' | ')}`;

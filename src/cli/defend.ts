@@ -3,7 +3,7 @@
  * before and after) and what it buys against an attack that ignores it versus one adapted to it
  * (BPDA through non-differentiable steps, EOT over randomised ones), with honesty flags.
  */
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { ATTACKS, type AttackParams, attackOptions, findAttack } from '../attacks/registry.js';
 import { loadDataset, takeFirst } from '../data/index.js';
 import { DefendedClassifier } from '../defenses/preprocess/defended-classifier.js';
@@ -24,8 +24,8 @@ import { loadClassifier } from '../models/index.js';
 import { NORMS, type Norm } from '../objectives/threat-model.js';
 import {
   type CommonOptions,
-  DATASET_HELP,
   emit,
+  modelCommand,
   parsePositiveInt,
   pct,
   progressBar,
@@ -54,12 +54,10 @@ const GRADIENT_ATTACKS = ATTACKS.filter(
 ).map((a) => a.name);
 
 export function defendCommand(): Command {
-  const cmd = new Command('defend')
-    .description(
-      'evaluate a preprocessing defense: clean accuracy before/after, robust accuracy under a non-adaptive and an adaptive attack',
-    )
-    .requiredOption('--model <dir>', 'TF.js LayersModel or GraphModel directory')
-    .option('--dataset <name>', DATASET_HELP, 'fashion-mnist-subset')
+  const cmd = modelCommand(
+    'defend',
+    'evaluate a preprocessing defense: clean accuracy before/after, robust accuracy under a non-adaptive and an adaptive attack',
+  )
     .requiredOption(
       '--preprocess <spec>',
       `steps name:key=value,... of ${PREPROCESSORS.map((p) => `${p.name} (${p.description})`).join('; ')}`,

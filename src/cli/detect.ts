@@ -4,7 +4,7 @@
  * (src/evaluate/detection.ts). With one detector the JSON is that detector's report; with several
  * it lists one per detector.
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { type AttackEntry, attackNames, findAttack } from '../attacks/registry.js';
 import { DETECTORS, type DetectorName } from '../defenses/detection/index.js';
 import { evaluateDetectors } from '../evaluate/detection.js';
@@ -12,9 +12,9 @@ import { NORMS, type Norm } from '../objectives/threat-model.js';
 import {
   badOption,
   type CommonOptions,
-  DATASET_HELP,
   emit,
   log,
+  modelCommand,
   parseNonNegativeNumber,
   parsePositiveInt,
   round,
@@ -39,10 +39,11 @@ interface DetectCliOptions extends CommonOptions {
 }
 
 export function detectCommand(): Command {
-  const cmd = new Command('detect')
-    .description('fit an adversarial-example detector and report ROC AUC and TPR at a fixed FPR')
-    .requiredOption('--model <dir>', 'TF.js LayersModel directory (Sequential)')
-    .option('--dataset <name>', DATASET_HELP, 'fashion-mnist-subset')
+  const cmd = modelCommand(
+    'detect',
+    'fit an adversarial-example detector and report ROC AUC and TPR at a fixed FPR',
+    'TF.js LayersModel directory (Sequential)',
+  )
     .requiredOption(
       '--detector <list>',
       `comma-separated detectors, or all: ${DETECTORS.map((d) => `${d.name}: ${d.description}`).join('; ')}`,

@@ -1,14 +1,14 @@
 /** `parry predict --model DIR --dataset NAME --n N`: accuracy and predictions on a data set. */
 
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { loadDataset, takeFirst } from '../data/index.js';
 import { chooseWorkers, WorkerPool } from '../engine/pool.js';
 import { type Predictions, predictDataset, predictDatasetPooled } from '../evaluate/predictions.js';
 import { loadClassifier } from '../models/index.js';
 import {
   type CommonOptions,
-  DATASET_HELP,
   emit,
+  modelCommand,
   parsePositiveInt,
   progressBar,
   round,
@@ -25,10 +25,10 @@ interface PredictOptions extends CommonOptions {
 }
 
 export function predictCommand(): Command {
-  const cmd = new Command('predict')
-    .description('predict a data set with a model: accuracy and per-example predictions')
-    .requiredOption('--model <dir>', 'TF.js LayersModel or GraphModel directory')
-    .option('--dataset <name>', DATASET_HELP, 'fashion-mnist-subset')
+  const cmd = modelCommand(
+    'predict',
+    'predict a data set with a model: accuracy and per-example predictions',
+  )
     .addOption(
       new Option('--split <split>', 'which split').choices(['train', 'test']).default('test'),
     )
