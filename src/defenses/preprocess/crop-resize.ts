@@ -6,18 +6,15 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import { parseWith } from '../../options.js';
-import { needRng, type Preprocessor, perImageRegions } from './preprocessor.js';
+import { definePreprocessor, needRng, perImageRegions, RANDOM_RESAMPLE } from './preprocessor.js';
 
 export const cropResizeSchema = z.object({ scale: z.number().gt(0).max(1).default(0.9) }).strict();
 
-export function createCropResize(params: unknown): Preprocessor {
-  const c = parseWith('crop', cropResizeSchema, params);
-  return {
-    name: 'crop',
-    params: c,
-    differentiable: true,
-    randomized: true,
+export const createCropResize = definePreprocessor(
+  'crop',
+  cropResizeSchema,
+  RANDOM_RESAMPLE,
+  (c) => ({
     apply: (x, _bounds, maybeRng) => {
       const [, h, w] = x.shape;
       return perImageRegions(x, c.scale, needRng('crop', maybeRng), (i, r) => {
@@ -26,5 +23,5 @@ export function createCropResize(params: unknown): Preprocessor {
       });
     },
     surrogate: (x) => tf.clone(x),
-  };
-}
+  }),
+);

@@ -10,8 +10,7 @@ import { createRequire } from 'node:module';
 import jpeg from 'jpeg-js';
 import { z } from 'zod';
 import { ParryError } from '../../errors.js';
-import { parseWith } from '../../options.js';
-import { fromValues, identity, type Preprocessor } from './preprocessor.js';
+import { definePreprocessor, FILTER, fromValues, identity } from './preprocessor.js';
 
 export const jpegSchema = z.object({ q: z.number().int().min(1).max(100).default(75) }).strict();
 
@@ -98,14 +97,7 @@ export function jpegRoundTrip(
   return out;
 }
 
-export function createJpeg(params: unknown): Preprocessor {
-  const c = parseWith('jpeg', jpegSchema, params);
-  return {
-    name: 'jpeg',
-    params: c,
-    differentiable: false,
-    randomized: false,
-    apply: (x, bounds) => fromValues(x, (d) => jpegRoundTrip(d, x.shape, bounds, c.q)),
-    surrogate: identity,
-  };
-}
+export const createJpeg = definePreprocessor('jpeg', jpegSchema, FILTER, (c) => ({
+  apply: (x, bounds) => fromValues(x, (d) => jpegRoundTrip(d, x.shape, bounds, c.q)),
+  surrogate: identity,
+}));

@@ -4,8 +4,7 @@
  * Computed on the values in JS (tfjs has no differentiable median); BPDA surrogate: identity.
  */
 import { z } from 'zod';
-import { parseWith } from '../../options.js';
-import { fromValues, identity, type Preprocessor } from './preprocessor.js';
+import { definePreprocessor, FILTER, fromValues, identity } from './preprocessor.js';
 
 export const medianSchema = z
   .object({
@@ -84,14 +83,7 @@ export function medianFilter(
   return out;
 }
 
-export function createMedian(params: unknown): Preprocessor {
-  const c = parseWith('median', medianSchema, params);
-  return {
-    name: 'median',
-    params: c,
-    differentiable: false,
-    randomized: false,
-    apply: (x) => fromValues(x, (d) => medianFilter(d, x.shape, c.k)),
-    surrogate: identity,
-  };
-}
+export const createMedian = definePreprocessor('median', medianSchema, FILTER, (c) => ({
+  apply: (x) => fromValues(x, (d) => medianFilter(d, x.shape, c.k)),
+  surrogate: identity,
+}));

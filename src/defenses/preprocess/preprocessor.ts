@@ -6,8 +6,10 @@
  * the backward pass only (see `straightThrough`).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { z } from 'zod';
 import type { Rng } from '../../engine/rng.js';
 import { ParryError } from '../../errors.js';
+import { parseWith } from '../../options.js';
 
 export interface Preprocessor {
   /** Spec name, e.g. 'jpeg'. */
@@ -25,6 +27,26 @@ export interface Preprocessor {
   apply(x: tf.Tensor4D, bounds: readonly [number, number], rng?: Rng): tf.Tensor4D;
   /** BPDA surrogate: differentiable, close to `apply` (identity unless stated). */
   surrogate(x: tf.Tensor4D, bounds: readonly [number, number]): tf.Tensor4D;
+}
+
+/** How a step behaves: a rounding filter is neither differentiable nor random; a crop is both. */
+export const FILTER = { differentiable: false, randomized: false } as const;
+export const RANDOM_RESAMPLE = { differentiable: true, randomized: true } as const;
+
+/**
+ * A preprocessing step from its name, strict schema and behaviour: `build` gets the parsed
+ * options (an option the step does not read is refused naming both) and returns the step's maths.
+ */
+export function definePreprocessor<S extends z.ZodType>(
+  name: string,
+  schema: S,
+  traits: { differentiable: boolean; randomized: boolean },
+  build: (c: z.output<S>) => Pick<Preprocessor, 'apply' | 'surrogate'>,
+): (params: unknown) => Preprocessor {
+  return (params) => {
+    const c = parseWith(name, schema, params);
+    return { name, params: c as Record<string, unknown>, ...traits, ...build(c) };
+  };
 }
 
 /**

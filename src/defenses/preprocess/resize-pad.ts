@@ -8,18 +8,15 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import { parseWith } from '../../options.js';
-import { needRng, type Preprocessor, perImageRegions } from './preprocessor.js';
+import { definePreprocessor, needRng, perImageRegions, RANDOM_RESAMPLE } from './preprocessor.js';
 
 export const resizePadSchema = z.object({ scale: z.number().gt(0).max(1).default(0.85) }).strict();
 
-export function createResizePad(params: unknown): Preprocessor {
-  const c = parseWith('resize-pad', resizePadSchema, params);
-  return {
-    name: 'resize-pad',
-    params: c,
-    differentiable: true,
-    randomized: true,
+export const createResizePad = definePreprocessor(
+  'resize-pad',
+  resizePadSchema,
+  RANDOM_RESAMPLE,
+  (c) => ({
     apply: (x, bounds, maybeRng) => {
       const [, h, w] = x.shape;
       return perImageRegions(x, c.scale, needRng('resize-pad', maybeRng), (i, r) => {
@@ -37,5 +34,5 @@ export function createResizePad(params: unknown): Preprocessor {
       });
     },
     surrogate: (x) => tf.clone(x),
-  };
-}
+  }),
+);

@@ -8,8 +8,7 @@
  * non-differentiable; BPDA surrogate: identity (Athalye et al. 2018 attack it so).
  */
 import { z } from 'zod';
-import { parseWith } from '../../options.js';
-import { fromValues, identity, type Preprocessor } from './preprocessor.js';
+import { definePreprocessor, FILTER, fromValues, identity } from './preprocessor.js';
 
 export const tvSchema = z
   .object({
@@ -68,14 +67,7 @@ export function tvDenoise(
   return out;
 }
 
-export function createTv(params: unknown): Preprocessor {
-  const c = parseWith('tv', tvSchema, params);
-  return {
-    name: 'tv',
-    params: c,
-    differentiable: false,
-    randomized: false,
-    apply: (x, bounds) => fromValues(x, (d) => tvDenoise(d, x.shape, bounds, c)),
-    surrogate: identity,
-  };
-}
+export const createTv = definePreprocessor('tv', tvSchema, FILTER, (c) => ({
+  apply: (x, bounds) => fromValues(x, (d) => tvDenoise(d, x.shape, bounds, c)),
+  surrogate: identity,
+}));
