@@ -235,6 +235,27 @@ const white = (xAdv: tf.Tensor, gradientEvaluations: number): AttackRun => ({
   queries: 0,
 });
 
+/** A white-box attack's runner as the registry's: its inputs and gradient count (tensors it measured itself freed). */
+function whiteBox(
+  attack: (
+    model: Classifier,
+    x: tf.Tensor,
+    labels: tf.Tensor1D,
+    run: AttackRunOptions,
+  ) => Promise<{
+    xAdv: tf.Tensor;
+    gradientEvaluations: number;
+    success?: tf.Tensor;
+    perturbationNorms?: tf.Tensor;
+  }>,
+): Runner {
+  return async (model, x, labels, run) => {
+    const r = await attack(model, x, labels, run);
+    tf.dispose([r.success, r.perturbationNorms].filter((t) => t !== undefined));
+    return white(r.xAdv, r.gradientEvaluations);
+  };
+}
+
 const PGD_OPTIONS = ['stepSize', 'steps', 'loss', 'l1Fraction'] as const;
 
 export const ATTACKS: readonly AttackEntry[] = [
@@ -257,10 +278,7 @@ export const ATTACKS: readonly AttackEntry[] = [
     requires: ['gradients'],
     targeted: true,
     options: pick(pgdConfigSchema, PGD_OPTIONS),
-    create: (o) => async (model, x, labels, run) => {
-      const r = await createPgd({ ...o, randomStart: false, restarts: 1 })(model, x, labels, run);
-      return white(r.xAdv, r.gradientEvaluations);
-    },
+    create: (o) => whiteBox(createPgd({ ...o, randomStart: false, restarts: 1 })),
   }),
   defineAttack({
     name: 'pgd',
@@ -269,10 +287,7 @@ export const ATTACKS: readonly AttackEntry[] = [
     requires: ['gradients'],
     targeted: true,
     options: pick(pgdConfigSchema, [...PGD_OPTIONS, 'randomStart', 'restarts']),
-    create: (o) => async (model, x, labels, run) => {
-      const r = await createPgd(o)(model, x, labels, run);
-      return white(r.xAdv, r.gradientEvaluations);
-    },
+    create: (o) => whiteBox(createPgd(o)),
   }),
   defineAttack({
     name: 'mim',
@@ -281,10 +296,7 @@ export const ATTACKS: readonly AttackEntry[] = [
     requires: ['gradients'],
     targeted: true,
     options: pick(mimConfigSchema, ['stepSize', 'steps', 'decay', 'randomStart', 'loss']),
-    create: (o) => async (model, x, labels, run) => {
-      const r = await createMim(o)(model, x, labels, run);
-      return white(r.xAdv, r.gradientEvaluations);
-    },
+    create: (o) => whiteBox(createMim(o)),
   }),
   defineAttack({
     name: 'square',
@@ -388,13 +400,7 @@ export const ATTACKS: readonly AttackEntry[] = [
     requires: ['gradients'],
     targeted: false,
     options: pick(deepFoolConfigSchema, ['steps', 'candidates', 'overshoot']),
-    create:
-      ({ targeted: _, seed: __, ...o }) =>
-      async (model, x, labels, run) => {
-        const r = await createDeepFool(o)(model, x, labels, run);
-        tf.dispose([r.success, r.perturbationNorms]);
-        return white(r.xAdv, r.gradientEvaluations);
-      },
+    create: ({ targeted: _, seed: __, ...o }) => whiteBox(createDeepFool(o)),
   }),
   defineAttack({
     name: 'cw',
@@ -411,13 +417,7 @@ export const ATTACKS: readonly AttackEntry[] = [
       'lr',
       'abortEarly',
     ]),
-    create:
-      ({ norm: _, eps: __, seed: ___, ...o }) =>
-      async (model, x, labels, run) => {
-        const r = await createCarliniWagner(o)(model, x, labels, run);
-        tf.dispose([r.success, r.perturbationNorms]);
-        return white(r.xAdv, r.gradientEvaluations);
-      },
+    create: ({ norm: _, eps: __, seed: ___, ...o }) => whiteBox(createCarliniWagner(o)),
   }),
 ];
 
@@ -435,10 +435,7 @@ function apgd(name: string, description: string, loss: 'ce' | 'dlr', targeted: b
         ? ['steps', 'restarts', 'numTargets', 'rho', 'alpha']
         : ['steps', 'restarts', 'rho', 'alpha'],
     ),
-    create: (o) => async (model, x, labels, run) => {
-      const r = await createApgd({ ...o, loss, targeted })(model, x, labels, run);
-      return white(r.xAdv, r.gradientEvaluations);
-    },
+    create: (o) => whiteBox(createApgd({ ...o, loss, targeted })),
   });
 }
 

@@ -10,8 +10,11 @@ export interface CountingQueryClassifier extends QueryClassifier {
   readonly queries: number;
 }
 
-/** Softmax probabilities of `model`, as a black box; `queries` counts queried examples. */
-export function queryClassifierFrom(model: Classifier): CountingQueryClassifier {
+/** `model` behind `answer` (what a query returns for a batch of logits), counting queries. */
+function countingBlackBox(
+  model: Classifier,
+  answer: (logits: tf.Tensor2D) => tf.Tensor2D,
+): CountingQueryClassifier {
   let queries = 0;
   return {
     inputShape: model.inputShape,
@@ -22,9 +25,14 @@ export function queryClassifierFrom(model: Classifier): CountingQueryClassifier 
     },
     predict: async (x: tf.Tensor) => {
       queries += x.shape[0];
-      return tf.tidy(() => tf.softmax(model.logits(x)));
+      return tf.tidy(() => answer(model.logits(x)));
     },
   };
+}
+
+/** Softmax probabilities of `model`, as a black box; `queries` counts queried examples. */
+export function queryClassifierFrom(model: Classifier): CountingQueryClassifier {
+  return countingBlackBox(model, (logits) => tf.softmax(logits));
 }
 
 /**
@@ -32,25 +40,11 @@ export function queryClassifierFrom(model: Classifier): CountingQueryClassifier 
  * probabilities, where two nearly tied classes can become equal); `queries` counts queried examples.
  */
 export function decisionClassifierFrom(model: Classifier): CountingQueryClassifier {
-  let queries = 0;
-  return {
-    inputShape: model.inputShape,
-    numClasses: model.numClasses,
-    bounds: model.bounds,
-    get queries() {
-      return queries;
-    },
-    predict: async (x: tf.Tensor) => {
-      queries += x.shape[0];
-      return tf.tidy(
-        () =>
-          tf.cast(
-            tf.oneHot(tf.argMax(model.logits(x), 1), model.numClasses),
-            'float32',
-          ) as tf.Tensor2D,
-      );
-    },
-  };
+  return countingBlackBox(
+    model,
+    (logits) =>
+      tf.cast(tf.oneHot(tf.argMax(logits, 1), model.numClasses), 'float32') as tf.Tensor2D,
+  );
 }
 
 /**
