@@ -12,8 +12,8 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
 import { crossEntropy } from '../../objectives/losses.js';
 import { parseWith } from '../../options.js';
-import { CostMeter, type RobustTraining } from './adversarial.js';
-import { checkTwiceDifferentiable, registerSecondOrderGradients } from './second-order.js';
+import type { RobustTraining } from './adversarial.js';
+import { secondOrderMethod } from './second-order.js';
 
 export const inputGradientConfigSchema = z
   .object({
@@ -64,21 +64,8 @@ export function createInputGradientRegularizer(
   config: z.input<typeof inputGradientConfigSchema>,
 ): RobustTraining & { config: InputGradientConfig } {
   const c = parseWith('inputGradient', inputGradientConfigSchema, config);
-  registerSecondOrderGradients();
-  const cost = new CostMeter();
-  const checked = new WeakSet<tfl.LayersModel>();
-  return {
-    config: c,
-    cost,
-    lossFn: (model, x, labels) => {
-      if (!checked.has(model)) {
-        checkTwiceDifferentiable(model, 'inputGradient');
-        checked.add(model);
-      }
-      // The input gradient, then the training backward through it (≈ two more passes).
-      cost.seen(x.shape[0]);
-      cost.add(x.shape[0], 3);
-      return inputGradientLoss(model, x, labels, c.lambda);
-    },
-  };
+  // The input gradient, then the training backward through it (≈ two more passes).
+  return secondOrderMethod('inputGradient', c, 3, (model, x, labels) =>
+    inputGradientLoss(model, x, labels, c.lambda),
+  );
 }

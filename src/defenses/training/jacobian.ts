@@ -13,9 +13,9 @@ import { z } from 'zod';
 import { Rng } from '../../engine/rng.js';
 import { crossEntropy } from '../../objectives/losses.js';
 import { parseWith } from '../../options.js';
-import { CostMeter, type RobustTraining } from './adversarial.js';
+import type { RobustTraining } from './adversarial.js';
 import { squaredNorms } from './input-gradient.js';
-import { checkTwiceDifferentiable, registerSecondOrderGradients } from './second-order.js';
+import { secondOrderMethod } from './second-order.js';
 
 export const jacobianConfigSchema = z
   .object({
@@ -65,27 +65,14 @@ export function createJacobianRegularizer(
   config: z.input<typeof jacobianConfigSchema>,
 ): RobustTraining & { config: JacobianConfig } {
   const c = parseWith('jacobian', jacobianConfigSchema, config);
-  registerSecondOrderGradients();
   const rng = new Rng(c.seed);
-  const cost = new CostMeter();
-  const checked = new WeakSet<tfl.LayersModel>();
-  return {
-    config: c,
-    cost,
-    lossFn: (model, x, labels) => {
-      if (!checked.has(model)) {
-        checkTwiceDifferentiable(model, 'jacobian');
-        checked.add(model);
-      }
-      cost.seen(x.shape[0]);
-      cost.add(x.shape[0], c.projections + 2);
-      return tf.tidy(() => {
-        const logits = model.apply(x, { training: true }) as tf.Tensor2D;
-        const ce = crossEntropy(logits, labels);
-        if (c.lambda === 0) return { loss: ce, logits };
-        const penalty = jacobianPenalty(model, x, c.projections, rng);
-        return { loss: tf.add(ce, tf.mul(penalty, c.lambda)) as tf.Tensor1D, logits };
-      });
-    },
-  };
+  return secondOrderMethod('jacobian', c, c.projections + 2, (model, x, labels) =>
+    tf.tidy(() => {
+      const logits = model.apply(x, { training: true }) as tf.Tensor2D;
+      const ce = crossEntropy(logits, labels);
+      if (c.lambda === 0) return { loss: ce, logits };
+      const penalty = jacobianPenalty(model, x, c.projections, rng);
+      return { loss: tf.add(ce, tf.mul(penalty, c.lambda)) as tf.Tensor1D, logits };
+    }),
+  );
 }

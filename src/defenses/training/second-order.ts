@@ -16,6 +16,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { ParryError } from '../../errors.js';
+import type { LossFn } from '../../train/steps.js';
+import { CostMeter, type RobustTraining } from './adversarial.js';
 
 /** Layer classes whose backward pass tfjs differentiates exactly (see above). */
 const TWICE_DIFFERENTIABLE = new Set([
@@ -61,4 +63,33 @@ export function checkTwiceDifferentiable(model: tfl.LayersModel, method: string)
       );
     }
   }
+}
+
+/**
+ * A regulariser that differentiates twice, for `trainModel`: registers the second-order gradients,
+ * refuses (UNSUPPORTED, at the first batch) a model tfjs cannot differentiate twice, and counts
+ * `gradientsPerExample` network passes per example for each batch.
+ */
+export function secondOrderMethod<C>(
+  name: string,
+  config: C,
+  gradientsPerExample: number,
+  loss: LossFn,
+): RobustTraining & { config: C } {
+  registerSecondOrderGradients();
+  const cost = new CostMeter();
+  const checked = new WeakSet<tfl.LayersModel>();
+  return {
+    config,
+    cost,
+    lossFn: (model, x, labels, progress, prepared) => {
+      if (!checked.has(model)) {
+        checkTwiceDifferentiable(model, name);
+        checked.add(model);
+      }
+      cost.seen(x.shape[0]);
+      cost.add(x.shape[0], gradientsPerExample);
+      return loss(model, x, labels, progress, prepared);
+    },
+  };
 }
