@@ -10,7 +10,46 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Classifier } from '../../models/classifier.js';
 import type { Norm } from '../../objectives/threat-model.js';
 import { type AttackLoss, attackObjective, attackSuccess } from './objective.js';
-import { enforceThreatModel } from './projection.js';
+import { enforceThreatModel, normalizeGradient } from './projection.js';
+
+/**
+ * One projected ascent step of `objective` (per-example values of the logits, summed): along the
+ * gradient normalised in `norm`, `stepSize` long, back onto the eps-ball around x and into the
+ * model's bounds. The step of PGD/BIM and of adversarial training's crafting. Pure; caller owns it.
+ */
+export function ascentStep(
+  model: Classifier,
+  x: tf.Tensor,
+  xAdv: tf.Tensor,
+  objective: (logits: tf.Tensor2D) => tf.Tensor,
+  s: { norm: Norm; eps: number; stepSize: number; l1Fraction?: number },
+): tf.Tensor {
+  return tf.tidy(() => {
+    const grad = tf.grad((z: tf.Tensor) => tf.sum(objective(model.logits(z))))(xAdv);
+    const direction = normalizeGradient(grad, s.norm, s.l1Fraction);
+    const stepped = tf.add(xAdv, tf.mul(direction, s.stepSize));
+    return enforceThreatModel(stepped, x, s.eps, s.norm, model.bounds);
+  });
+}
+
+/**
+ * `steps` applications of `step` from `start`, synchronously (for callers inside a training step,
+ * which cannot await): each state is disposed once the next exists. Owns `start`; caller owns
+ * the result.
+ */
+export function iterateSteps<S>(
+  rule: Pick<StepRule<S>, 'step' | 'dispose'>,
+  start: S,
+  steps: number,
+): S {
+  let state = start;
+  for (let k = 0; k < steps; k++) {
+    const next = rule.step(state);
+    rule.dispose(state);
+    state = next;
+  }
+  return state;
+}
 
 /** How one attack moves: its state (the iterate plus anything it carries, e.g. momentum). */
 export interface StepRule<S> {

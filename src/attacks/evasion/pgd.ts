@@ -11,9 +11,9 @@ import { z } from 'zod';
 import { Rng } from '../../engine/rng.js';
 import type { Classifier } from '../../models/classifier.js';
 import { evasionAttack } from './factory.js';
-import { runGradientLoop, type StepRule } from './gradient-loop.js';
+import { ascentStep, runGradientLoop, type StepRule } from './gradient-loop.js';
 import { attackGoal, attackObjective, parseWith } from './objective.js';
-import { clipToBounds, normalizeGradient, projectToBall, randomStart } from './projection.js';
+import { clipToBounds, randomStart } from './projection.js';
 
 export const pgdConfigSchema = z
   .object({
@@ -65,14 +65,13 @@ export function pgdStep(
   goal: tf.Tensor1D,
   c: PgdConfig,
 ): tf.Tensor {
-  return tf.tidy(() => {
-    const grad = tf.grad((z: tf.Tensor) =>
-      tf.sum(attackObjective(model.logits(z), goal, c.targeted, c.loss)),
-    )(xAdv);
-    const direction = normalizeGradient(grad, c.norm, c.l1Fraction);
-    const stepped = tf.add(xAdv, tf.mul(direction, c.stepSize));
-    return clipToBounds(projectToBall(stepped, x, c.eps, c.norm), model.bounds);
-  });
+  return ascentStep(
+    model,
+    x,
+    xAdv,
+    (logits) => attackObjective(logits, goal, c.targeted, c.loss),
+    c,
+  );
 }
 
 /** `createPgd` validates a config once (the attack it returns does not re-check it); `pgd`: validates `config`, runs PGD and re-clips the result to the eps-ball and bounds. */

@@ -8,13 +8,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
+import { ascentStep, iterateSteps } from '../../attacks/evasion/gradient-loop.js';
 import { attackObjective } from '../../attacks/evasion/objective.js';
-import {
-  clipToBounds,
-  enforceThreatModel,
-  normalizeGradient,
-  randomStart,
-} from '../../attacks/evasion/projection.js';
+import { clipToBounds, randomStart } from '../../attacks/evasion/projection.js';
 import { Rng } from '../../engine/rng.js';
 import { ParryError } from '../../errors.js';
 import type { Classifier } from '../../models/classifier.js';
@@ -58,24 +54,7 @@ export function trainingClassifier(model: tfl.LayersModel, bounds: [number, numb
   };
 }
 
-/** One ascent step on `objective(xAdv)`, projected onto the ball around x and into bounds. */
-function ascend(
-  model: Classifier,
-  x: tf.Tensor,
-  xAdv: tf.Tensor,
-  objective: (logits: tf.Tensor2D) => tf.Tensor,
-  norm: 'linf' | 'l2',
-  eps: number,
-  stepSize: number,
-): tf.Tensor {
-  return tf.tidy(() => {
-    const grad = tf.grad((z: tf.Tensor) => tf.sum(objective(model.logits(z))))(xAdv);
-    const stepped = tf.add(xAdv, tf.mul(normalizeGradient(grad, norm), stepSize));
-    return enforceThreatModel(stepped, x, eps, norm, model.bounds);
-  });
-}
-
-/** Runs `steps` ascent steps from `start` (owned: disposed); returns the last iterate. */
+/** `s.steps` ascent steps on `objective` from `start` (owned); the shared step and loop of attacks. */
 function iterate(
   model: Classifier,
   x: tf.Tensor,
@@ -84,13 +63,8 @@ function iterate(
   norm: 'linf' | 'l2',
   s: AttackSetting,
 ): tf.Tensor {
-  let xAdv = start;
-  for (let k = 0; k < s.steps; k++) {
-    const next = ascend(model, x, xAdv, objective, norm, s.eps, s.stepSize);
-    xAdv.dispose();
-    xAdv = next;
-  }
-  return xAdv;
+  const step = (xAdv: tf.Tensor) => ascentStep(model, x, xAdv, objective, { norm, ...s });
+  return iterateSteps({ step, dispose: (t) => t.dispose() }, start, s.steps);
 }
 
 /**
