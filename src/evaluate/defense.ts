@@ -29,6 +29,7 @@ import { type ModuleTask, moduleTask, type TaskContext } from '../engine/tasks.j
 import { ParryError } from '../errors.js';
 import type { Classifier } from '../models/classifier.js';
 import { cachedClassifier } from '../models/pool-tasks.js';
+import { examplesProgress, runBatchesInThread } from './batches.js';
 
 export interface DefenseEvaluation {
   n: number;
@@ -228,18 +229,9 @@ export async function evaluateDefense(
   const started = performance.now();
   const n = data.shape[0];
   const plan = planBatches(data, attack, params, opts.batchSize ?? 128);
-  const outputs: DefenseBatchOutput[] = [];
-  let done = 0;
-  for (const batch of plan) {
-    opts.signal?.throwIfAborted();
-    const m = batch.shape[0];
-    const progress = opts.onProgress
-      ? (f: number) => opts.onProgress?.(done + Math.floor(f * m), n)
-      : undefined;
-    outputs.push(await defenseBatch(setup(batch.params.seed), batch, attack, progress));
-    done += m;
-    opts.onProgress?.(done, n);
-  }
+  const outputs = await runBatchesInThread(plan, n, opts, (batch, progress) =>
+    defenseBatch(setup(batch.params.seed), batch, attack, progress),
+  );
   return assemble(plan, outputs, (performance.now() - started) / 1000);
 }
 
@@ -265,7 +257,7 @@ export async function evaluateDefensePooled(
     {
       transfer: (input) => [input.x.buffer as ArrayBuffer],
       signal: opts.signal,
-      onProgress: (done, total) => opts.onProgress?.(Math.floor((done / total) * n), n),
+      onProgress: examplesProgress(n, opts),
     },
   );
   return assemble(plan, outputs, (performance.now() - started) / 1000);

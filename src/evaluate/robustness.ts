@@ -21,6 +21,7 @@ import { type ModuleTask, moduleTask, type TaskContext } from '../engine/tasks.j
 import { ParryError } from '../errors.js';
 import type { Classifier } from '../models/classifier.js';
 import { cachedClassifier } from '../models/pool-tasks.js';
+import { examplesProgress, runBatchesInThread } from './batches.js';
 
 export interface AttackEvaluation {
   n: number;
@@ -254,18 +255,9 @@ export async function evaluateAttack(
   const modelFor = typeof model === 'function' ? model : () => model;
   const { numClasses } = modelFor(params.seed);
   const plan = planBatches(data, attack, params, batchSize, keep, numClasses);
-  const outputs: AttackBatchOutput[] = [];
-  let done = 0;
-  for (const batch of plan) {
-    const m = batch.shape[0];
-    const progress = opts.onProgress
-      ? (f: number) => opts.onProgress?.(done + Math.floor(f * m), n)
-      : undefined;
-    const model = modelFor(batch.params.seed);
-    outputs.push(await attackBatch(model, batch, opts.signal, attack, progress));
-    done += m;
-    opts.onProgress?.(done, n);
-  }
+  const outputs = await runBatchesInThread(plan, n, opts, (batch, progress) =>
+    attackBatch(modelFor(batch.params.seed), batch, opts.signal, attack, progress),
+  );
   return assemble(plan, outputs, keep, (performance.now() - started) / 1000);
 }
 
@@ -301,7 +293,7 @@ export async function evaluateAttackPooled(
       transfer: (input) => [input.x.buffer as ArrayBuffer],
       signal: opts.signal,
       // Whole examples: the finished batches plus the finished share of the running ones.
-      onProgress: (done, total) => opts.onProgress?.(Math.floor((done / total) * n), n),
+      onProgress: examplesProgress(n, opts),
     },
   );
   return assemble(plan, outputs, keep, (performance.now() - started) / 1000);

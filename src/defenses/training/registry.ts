@@ -105,6 +105,28 @@ const threat = (o: Record<string, unknown>, bounds: [number, number]) => ({
   seed: o.seed as number,
 });
 
+/** A penalty of λ on the loss; judged at eps (default 0.1) by the held-out check. */
+function regulariser(
+  name: string,
+  description: string,
+  own: z.ZodRawShape,
+  create: (o: Record<string, unknown>) => RobustTraining & { config: Record<string, unknown> },
+  fromConfig: TrainingMethodEntry['fromConfig'],
+): TrainingMethodEntry {
+  const lambda = z.number({ error: requiredMessage }).min(0).describe('weight of the penalty');
+  return robust(
+    name,
+    description,
+    { eps: eps.default(0.1), norm, seed, lambda, ...own },
+    (o) => {
+      const training = create(o);
+      return { training, params: training.config, name: description };
+    },
+    fromConfig,
+    { adversarial: false },
+  );
+}
+
 /** TRADES and MART: an inner PGD attack and a β-weighted KL term. */
 function betaMethod(
   name: string,
@@ -240,49 +262,23 @@ export const TRAINING_METHODS: readonly TrainingMethodEntry[] = [
     'boosted loss on misclassified examples + β·KL',
     createMart,
   ),
-  robust(
+  regulariser(
     'grad-reg',
     'input-gradient regularisation, double backpropagation (Ross & Doshi-Velez 2018)',
-    {
-      eps: eps.default(0.1),
-      norm,
-      seed,
-      lambda: z.number({ error: requiredMessage }).min(0).describe('weight of the penalty'),
-    },
-    (o) => {
-      const t = createInputGradientRegularizer({ lambda: o.lambda as number });
-      return {
-        training: t,
-        params: t.config,
-        name: 'input-gradient regularisation, double backpropagation (Ross & Doshi-Velez 2018)',
-      };
-    },
+    {},
+    (o) => createInputGradientRegularizer({ lambda: o.lambda as number }),
     (c) => createInputGradientRegularizer(c),
-    { adversarial: false },
   ),
-  robust(
+  regulariser(
     'jacobian-reg',
-    'Jacobian regularisation by random projections (Hoffman et al. 2019)',
-    {
-      eps: eps.default(0.1),
-      norm,
-      seed,
-      lambda: z.number({ error: requiredMessage }).min(0).describe('weight of the penalty'),
-      projections: z.number().int().min(1).default(1).describe('random projections per example'),
-    },
-    (o) => {
-      const t = createJacobianRegularizer({
+    'Jacobian regularisation, random projections (Hoffman et al. 2019)',
+    { projections: z.number().int().min(1).default(1).describe('random projections per example') },
+    (o) =>
+      createJacobianRegularizer({
         lambda: o.lambda as number,
         projections: o.projections as number,
         seed: o.seed as number,
-      });
-      return {
-        training: t,
-        params: t.config,
-        name: 'Jacobian regularisation, random projections (Hoffman et al. 2019)',
-      };
-    },
+      }),
     (c) => createJacobianRegularizer(c),
-    { adversarial: false },
   ),
 ];
