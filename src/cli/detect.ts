@@ -7,8 +7,8 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { type AttackEntry, attackNames, findAttack } from '../attacks/registry.js';
 import { DETECTORS, type DetectorName } from '../defenses/detection/index.js';
-import { evaluateDetectors } from '../evaluate/detection.js';
-import { NORMS, type Norm } from '../objectives/threat-model.js';
+import { type DetectOptions, evaluateDetectors } from '../evaluate/detection.js';
+import { NORMS } from '../objectives/threat-model.js';
 import {
   badOption,
   type CommonOptions,
@@ -22,21 +22,12 @@ import {
   withCommonOptions,
 } from './common.js';
 
-interface DetectCliOptions extends CommonOptions {
-  model: string;
-  dataset: string;
-  detector: string;
-  attacks: string;
-  fpr: number;
-  eps: number;
-  norm: Norm;
-  steps?: number;
-  jointSteps: number;
-  n: number;
-  fitN: number;
-  batchSize: number;
-  joint: boolean;
-}
+/** The library's options, with the detectors and attacks as the comma lists the flags take. */
+type DetectCliOptions = CommonOptions &
+  Omit<DetectOptions, 'detectors' | 'attacks' | 'seed' | 'workers'> & {
+    detector: string;
+    attacks: string;
+  };
 
 export function detectCommand(): Command {
   const cmd = modelCommand(
