@@ -17,6 +17,26 @@ export interface RegistryEntry<S extends z.ZodObject = z.ZodObject> {
   /** Every option the entry reads, with its rule and default; nothing else is accepted. */
   readonly schema: S;
   readonly requires: readonly Capability[];
+  /** Threat models the technique is defined on (`'linf'`, `'l2'`, `'l1'`), when it has one. */
+  readonly norms?: readonly string[];
+}
+
+/**
+ * An entry with one factory: `create` takes options `schema` has parsed (nothing re-checks them)
+ * and returns the family's runner — an attack's `(model, x, labels, run) => AttackResult`, a
+ * preprocessor, a detector. Build the options with `parseEntryOptions(entry, given)`.
+ */
+export interface TechniqueEntry<S extends z.ZodObject = z.ZodObject, R = unknown>
+  extends RegistryEntry<S> {
+  create(options: z.output<S>): R;
+}
+
+/** The entry's runner for `options` as a caller gives them (validated, defaults filled in). */
+export function createFromEntry<S extends z.ZodObject, R>(
+  entry: TechniqueEntry<S, R>,
+  options: Record<string, unknown>,
+): R {
+  return entry.create(parseEntryOptions(entry, options));
 }
 
 /** `steps`, `attacks[1].params.steps`: an issue path as a reader writes it. */

@@ -1,29 +1,31 @@
 /**
  * The evasion attacks, as a plain list. Every entry has one strict schema — the shared threat
  * model (norm, eps, targeted, seed; src/objectives/threat-model.ts) plus the attack's own options,
- * taken from the attack's config schema — what it needs from the model, and one factory. The CLI's
- * options, the evaluate config's `params` and the config's JSON schema are generated from these
- * schemas, so an option an attack does not read is refused wherever it is given.
+ * taken from the attack's config schema — what it needs from the model, and one factory whose
+ * runner returns an `AttackResult` (src/attacks/result.ts). The CLI's options, the evaluate
+ * config's `params` and the config's JSON schema are generated from these schemas, so an option an
+ * attack does not read is refused wherever it is given.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import type { Dataset } from '../data/dataset.js';
 import type { Classifier } from '../models/classifier.js';
 import { type Norm, threatModelShape } from '../objectives/threat-model.js';
-import { type Capability, parseEntryOptions, type RegistryEntry } from '../options.js';
+import { type Capability, parseEntryOptions, type TechniqueEntry } from '../options.js';
 import { apgdConfigSchema, createApgd } from './evasion/apgd.js';
 import { autoConfigSchema, createAuto } from './evasion/auto.js';
 import { decisionClassifierFrom, queryClassifierFrom } from './evasion/black-box.js';
 import { carliniWagnerConfigSchema, createCarliniWagner } from './evasion/carlini-wagner.js';
 import { createDeepFool, deepFoolConfigSchema } from './evasion/deepfool.js';
 import { createFgsm, fgsmConfigSchema } from './evasion/fgsm.js';
+import { finishAttack } from './evasion/gradient-loop.js';
 import { createHopSkipJump, hopSkipJumpConfigSchema } from './evasion/hop-skip-jump.js';
 import { createMim, mimConfigSchema } from './evasion/mim.js';
-import { attackSuccess } from './evasion/objective.js';
 import { createPgd, pgdConfigSchema } from './evasion/pgd.js';
-import { enforceThreatModel, perturbationNorms } from './evasion/projection.js';
+import { enforceThreatModel } from './evasion/projection.js';
 import { createSquare, squareConfigSchema } from './evasion/square.js';
 import { applyUniversal, createUap, type UapResult, uapConfigSchema } from './evasion/uap.js';
+import { pick } from './option-help.js';
 import type { AttackResult, AttackRunOptions } from './result.js';
 
 /** The options of any attack, as a caller holds them before the entry's schema checks them. */
@@ -48,22 +50,26 @@ export interface AttackContext {
   progress?: (fraction: number) => void;
 }
 
-/** What an attack's runner returns; `runAttack` completes it into an `AttackResult`. */
+/** What `craftAttack` hands back: the adversarial batch and its cost, nothing measured. */
 export type AttackRun = Pick<AttackResult, 'xAdv' | 'gradientEvaluations' | 'queries' | 'brokenBy'>;
-type Runner = (
+
+/** What a caller may pass to a registry runner: the run options, and uap's fitted perturbation. */
+export type AttackRunnerOptions = AttackRunOptions & { universalPerturbation?: Float32Array };
+
+/** Every attack, once its options are parsed: a batch in, an `AttackResult` out (caller owns it). */
+export type AttackRunner = (
   model: Classifier,
   x: tf.Tensor,
   labels: tf.Tensor1D,
-  opts: AttackRunOptions & { universalPerturbation?: Float32Array },
-) => Promise<AttackRun>;
+  opts: AttackRunnerOptions,
+) => Promise<AttackResult>;
 
-export interface AttackEntry<S extends z.ZodObject = z.ZodObject> extends RegistryEntry<S> {
+export interface AttackEntry<S extends z.ZodObject = z.ZodObject>
+  extends TechniqueEntry<S, AttackRunner> {
   norms: readonly Norm[];
   /** Minimum-norm attacks search for the smallest perturbation; eps is not their budget. */
   minimumNorm: boolean;
-  /** The attack for validated options (`schema`'s output). */
-  create(options: z.output<S>): Runner;
-  /** Validates `params` against `schema`, runs the attack, and measures the result. */
+  /** Validates `params` against `schema` and runs the attack (`runAttack`). */
   run(
     model: Classifier,
     x: tf.Tensor,
@@ -73,6 +79,7 @@ export interface AttackEntry<S extends z.ZodObject = z.ZodObject> extends Regist
   ): Promise<AttackResult>;
 }
 
+/** Parsed options: the threat model's fields, and the attack's own. */
 export type Options = Record<string, unknown> & {
   norm: Norm;
   eps?: number;
@@ -90,34 +97,36 @@ export interface AttackDefinition<S extends z.ZodObject> {
   targeted: boolean;
   /** The attack's own options: fields of its config schema. */
   options: S['shape'];
-  create(options: Options): Runner;
+  create(options: Options): AttackRunner;
 }
 
-/** An entry from its definition: the schema is the threat model for its norms plus `options`. */
+/**
+ * An entry from its definition: the schema is the threat model for its norms plus `options`; the
+ * result records the seed the options gave (deterministic attacks draw nothing from it).
+ */
 export function defineAttack<S extends z.ZodObject>(def: AttackDefinition<S>): AttackEntry {
   const minimumNorm = def.minimumNorm ?? false;
-  const threat = threatModelShape(def.norms, {
-    targeted: def.targeted,
-    eps: !minimumNorm,
-  });
-  const schema = threatSchema(threat, def.options);
+  const threat = threatModelShape(def.norms, { targeted: def.targeted, eps: !minimumNorm });
+  // An attack's own norm/eps/targeted/seed fields give way to the shared threat model's.
+  const { norm: _n, eps: _e, targeted: _t, seed: _s, ...own } = def.options as z.ZodRawShape;
   const entry: AttackEntry = {
     name: def.name,
     description: def.description,
     norms: def.norms,
     minimumNorm,
     requires: def.requires,
-    schema,
-    create: (options) => def.create(options as Options),
+    schema: z.strictObject({ ...threat, ...own }),
+    create: (options) => {
+      const o = options as Options;
+      const runner = def.create(o);
+      return async (model, x, labels, run) => ({
+        ...(await runner(model, x, labels, run)),
+        seed: o.seed,
+      });
+    },
     run: (model, x, labels, params, ctx) => runAttack(entry, model, x, labels, params, ctx),
   };
   return entry;
-}
-
-function threatSchema(threat: ReturnType<typeof threatModelShape>, own: z.ZodRawShape) {
-  // An attack's own norm/eps/targeted/seed fields give way to the shared threat model's.
-  const { norm: _n, eps: _e, targeted: _t, seed: _s, ...rest } = own;
-  return z.strictObject({ ...threat, ...rest });
 }
 
 /** `params` checked against `entry`'s schema, defaults filled in (uap's perturbation left out). */
@@ -126,11 +135,33 @@ export function attackOptions(entry: AttackEntry, params: AttackParams): Options
   return parseEntryOptions(entry, given) as Options;
 }
 
+function runnerOptions(params: AttackParams, ctx: AttackContext): AttackRunnerOptions {
+  const { progress, ...rest } = ctx;
+  const onProgress = progress && ((done: number, total: number) => progress(done / total));
+  return { ...rest, onProgress, universalPerturbation: params.universalPerturbation };
+}
+
 /**
- * Crafts adversarial inputs with `entry`: validates `params` with the entry's schema (an option the
- * attack does not read is an error naming both) and runs the attack; measures nothing, so a caller
- * with its own measuring protocol (e.g. a randomised defense, where every forward pass is a random
- * draw) controls every pass over the model. Caller owns `xAdv`.
+ * Runs `entry` on a batch: validates `params` with the entry's schema (an option the attack does
+ * not read is an error naming both) and returns the attack's result. Caller owns every tensor of
+ * it (`disposeAttackResult`).
+ */
+export async function runAttack(
+  entry: AttackEntry,
+  model: Classifier,
+  x: tf.Tensor,
+  labels: tf.Tensor1D,
+  params: AttackParams,
+  ctx: AttackContext = {},
+): Promise<AttackResult> {
+  const options = attackOptions(entry, params);
+  return entry.create(options)(model, x, labels, runnerOptions(params, ctx));
+}
+
+/**
+ * `runAttack` for a caller with its own measuring protocol (e.g. a randomised defense, where every
+ * forward pass is a random draw): the adversarial batch and its cost, with the parsed options.
+ * Caller owns `xAdv`.
  */
 export async function craftAttack(
   entry: AttackEntry,
@@ -141,119 +172,28 @@ export async function craftAttack(
   ctx: AttackContext = {},
 ): Promise<AttackRun & { options: Options }> {
   const options = attackOptions(entry, params);
-  const { universalPerturbation } = params;
-  const { progress, ...rest } = ctx;
-  const onProgress = progress && ((done: number, total: number) => progress(done / total));
-  const run = { ...rest, onProgress, universalPerturbation };
-  const out = await entry.create(options)(model, x, labels, run);
-  return { ...out, options };
+  const r = await entry.create(options)(model, x, labels, runnerOptions(params, ctx));
+  tf.dispose([r.predictions, r.success, r.perturbationNorms]);
+  const { xAdv, gradientEvaluations, queries, brokenBy } = r;
+  return { xAdv, gradientEvaluations, queries, ...(brokenBy ? { brokenBy } : {}), options };
 }
 
 /**
- * Runs `entry` on a batch (as `craftAttack`) and measures what it did in one forward pass: the
- * prediction on `xAdv`, success against the goal, and the perturbation norms. Caller owns every
- * tensor of the result (`disposeAttackResult`).
+ * A runner's result for `xAdv` (taken over), measured on `model` in one forward pass: its
+ * predictions, success against the goal (the targets when targeted) and perturbation norms.
  */
-export async function runAttack(
-  entry: AttackEntry,
+export function measureAttack(
   model: Classifier,
   x: tf.Tensor,
+  xAdv: tf.Tensor,
   labels: tf.Tensor1D,
-  params: AttackParams,
-  ctx: AttackContext = {},
-): Promise<AttackResult> {
-  const { options, ...out } = await craftAttack(entry, model, x, labels, params, ctx);
-  const goal = options.targeted ? ctx.targetLabels : labels;
-  const [predictions, success, norms] = tf.tidy(() => {
-    const logits = model.logits(out.xAdv);
-    return [
-      tf.cast(tf.argMax(logits, 1), 'int32') as tf.Tensor1D,
-      attackSuccess(logits, goal ?? labels, options.targeted),
-      perturbationNorms(out.xAdv, x, options.norm),
-    ];
-  });
-  return {
-    xAdv: out.xAdv,
-    predictions,
-    success,
-    perturbationNorms: norms,
-    gradientEvaluations: out.gradientEvaluations,
-    queries: out.queries,
-    seed: options.seed,
-    ...(out.brokenBy ? { brokenBy: out.brokenBy } : {}),
-  };
-}
-
-/** What each attack option means (the help text of the CLI flag and of the config's JSON schema). */
-const OPTION_HELP: Record<string, string> = {
-  steps: 'iterations',
-  stepSize: 'step length in the chosen norm (default 2.5·eps/steps)',
-  restarts: 'random restarts; each example keeps its worst case',
-  randomStart: 'start from a random point in the ball',
-  loss: 'objective: cross-entropy (ce) or the C&W logit margin',
-  l1Fraction: 'L1 only: fraction of coordinates a sparse step moves',
-  decay: 'momentum decay factor μ',
-  maxQueries: 'query budget per example',
-  pInit: 'initial fraction of the image a square covers',
-  initEvals: 'gradient-estimate queries at the first iteration',
-  maxEvals: 'gradient-estimate queries at most per iteration',
-  gamma: 'binary-search threshold factor γ',
-  initTrials: 'random draws to find a first adversarial point',
-  numTargets: 'target classes tried (the most likely after the true one)',
-  rho: 'step-size halving threshold ρ',
-  alpha: 'momentum weight α',
-  attacks: 'ensemble members, run in this order on the examples still standing',
-  targetFoolingRate: 'stop fitting once this fraction of inputs is fooled',
-  maxEpochs: 'passes over the fitting set',
-  deepfoolSteps: 'DeepFool iterations per example while fitting',
-  overshoot: 'factor the found perturbation is enlarged by',
-  candidates: 'classes considered for the closest boundary',
-  binarySearchSteps: 'binary-search rounds over the constant c',
-  initialConst: 'first constant c of the binary search',
-  confidence: 'logit margin κ the adversarial class must win by',
-  lr: 'Adam learning rate',
-  abortEarly: 'stop a round when the loss stops falling',
-};
-
-/** The fields `keys` of an attack's config schema, each with its help text. */
-function pick<S extends z.ZodObject, K extends keyof S['shape'] & string>(
-  schema: S,
-  keys: readonly K[],
-): Pick<S['shape'], K> {
-  return Object.fromEntries(
-    keys.map((k) => {
-      const field = schema.shape[k] as z.ZodType;
-      const help = OPTION_HELP[k];
-      return [k, help && !field.description ? field.describe(help) : field];
-    }),
-  ) as Pick<S['shape'], K>;
-}
-
-const white = (xAdv: tf.Tensor, gradientEvaluations: number): AttackRun => ({
-  xAdv,
-  gradientEvaluations,
-  queries: 0,
-});
-
-/** A white-box attack's runner as the registry's: its inputs and gradient count (tensors it measured itself freed). */
-function whiteBox(
-  attack: (
-    model: Classifier,
-    x: tf.Tensor,
-    labels: tf.Tensor1D,
-    run: AttackRunOptions,
-  ) => Promise<{
-    xAdv: tf.Tensor;
-    gradientEvaluations: number;
-    success?: tf.Tensor;
-    perturbationNorms?: tf.Tensor;
-  }>,
-): Runner {
-  return async (model, x, labels, run) => {
-    const r = await attack(model, x, labels, run);
-    tf.dispose([r.success, r.perturbationNorms].filter((t) => t !== undefined));
-    return white(r.xAdv, r.gradientEvaluations);
-  };
+  o: Options,
+  run: AttackRunOptions,
+  cost: { gradientEvaluations: number; queries: number },
+): AttackResult {
+  const goal = o.targeted && run.targetLabels ? run.targetLabels : labels;
+  const r = finishAttack(model, x, xAdv, goal, { norm: o.norm, targeted: o.targeted });
+  return { ...r, ...cost, seed: o.seed };
 }
 
 const PGD_OPTIONS = ['stepSize', 'steps', 'loss', 'l1Fraction'] as const;
@@ -266,10 +206,7 @@ export const ATTACKS: readonly AttackEntry[] = [
     requires: ['gradients'],
     targeted: true,
     options: pick(fgsmConfigSchema, ['loss']),
-    create:
-      ({ seed: _, ...o }) =>
-      async (model, x, labels, run) =>
-        white(createFgsm(o)(model, x, labels, run), 1),
+    create: ({ seed: _, ...o }) => createFgsm(o),
   }),
   defineAttack({
     name: 'bim',
@@ -278,7 +215,7 @@ export const ATTACKS: readonly AttackEntry[] = [
     requires: ['gradients'],
     targeted: true,
     options: pick(pgdConfigSchema, PGD_OPTIONS),
-    create: (o) => whiteBox(createPgd({ ...o, randomStart: false, restarts: 1 })),
+    create: (o) => createPgd({ ...o, randomStart: false, restarts: 1 }),
   }),
   defineAttack({
     name: 'pgd',
@@ -287,7 +224,7 @@ export const ATTACKS: readonly AttackEntry[] = [
     requires: ['gradients'],
     targeted: true,
     options: pick(pgdConfigSchema, [...PGD_OPTIONS, 'randomStart', 'restarts']),
-    create: (o) => whiteBox(createPgd(o)),
+    create: (o) => createPgd(o),
   }),
   defineAttack({
     name: 'mim',
@@ -296,7 +233,7 @@ export const ATTACKS: readonly AttackEntry[] = [
     requires: ['gradients'],
     targeted: true,
     options: pick(mimConfigSchema, ['stepSize', 'steps', 'decay', 'randomStart', 'loss']),
-    create: (o) => whiteBox(createMim(o)),
+    create: (o) => createMim(o),
   }),
   defineAttack({
     name: 'square',
@@ -305,10 +242,8 @@ export const ATTACKS: readonly AttackEntry[] = [
     requires: ['scores'],
     targeted: true,
     options: pick(squareConfigSchema, ['maxQueries', 'pInit']),
-    create: (o) => async (model, x, labels, run) => {
-      const r = await createSquare(o)(queryClassifierFrom(model), x, labels, run);
-      return { xAdv: r.xAdv, gradientEvaluations: 0, queries: r.meanQueries };
-    },
+    create: (o) => (model, x, labels, run) =>
+      createSquare(o)(queryClassifierFrom(model), x, labels, run),
   }),
   defineAttack({
     name: 'hsj',
@@ -326,9 +261,11 @@ export const ATTACKS: readonly AttackEntry[] = [
       'gamma',
       'initTrials',
     ]),
+    // Labels only: the result is measured on the model afterwards, outside the query budget.
     create: (o) => async (model, x, labels, run) => {
       const r = await createHopSkipJump(o)(decisionClassifierFrom(model), x, labels, run);
-      return { xAdv: r.xAdv, gradientEvaluations: 0, queries: r.meanQueries };
+      const cost = { gradientEvaluations: 0, queries: r.meanQueries };
+      return measureAttack(model, x, r.xAdv, labels, o, run, cost);
     },
   }),
   apgd('apgd-ce', 'APGD with cross-entropy (Croce & Hein 2020), step-size schedule', 'ce', false),
@@ -342,17 +279,7 @@ export const ATTACKS: readonly AttackEntry[] = [
     requires: ['gradients', 'scores'],
     targeted: false,
     options: pick(autoConfigSchema, ['attacks', 'steps', 'numTargets', 'maxQueries']),
-    create:
-      ({ targeted: _, ...o }) =>
-      async (model, x, labels, run) => {
-        const r = await createAuto(o)(model, x, labels, run);
-        return {
-          xAdv: r.xAdv,
-          gradientEvaluations: r.gradientEvaluations,
-          queries: r.queries,
-          brokenBy: r.brokenBy,
-        };
-      },
+    create: ({ targeted: _, ...o }) => createAuto(o),
   }),
   defineAttack({
     name: 'uap',
@@ -369,7 +296,7 @@ export const ATTACKS: readonly AttackEntry[] = [
     ]),
     create:
       ({ targeted: _, ...o }) =>
-      async (model, x, _labels, run) => {
+      async (model, x, labels, run) => {
         let v = run.universalPerturbation;
         let gradientEvaluations = 0;
         if (v === undefined) {
@@ -388,7 +315,10 @@ export const ATTACKS: readonly AttackEntry[] = [
             model.bounds,
           ),
         );
-        return white(xAdv, gradientEvaluations);
+        return measureAttack(model, x, xAdv, labels, { ...o, targeted: false }, run, {
+          gradientEvaluations,
+          queries: 0,
+        });
       },
   }),
   defineAttack({
@@ -400,7 +330,7 @@ export const ATTACKS: readonly AttackEntry[] = [
     requires: ['gradients'],
     targeted: false,
     options: pick(deepFoolConfigSchema, ['steps', 'candidates', 'overshoot']),
-    create: ({ targeted: _, seed: __, ...o }) => whiteBox(createDeepFool(o)),
+    create: ({ targeted: _, seed: __, ...o }) => createDeepFool(o),
   }),
   defineAttack({
     name: 'cw',
@@ -417,7 +347,7 @@ export const ATTACKS: readonly AttackEntry[] = [
       'lr',
       'abortEarly',
     ]),
-    create: ({ norm: _, eps: __, seed: ___, ...o }) => whiteBox(createCarliniWagner(o)),
+    create: ({ norm: _, eps: __, seed: ___, ...o }) => createCarliniWagner(o),
   }),
 ];
 
@@ -435,7 +365,7 @@ function apgd(name: string, description: string, loss: 'ce' | 'dlr', targeted: b
         ? ['steps', 'restarts', 'numTargets', 'rho', 'alpha']
         : ['steps', 'restarts', 'rho', 'alpha'],
     ),
-    create: (o) => whiteBox(createApgd({ ...o, loss, targeted })),
+    create: (o) => createApgd({ ...o, loss, targeted }),
   });
 }
 

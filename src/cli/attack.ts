@@ -12,7 +12,7 @@ import {
   findAttack,
   fitUniversalPerturbation,
 } from '../attacks/registry.js';
-import { loadDataset, sliceDataset, takeFirst } from '../data/index.js';
+import { loadDataset, takeFirst } from '../data/index.js';
 import { chooseWorkers, WorkerPool } from '../engine/pool.js';
 import {
   attackSummary,
@@ -24,7 +24,6 @@ import { loadClassifier, type TfjsClassifier } from '../models/index.js';
 import { NORMS } from '../objectives/threat-model.js';
 import { saveAttackExamples } from '../report/examples.js';
 import {
-  badOption,
   type CommonOptions,
   emit,
   modelCommand,
@@ -34,6 +33,7 @@ import {
   progressBar,
   round,
   setUpBackend,
+  testSlice,
   withCommonOptions,
 } from './common.js';
 import { addEntryOptions, givenEntryOptions, withFlagNames } from './options.js';
@@ -80,13 +80,7 @@ async function runAttack(opts: AttackOptions, given: Record<string, unknown>, no
   const params = { ...given, ...eps, norm, seed: opts.seed } as AttackParams;
   await withFlagNames(attack.name, async () => attackOptions(attack, params)); // before any work
   const model = await loadClassifier(opts.model);
-  const test = loadDataset(opts.dataset, 'test', { seed: opts.seed });
-  if (opts.offset >= test.shape[0]) {
-    throw badOption(
-      `--offset ${opts.offset} leaves no examples: ${test.name} has ${test.shape[0]}`,
-    );
-  }
-  const data = sliceDataset(test, opts.offset, opts.offset + opts.n);
+  const data = testSlice(opts.dataset, opts.offset, opts.n, opts.seed);
   model.checkInput(data.shape);
   const fit = attack.name === 'uap' ? await fitUniversal(opts, model, params) : undefined;
   if (fit) params.universalPerturbation = fit.perturbation;

@@ -5,7 +5,7 @@
 
 import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DATASETS } from '../data/index.js';
+import { DATASETS, type Dataset, loadDataset, sliceDataset } from '../data/index.js';
 import { initBackend } from '../engine/backend.js';
 import { ParryError } from '../errors.js';
 
@@ -158,3 +158,12 @@ const MODEL_HELP = 'TF.js LayersModel or GraphModel directory';
 
 /** Help text of --dataset, from the data registry. */
 export const DATASET_HELP = `data set: ${DATASETS.map((d) => d.usage).join(' | ')}`;
+
+/** test[offset, offset + n) of `dataset` (`--offset`, `--n`); an offset past the end is bad input. */
+export function testSlice(dataset: string, offset: number, n: number, seed: number): Dataset {
+  const test = loadDataset(dataset, 'test', { seed });
+  if (offset >= test.shape[0]) {
+    throw badOption(`--offset ${offset} leaves no examples: ${test.name} has ${test.shape[0]}`);
+  }
+  return sliceDataset(test, offset, offset + n);
+}

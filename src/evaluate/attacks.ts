@@ -11,6 +11,7 @@ import {
   type AttackParams,
   defineAttack,
   findAttack,
+  measureAttack,
 } from '../attacks/registry.js';
 import type { Dataset } from '../data/index.js';
 import { type AttackRun, attackRunOf, type CellMeta, cellOf } from './cells.js';
@@ -135,11 +136,12 @@ function jointEntry(t: Target): AttackEntry {
     requires: ['gradients'],
     targeted: false,
     options: {},
-    create: (o) => async (_model, x, labels, run) => {
+    create: (o) => async (model, x, labels, run) => {
       const norm = o.norm === 'l2' ? 'l2' : 'linf';
       const attack = createJointAttack({ eps: o.eps, norm, steps: jointSteps, seed: o.seed });
       const r = await attack(t.base, detector, x, labels, run.signal);
-      return { xAdv: r.xAdv, gradientEvaluations: r.gradientEvaluations, queries: 0 };
+      const cost = { gradientEvaluations: r.gradientEvaluations, queries: 0 };
+      return measureAttack(model, x, r.xAdv, labels, o, run, cost);
     },
   });
 }

@@ -237,7 +237,9 @@ async function fitDetector(
     if (isSupervised(d.name)) {
       const grid = config.eps.linf;
       const eps = grid ? grid[(grid.length - 1) >> 1] : 0.1;
-      adv = (await pgd(model, x, y, { eps, steps: 10, seed: config.seed })).xAdv;
+      const r = await pgd(model, x, y, { eps, steps: 10, seed: config.seed });
+      tf.dispose([r.predictions, r.success, r.perturbationNorms]);
+      adv = r.xAdv;
     }
     const data = { x, labels: y, adversarial: adv, calibration: calX };
     return await fitCalibratedDetector(d.name, model, data, d.fpr, config.seed || 1);

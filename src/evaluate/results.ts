@@ -4,9 +4,11 @@
  * checks can be recomputed from the file alone. `null` stands for "not measured" (never NaN).
  */
 
-export const RESULTS_VERSION = 1;
+import type { Norm } from '../objectives/threat-model.js';
 
-export type Norm = 'linf' | 'l2' | 'l1';
+export type { Norm } from '../objectives/threat-model.js';
+
+export const RESULTS_VERSION = 1;
 
 export interface EvaluationResults {
   version: typeof RESULTS_VERSION;

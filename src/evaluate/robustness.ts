@@ -5,13 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { preprocessAttacker } from '../adaptive/bpda.js';
-import { perturbationNorms } from '../attacks/evasion/projection.js';
-import {
-  type AttackEntry,
-  type AttackParams,
-  craftAttack,
-  findAttack,
-} from '../attacks/registry.js';
+import { type AttackEntry, type AttackParams, findAttack, runAttack } from '../attacks/registry.js';
+import { disposeAttackResult } from '../attacks/result.js';
 import { type Dataset, exampleSize } from '../data/index.js';
 import { cachedPreprocessors } from '../defenses/preprocess/spec.js';
 import { compiledModuleUrl } from '../engine/paths.js';
@@ -118,16 +113,13 @@ export async function attackBatch(
   const labels = tf.tensor1d(input.labels, 'int32');
   const targetLabels = input.targets ? tf.tensor1d(input.targets, 'int32') : undefined;
   try {
-    const out = await craftAttack(attack, model, x, labels, input.params, {
+    const out = await runAttack(attack, model, x, labels, input.params, {
       targetLabels,
       signal,
       progress,
     });
-    const [clean, adv, norms] = tf.tidy(() => [
-      tf.argMax(model.logits(x), 1),
-      tf.argMax(model.logits(out.xAdv), 1),
-      perturbationNorms(out.xAdv, x, input.params.norm),
-    ]);
+    const clean = tf.tidy(() => tf.argMax(model.logits(x), 1));
+    const [adv, norms] = [out.predictions, out.perturbationNorms];
     const per = input.x.length / Math.max(m, 1);
     const [c, a, d, xa] = await Promise.all([
       clean.data(),
@@ -135,7 +127,8 @@ export async function attackBatch(
       norms.data(),
       input.keep > 0 ? out.xAdv.data() : Promise.resolve(new Float32Array(0)),
     ]);
-    tf.dispose([clean, adv, norms, out.xAdv]);
+    clean.dispose();
+    disposeAttackResult(out);
     return {
       clean: Int32Array.from(c),
       adversarial: Int32Array.from(a),

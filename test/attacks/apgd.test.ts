@@ -8,6 +8,7 @@ import {
   perturbationNorms,
   pgd,
 } from '../../src/attacks/evasion/index.js';
+import { disposeAttackResult } from '../../src/attacks/result.js';
 import { syntheticDataset } from '../../src/data/index.js';
 import { ParryError } from '../../src/errors.js';
 import type { Classifier } from '../../src/models/classifier.js';
@@ -164,10 +165,11 @@ describe('apgd on cnn-small', () => {
   it.each(cases)('%s: inside the ball and bounds, reproducible, no leaks', async (_, m, c) => {
     const norm = c.norm as 'linf' | 'l2';
     const eps = norm === 'linf' ? 0.1 : 1;
-    (await run(m, c, eps)).xAdv.dispose(); // warm up lazy weights
+    disposeAttackResult(await run(m, c, eps)); // warm up lazy weights
     const before = tf.memory().numTensors;
     const r = await run(m, c, eps);
-    expect(tf.memory().numTensors).toBe(before + 1);
+    // xAdv, predictions, success, perturbationNorms.
+    expect(tf.memory().numTensors).toBe(before + 4);
     const v = toArray(r.xAdv);
     expect(Math.min(...v)).toBeGreaterThanOrEqual(0);
     expect(Math.max(...v)).toBeLessThanOrEqual(1);
@@ -199,7 +201,7 @@ describe('apgd on cnn-small', () => {
     expect(seen[0]).toBe(11);
     expect(seen.at(-1)).toBe(0);
     for (let i = 1; i < seen.length; i++) expect(seen[i]).toBeLessThan(seen[i - 1]);
-    r.xAdv.dispose();
+    disposeAttackResult(r);
     const before = tf.memory().numTensors;
     const ctl = new AbortController();
     const aborted = apgd(

@@ -38,7 +38,7 @@ describe('auto (AutoAttack-style ensemble)', () => {
       attacks: ['apgd-ce', 'apgd-t'],
       seed: 2,
     });
-    gradientOnly.xAdv.dispose();
+    disposeAttackResult(gradientOnly);
     expect(gradientOnly.brokenBy.filter((b) => b === null).length).toBeGreaterThan(2);
     expect(r.brokenBy.filter((b) => b === null)).toEqual([]);
     expect(r.brokenBy).toContain('square');
@@ -56,7 +56,8 @@ describe('auto (AutoAttack-style ensemble)', () => {
       expect(r.members[m].attacked).toBe(r.members[m - 1].attacked - r.members[m - 1].broken);
     }
     expect(r.queries).toBeGreaterThan(0);
-    tf.dispose([norms, r.xAdv]);
+    norms.dispose();
+    disposeAttackResult(r);
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([x, labels]);
   });

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { carliniWagner } from '../../src/attacks/evasion/index.js';
+import { disposeAttackResult } from '../../src/attacks/result.js';
 import { ParryError } from '../../src/errors.js';
 import { AffineClassifier, boundaryDistances } from './affine.js';
 import { cnnModel, toArray, values } from './helpers.js';
@@ -112,11 +113,11 @@ describe('carliniWagner', () => {
     const labels = tf.tensor1d([0, 1], 'int32');
     const c = { steps: 5, binarySearchSteps: 2 };
     const warm = await carliniWagner(model, x, labels, c);
-    tf.dispose([warm.xAdv, warm.success, warm.perturbationNorms]);
+    disposeAttackResult(warm);
     const before = tf.memory().numTensors;
     const r = await carliniWagner(model, x, labels, c);
-    expect(tf.memory().numTensors).toBe(before + 3);
-    tf.dispose([r.xAdv, r.success, r.perturbationNorms]);
+    expect(tf.memory().numTensors).toBe(before + 4); // xAdv, predictions, success, perturbationNorms
+    disposeAttackResult(r);
     expect(tf.memory().numTensors).toBe(before);
   });
 

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { deepFool } from '../../src/attacks/evasion/index.js';
+import { disposeAttackResult } from '../../src/attacks/result.js';
 import { ParryError } from '../../src/errors.js';
 import { AffineClassifier, boundaryDistances } from './affine.js';
 import { cnnModel, toArray, values } from './helpers.js';
@@ -116,11 +117,11 @@ describe('deepFool', () => {
     const x = tf.tensor(values(2 * 64, 9), [2, 8, 8, 1]);
     const labels = tf.tensor1d([0, 1], 'int32');
     const warm = await deepFool(model, x, labels, { steps: 2 });
-    tf.dispose([warm.xAdv, warm.success, warm.perturbationNorms]);
+    disposeAttackResult(warm);
     const before = tf.memory().numTensors;
     const r = await deepFool(model, x, labels, { steps: 5 });
-    expect(tf.memory().numTensors).toBe(before + 3);
-    tf.dispose([r.xAdv, r.success, r.perturbationNorms]);
+    expect(tf.memory().numTensors).toBe(before + 4); // xAdv, predictions, success, perturbationNorms
+    disposeAttackResult(r);
     expect(tf.memory().numTensors).toBe(before);
   });
 

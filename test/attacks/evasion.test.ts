@@ -8,6 +8,7 @@ import {
   perturbationNorms,
   pgd,
 } from '../../src/attacks/evasion/index.js';
+import { type AttackResult, disposeAttackResult } from '../../src/attacks/result.js';
 import { ParryError } from '../../src/errors.js';
 import type { Classifier } from '../../src/models/classifier.js';
 import { cnnModel, toArray, twoClassModel, values } from './helpers.js';
@@ -48,24 +49,26 @@ function expectClose(got: number[], expected: number[], digits: number) {
 }
 
 describe('fgsm', () => {
-  it('linf equals clip(x + eps·sign(w_other − w_y)), including where bounds bind', () => {
+  it('linf equals clip(x + eps·sign(w_other − w_y)), including where bounds bind', async () => {
     const { x, labels } = batch(0, 1); // some coordinates near the bounds
-    const xAdv = fgsm(linear, x, labels, { eps: 0.1 });
+    const { xAdv } = await fgsm(linear, x, labels, { eps: 0.1 });
     expectClose(toArray(xAdv), linfOptimum(toArray(x), 0.1), 6);
   });
 
-  it('l2 equals x + eps·(w_other − w_y)/‖w_other − w_y‖ inside the bounds', () => {
+  it('l2 equals x + eps·(w_other − w_y)/‖w_other − w_y‖ inside the bounds', async () => {
     const { x, labels } = batch(0.3, 0.7);
-    const xAdv = fgsm(linear, x, labels, { eps: 0.2, norm: 'l2' });
+    const { xAdv } = await fgsm(linear, x, labels, { eps: 0.2, norm: 'l2' });
     expectClose(toArray(xAdv), l2Optimum(toArray(x), 0.2), 5);
   });
 
-  it('targeted descends on the target class loss', () => {
+  it('targeted descends on the target class loss', async () => {
     const { x, labels } = batch(0.3, 0.7);
     const targetLabels = tf.tensor1d([1, 1, 1, 1], 'int32');
-    const xAdv = fgsm(linear, x, labels, { eps: 0.1, targeted: true }, { targetLabels });
+    const { xAdv } = await fgsm(linear, x, labels, { eps: 0.1, targeted: true }, { targetLabels });
     expectClose(toArray(xAdv), linfOptimum(toArray(x), 0.1), 6);
-    expect(() => fgsm(linear, x, labels, { eps: 0.1, targeted: true })).toThrow(/targetLabels/);
+    await expect(fgsm(linear, x, labels, { eps: 0.1, targeted: true })).rejects.toThrow(
+      /targetLabels/,
+    );
   });
 });
 
@@ -175,18 +178,13 @@ describe('every attack and norm', () => {
     y: tf.Tensor1D,
     eps: number,
     n: Norm,
-  ) => Promise<tf.Tensor>;
+  ) => Promise<AttackResult>;
   const attacks: [string, Norm[], Run][] = [
-    [
-      'fgsm',
-      ['linf', 'l2'],
-      async (m, x, y, eps, norm) => fgsm(m, x, y, { eps, norm: norm as 'linf' }),
-    ],
+    ['fgsm', ['linf', 'l2'], (m, x, y, eps, norm) => fgsm(m, x, y, { eps, norm: norm as 'linf' })],
     [
       'pgd',
       ['linf', 'l2', 'l1'],
-      async (m, x, y, eps, norm) =>
-        (await pgd(m, x, y, { eps, norm, steps: 5, restarts: 2, l1Fraction: 0.1 })).xAdv,
+      (m, x, y, eps, norm) => pgd(m, x, y, { eps, norm, steps: 5, restarts: 2, l1Fraction: 0.1 }),
     ],
   ];
   const cases = attacks.flatMap(([name, norms, run]) => norms.map((n) => [name, n, run] as const));
@@ -194,32 +192,36 @@ describe('every attack and norm', () => {
   const labels = tf.tensor1d([0, 1, 2, 1, 0], 'int32');
 
   it.each(cases)('%s %s: eps = 0 returns x exactly', async (_, norm, run) => {
-    expect(toArray(await run(cnnModel(), x, labels, 0, norm))).toEqual(toArray(x));
+    expect(toArray((await run(cnnModel(), x, labels, 0, norm)).xAdv)).toEqual(toArray(x));
     const lin = batch(0, 1);
-    expect(toArray(await run(linear, lin.x, lin.labels, 0, norm))).toEqual(toArray(lin.x));
+    const r = await run(linear, lin.x, lin.labels, 0, norm);
+    expect(toArray(r.xAdv)).toEqual(toArray(lin.x));
   });
 
   it.each(cases)(
     '%s %s: stays inside the ball and bounds on a conv model',
     async (_, norm, run) => {
       const eps = norm === 'linf' ? 0.1 : norm === 'l2' ? 1 : 3;
-      const xAdv = await run(cnnModel(), x, labels, eps, norm);
+      const { xAdv, perturbationNorms: reported } = await run(cnnModel(), x, labels, eps, norm);
       const v = toArray(xAdv);
       expect(Math.min(...v)).toBeGreaterThanOrEqual(0);
       expect(Math.max(...v)).toBeLessThanOrEqual(1);
-      for (const n of toArray(perturbationNorms(xAdv, x, norm)))
-        expect(n).toBeLessThanOrEqual(eps + 1e-5);
+      const measured = toArray(perturbationNorms(xAdv, x, norm));
+      for (const n of measured) expect(n).toBeLessThanOrEqual(eps + 1e-5);
+      expect(toArray(reported)).toEqual(measured);
       expect(toArray(xAdv)).not.toEqual(toArray(x));
     },
   );
 
-  it.each(cases)('%s %s: leaks nothing but the returned tensor', async (_, norm, run) => {
+  it.each(cases)('%s %s: leaks nothing but the returned tensors', async (_, norm, run) => {
     const model = cnnModel();
-    await run(model, x, labels, 0.1, norm).then((t) => t.dispose()); // warm up lazy weights
+    await run(model, x, labels, 0.1, norm).then(disposeAttackResult); // warm up lazy weights
     const before = tf.memory().numTensors;
-    const xAdv = await run(model, x, labels, 0.1, norm);
-    expect(tf.memory().numTensors).toBe(before + 1);
-    xAdv.dispose();
+    const r = await run(model, x, labels, 0.1, norm);
+    // xAdv, predictions, success, perturbationNorms.
+    expect(tf.memory().numTensors).toBe(before + 4);
+    disposeAttackResult(r);
+    expect(tf.memory().numTensors).toBe(before);
   });
 });
 
@@ -248,12 +250,7 @@ describe('bad input', () => {
       'BAD_INPUT',
       /x must have shape/,
     );
-    let err: unknown;
-    try {
-      fgsm(linear, x, tf.tensor1d([0, 1], 'int32'), { eps: 0.1 });
-    } catch (e) {
-      err = e;
-    }
+    const err = await fgsm(linear, x, tf.tensor1d([0, 1], 'int32'), { eps: 0.1 }).catch((e) => e);
     bad(err, 'BAD_INPUT', /labels must have shape \[4\]/);
   });
 });

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { mim } from '../../src/attacks/evasion/mim.js';
 import { pgd } from '../../src/attacks/evasion/pgd.js';
 import { perturbationNorms } from '../../src/attacks/evasion/projection.js';
+import { disposeAttackResult } from '../../src/attacks/result.js';
 import { ParryError } from '../../src/errors.js';
 import { cnnModel, toArray, twoClassModel, values } from './helpers.js';
 
@@ -81,11 +82,12 @@ describe('mim', () => {
     const model = cnnModel();
     const x = tf.tensor(values(2 * 64, 3), [2, 8, 8, 1]);
     const labels = tf.tensor1d([0, 1], 'int32');
-    (await mim(model, x, labels, { eps: 0.1, steps: 2 })).xAdv.dispose(); // warm up
+    disposeAttackResult(await mim(model, x, labels, { eps: 0.1, steps: 2 })); // warm up
     const before = tf.memory().numTensors;
     const r = await mim(model, x, labels, { eps: 0.1, steps: 3, randomStart: true, seed: 2 });
-    expect(tf.memory().numTensors).toBe(before + 1);
-    r.xAdv.dispose();
+    // xAdv, predictions, success, perturbationNorms.
+    expect(tf.memory().numTensors).toBe(before + 4);
+    disposeAttackResult(r);
     const ctl = new AbortController();
     const run = mim(
       model,

@@ -7,6 +7,7 @@ import {
   pseudoGaussianBlock,
   squareL2Propose,
 } from '../../src/attacks/evasion/square-l2.js';
+import { disposeAttackResult } from '../../src/attacks/result.js';
 import { Rng } from '../../src/engine/rng.js';
 import { cnnModel, LinearClassifier, linearBlackBox, toArray, values } from './helpers.js';
 
@@ -112,12 +113,12 @@ describe('square (l2)', () => {
     expect(Math.max(...distances)).toBeLessThan(eps / 1.5);
     const r = await square(model, x, labels, { eps, norm: 'l2', maxQueries: 1000, seed: 4 });
     expect(r.config.pInit).toBe(0.1);
-    expect(r.success).toEqual([true, true, true, true]);
+    expect(toArray(r.success).map(Boolean)).toEqual([true, true, true, true]);
     expect(toArray(tf.argMax(linear.logits(r.xAdv), 1))).toEqual([1, 1, 1, 1]);
     expectInBallAndBounds(r.xAdv, x, eps);
-    for (const q of r.queries) expect(q).toBeLessThanOrEqual(1000);
+    for (const q of r.queriesPerExample) expect(q).toBeLessThanOrEqual(1000);
     expect(model.calls[0]).toBe(4);
-    expect(Array.from(r.queries).reduce((a, b) => a + b, 0)).toBe(
+    expect(Array.from(r.queriesPerExample).reduce((a, b) => a + b, 0)).toBe(
       model.calls.reduce((a, b) => a + b, 0),
     );
   });
@@ -126,8 +127,8 @@ describe('square (l2)', () => {
     const model = linearBlackBox(linear);
     const eps = 0.95 * Math.min(...distances);
     const r = await square(model, x, labels, { eps, norm: 'l2', maxQueries: 200, seed: 4 });
-    expect(r.success).toEqual([false, false, false, false]);
-    expect(Array.from(r.queries)).toEqual([200, 200, 200, 200]);
+    expect(toArray(r.success).map(Boolean)).toEqual([false, false, false, false]);
+    expect(Array.from(r.queriesPerExample)).toEqual([200, 200, 200, 200]);
     expect(model.calls).toEqual(new Array<number>(200).fill(4));
     expectInBallAndBounds(r.xAdv, x, eps);
   });
@@ -135,7 +136,7 @@ describe('square (l2)', () => {
   it('eps = 0 returns x; the seed fixes the result', async () => {
     const zero = await square(linearBlackBox(linear), x, labels, { eps: 0, norm: 'l2' });
     expect(toArray(zero.xAdv)).toEqual(toArray(x));
-    expect(Array.from(zero.queries)).toEqual([1, 1, 1, 1]);
+    expect(Array.from(zero.queriesPerExample)).toEqual([1, 1, 1, 1]);
     const c = { eps: 0.3, norm: 'l2' as const, maxQueries: 40 };
     const a = await square(linearBlackBox(linear), x, labels, { ...c, seed: 7 });
     const b = await square(linearBlackBox(linear), x, labels, { ...c, seed: 7 });
@@ -157,13 +158,14 @@ describe('square (l2)', () => {
       norm: 'l2',
       maxQueries: 3,
     });
-    warm.xAdv.dispose();
+    disposeAttackResult(warm);
     const before = tf.memory().numTensors;
     const q = queryClassifierFrom(net);
     const r = await square(q, x0, y, { eps: 1.5, norm: 'l2', maxQueries: 60, seed: 2 });
-    expect(tf.memory().numTensors).toBe(before + 1);
-    expect(q.queries).toBe(Array.from(r.queries).reduce((a, b) => a + b, 0));
+    expect(tf.memory().numTensors).toBe(before + 4); // the result: xAdv, predictions, success, norms
+    expect(q.queries).toBe(Array.from(r.queriesPerExample).reduce((a, b) => a + b, 0));
     expectInBallAndBounds(r.xAdv, x0, 1.5);
-    tf.dispose([r.xAdv, x0, y]);
+    disposeAttackResult(r);
+    tf.dispose([x0, y]);
   });
 });

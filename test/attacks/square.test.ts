@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { perturbationNorms } from '../../src/attacks/evasion/projection.js';
 import { queryClassifierFrom, square, squareP } from '../../src/attacks/evasion/square.js';
+import { disposeAttackResult } from '../../src/attacks/result.js';
 import { ParryError } from '../../src/errors.js';
 import { cnnModel, linearBlackBox, toArray, twoClassModel, values } from './helpers.js';
 
@@ -32,7 +33,7 @@ describe('square (linf)', () => {
     const { x, labels } = batch();
     const model = blackBox();
     const r = await square(model, x, labels, { eps: 0.3, maxQueries: 300, seed: 4 });
-    expect(r.success).toEqual([true, true, true, true]);
+    expect(toArray(r.success).map(Boolean)).toEqual([true, true, true, true]);
     const pred = toArray(tf.argMax(linear.logits(r.xAdv), 1));
     expect(pred).toEqual([1, 1, 1, 1]);
     const v = toArray(r.xAdv);
@@ -40,13 +41,13 @@ describe('square (linf)', () => {
     expect(Math.max(...v)).toBeLessThanOrEqual(1);
     for (const n of toArray(perturbationNorms(r.xAdv, x, 'linf')))
       expect(n).toBeLessThanOrEqual(0.3 + 1e-6);
-    for (const q of r.queries) expect(q).toBeLessThanOrEqual(300);
+    for (const q of r.queriesPerExample) expect(q).toBeLessThanOrEqual(300);
     // Queries = rows the black box saw; the first call is the initial check on every example.
     expect(model.calls[0]).toBe(4);
-    expect(Array.from(r.queries).reduce((a, b) => a + b, 0)).toBe(
+    expect(Array.from(r.queriesPerExample).reduce((a, b) => a + b, 0)).toBe(
       model.calls.reduce((a, b) => a + b, 0),
     );
-    expect(r.meanQueries).toBeCloseTo(Array.from(r.queries).reduce((a, b) => a + b) / 4, 12);
+    expect(r.queries).toBeCloseTo(Array.from(r.queriesPerExample).reduce((a, b) => a + b) / 4, 12);
   });
 
   it('unbroken examples cost 1 + iterations = maxQueries; broken-at-start ones cost 1', async () => {
@@ -55,8 +56,8 @@ describe('square (linf)', () => {
     const labels = tf.tensor1d([0, 0], 'int32');
     const model = blackBox();
     const r = await square(model, x, labels, { eps: 0.01, maxQueries: 25, seed: 1 });
-    expect(Array.from(r.queries)).toEqual([1, 25]);
-    expect(r.success).toEqual([true, false]);
+    expect(Array.from(r.queriesPerExample)).toEqual([1, 25]);
+    expect(toArray(r.success).map(Boolean)).toEqual([true, false]);
     expect(model.calls).toEqual([2, ...new Array<number>(24).fill(1)]);
   });
 
@@ -67,7 +68,7 @@ describe('square (linf)', () => {
     const b = await square(blackBox(), x, labels, { ...c, seed: 7 });
     const other = await square(blackBox(), x, labels, { ...c, seed: 8 });
     expect(toArray(a.xAdv)).toEqual(toArray(b.xAdv));
-    expect(Array.from(a.queries)).toEqual(Array.from(b.queries));
+    expect(Array.from(a.queriesPerExample)).toEqual(Array.from(b.queriesPerExample));
     expect(toArray(other.xAdv)).not.toEqual(toArray(a.xAdv));
   });
 
@@ -75,7 +76,7 @@ describe('square (linf)', () => {
     const { x, labels } = batch();
     const r = await square(blackBox(), x, labels, { eps: 0 });
     expect(toArray(r.xAdv)).toEqual(toArray(x));
-    expect(Array.from(r.queries)).toEqual([1, 1, 1, 1]);
+    expect(Array.from(r.queriesPerExample)).toEqual([1, 1, 1, 1]);
   });
 
   it('on a conv model (via queryClassifierFrom) stays in the ball, counts queries, leaks nothing', async () => {
@@ -83,15 +84,15 @@ describe('square (linf)', () => {
     const x = tf.tensor(values(3 * 64, 5), [3, 8, 8, 1]);
     const labels = tf.tensor1d([0, 1, 2], 'int32');
     const warm = await square(queryClassifierFrom(net), x, labels, { eps: 0.1, maxQueries: 3 });
-    warm.xAdv.dispose();
+    disposeAttackResult(warm);
     const before = tf.memory().numTensors;
     const q = queryClassifierFrom(net);
     const r = await square(q, x, labels, { eps: 0.1, maxQueries: 50, seed: 2 });
-    expect(tf.memory().numTensors).toBe(before + 1);
-    expect(q.queries).toBe(Array.from(r.queries).reduce((a, b) => a + b, 0));
+    expect(tf.memory().numTensors).toBe(before + 4); // the result: xAdv, predictions, success, norms
+    expect(q.queries).toBe(Array.from(r.queriesPerExample).reduce((a, b) => a + b, 0));
     for (const n of toArray(perturbationNorms(r.xAdv, x, 'linf')))
       expect(n).toBeLessThanOrEqual(0.1 + 1e-6);
-    r.xAdv.dispose();
+    disposeAttackResult(r);
     // Abort on an example the linear black box can never lose (see the query-count test).
     const hard = tf.tensor([1, 0, 0, 1, 0, 1], [1, 2, 3, 1]);
     const y = tf.tensor1d([0], 'int32');

@@ -18,16 +18,12 @@ import { z } from 'zod';
 import { Rng } from '../../engine/rng.js';
 import { check } from '../../errors.js';
 import type { Classifier } from '../../models/classifier.js';
+import type { AttackResult, AttackRunOptions } from '../result.js';
 import { dlrLoss, dlrTargetedLoss } from './dlr.js';
 import { evasionAttack } from './factory.js';
+import { gradientAttack, type Run, type StepRule, startingPoint } from './gradient-loop.js';
 import { attackObjective, attackSuccess, checkBatch, parseWith } from './objective.js';
-import {
-  clipToBounds,
-  enforceThreatModel,
-  normalizeGradient,
-  projectToBall,
-  randomStart,
-} from './projection.js';
+import { enforceThreatModel, normalizeGradient } from './projection.js';
 
 export const apgdConfigSchema = z
   .object({
@@ -50,22 +46,8 @@ export const apgdConfigSchema = z
 export type ApgdConfigInput = z.input<typeof apgdConfigSchema>;
 export type ApgdConfig = z.infer<typeof apgdConfigSchema> & { loss: 'ce' | 'dlr' };
 
-export interface ApgdOptions {
-  /** Called after every iteration: step ∈ 1..steps·runs. */
-  onProgress?: (step: number, steps: number) => void;
-  /** Checked before every iteration; aborting rejects with `signal.reason`. */
-  signal?: AbortSignal;
-}
-
-export interface ApgdResult {
-  xAdv: tf.Tensor;
-  /** Batch gradient evaluations: (steps + 1) per run (the start point needs one). */
-  gradientEvaluations: number;
-  /** Runs made: restarts, times the targets used when `targeted`. */
-  runs: number;
-  seed: number;
-  config: ApgdConfig;
-}
+/** APGD's result: the attack result, the runs made (restarts × targets) and the parsed config. */
+export type ApgdResult = AttackResult & { runs: number; config: ApgdConfig };
 
 export function parseApgdConfig(config: unknown): ApgdConfig {
   const c = parseWith('apgd', apgdConfigSchema, config);
@@ -114,12 +96,18 @@ export interface ApgdState {
   halvedAtCheck: tf.Tensor1D;
 }
 
+/** A run's state: APGD's tensors and the objective of the run's examples (and target). */
+interface ApgdRun {
+  s: ApgdState;
+  objective: ApgdObjective;
+}
+
 async function runApgd(
   model: Classifier,
   x: tf.Tensor,
   labels: tf.Tensor1D,
   c: ApgdConfig,
-  opts: ApgdOptions,
+  opts: AttackRunOptions,
 ): Promise<ApgdResult> {
   checkBatch('apgd', model, x, labels);
   const k = model.numClasses;
@@ -131,70 +119,63 @@ async function runApgd(
     'UNSUPPORTED',
   );
   const targets = c.targeted ? rankTargets(model, x, labels, Math.min(c.numTargets, k - 1)) : [];
-  const owned: tf.Tensor[] = [];
-  // An objective for a subset of the batch: the labels (and targets) gathered to its rows.
-  const objectives: ((rows: tf.Tensor1D | null) => ApgdObjective)[] = c.targeted
-    ? targets.map((t) => (rows) => {
-        const [l, tt] = rows ? [tf.gather(labels, rows), tf.gather(t, rows)] : [labels, t];
-        if (rows) owned.push(l, tt);
-        return (logits) => targetedObjective(logits, l, tt, c.loss);
-      })
-    : [
-        (rows) => {
-          const l = rows ? tf.gather(labels, rows) : labels;
-          if (rows) owned.push(l);
-          return (logits) =>
-            c.loss === 'ce' ? attackObjective(logits, l, false, 'ce') : dlrLoss(logits, l);
-        },
-      ];
+  const runs = Math.max(targets.length, 1) * c.restarts;
+  // One forked generator per run, drawn in run order up front: run r draws the same start
+  // whatever the run count is, and a run skipped because every example is broken still uses one.
   const rng = new Rng(c.seed);
-  const runs = objectives.length * c.restarts;
-  const batch = x.shape[0];
-  const progress = { done: 0, total: runs * c.steps };
-  let best: Candidate | undefined;
-  // Example-runs made: after the first run, each run attacks only the examples not yet broken
-  // (as the reference implementation does for restarts and targets).
-  let exampleRuns = 0;
-  try {
-    for (const objectiveFor of objectives) {
-      for (let r = 0; r < c.restarts; r++) {
-        // One forked generator per run: run r draws the same start whatever the run count is.
-        const runRng = rng.fork();
-        const standing = best ? standingRows(best.success) : null;
-        if (standing?.length === 0) {
-          progress.done += c.steps;
-          opts.onProgress?.(progress.done, progress.total);
-          continue;
-        }
-        const rows = standing && standing.length < batch ? tf.tensor1d(standing, 'int32') : null;
-        if (rows) owned.push(rows);
-        const xs = rows ? tf.gather(x, rows) : x;
-        const ls = rows ? tf.gather(labels, rows) : labels;
-        if (rows) owned.push(xs, ls);
-        const objective = objectiveFor(rows);
-        const cand = await runOnce(model, xs, ls, objective, c, runRng, opts, progress);
-        exampleRuns += rows ? rows.shape[0] : batch;
-        best = keepWorstCase(best, rows && best ? expand(cand, best, rows) : cand);
-        tf.dispose(owned.splice(0));
-      }
+  const runRngs = Array.from({ length: runs }, () => rng.fork());
+  // Run r attacks target ⌊r / restarts⌋; its labels (and target) gathered to the run's rows.
+  const objectiveOf = (run: Run): ApgdObjective => {
+    const l = run.gather(labels);
+    if (!c.targeted) {
+      return (logits) =>
+        c.loss === 'ce' ? attackObjective(logits, l, false, 'ce') : dlrLoss(logits, l);
     }
-  } catch (e) {
-    disposeCandidate(best);
-    throw e;
+    const t = run.gather(targets[Math.floor(run.index / c.restarts)]);
+    return (logits) => targetedObjective(logits, l, t, c.loss);
+  };
+  const checkpoints = apgdCheckpoints(c.steps);
+  const rule: StepRule<ApgdRun> = {
+    start: (run) => {
+      const objective = objectiveOf(run);
+      return {
+        objective,
+        s: initialState(model, run.x, run.goal, objective, c, runRngs[run.index]),
+      };
+    },
+    step: ({ s, objective }, i, run) => {
+      const next = apgdStep(model, run.x, run.goal, objective, s, c, i === 0);
+      const j = checkpoints.indexOf(i + 1);
+      if (j <= 0) return { s: next, objective };
+      const checked = checkpoint(next, c.rho * (checkpoints[j] - checkpoints[j - 1]));
+      release(next, checked, s);
+      return { s: checked, objective };
+    },
+    iterate: ({ s }) => s.x,
+    dispose: (state, next) => release(state.s, next?.s),
+    // Per example, its adversarial point or else its best point, ranked by the best loss.
+    outcome: ({ s }, run) =>
+      tf.tidy(() => {
+        const mask = perExample(s.success, run.x.rank);
+        return {
+          xAdv: tf.where(tf.broadcastTo(mask, run.x.shape), s.xAdv, s.xMax),
+          loss: tf.clone(s.lossMax),
+          success: tf.clone(s.success),
+        };
+      }),
+  };
+  // Every variant counts a misclassified point as a success; the rule ranks its own runs.
+  const settings = { ...c, ...opts, restarts: runs, loss: 'ce' as const, targeted: false };
+  try {
+    const result = await gradientAttack(model, x, labels, rule, {
+      ...settings,
+      standingOnly: true,
+      gradientsPerRun: c.steps + 1,
+    });
+    return { ...result, runs, config: c };
   } finally {
     tf.dispose(targets);
-    tf.dispose(owned);
   }
-  const { xAdv, loss, success } = best!;
-  const final = enforceThreatModel(xAdv, x, c.eps, c.norm, model.bounds);
-  tf.dispose([xAdv, loss, success]);
-  return {
-    xAdv: final,
-    gradientEvaluations: (exampleRuns / batch) * (c.steps + 1),
-    runs,
-    seed: c.seed,
-    config: c,
-  };
 }
 
 /** The `n` classes other than the true one with the highest clean logits, as `n` [batch] tensors. */
@@ -223,43 +204,6 @@ function targetedObjective(
     : attackObjective(logits, target, true, 'ce');
 }
 
-/** One APGD run from a random start; returns, per example, its adversarial or best point. */
-async function runOnce(
-  model: Classifier,
-  x: tf.Tensor,
-  labels: tf.Tensor1D,
-  objective: ApgdObjective,
-  c: ApgdConfig,
-  rng: Rng,
-  opts: ApgdOptions,
-  progress: { done: number; total: number },
-): Promise<Candidate> {
-  const checkpoints = apgdCheckpoints(c.steps);
-  let s = initialState(model, x, labels, objective, c, rng);
-  try {
-    for (let i = 0; i < c.steps; i++) {
-      opts.signal?.throwIfAborted();
-      s = replace(s, apgdStep(model, x, labels, objective, s, c, i === 0));
-      const j = checkpoints.indexOf(i + 1);
-      if (j > 0) s = replace(s, checkpoint(s, c.rho * (checkpoints[j] - checkpoints[j - 1])));
-      progress.done++;
-      opts.onProgress?.(progress.done, progress.total);
-      // Give timers and abort signals a chance to run between steps.
-      if (opts.signal) await new Promise((resolve) => setTimeout(resolve, 0));
-    }
-    return tf.tidy(() => {
-      const mask = perExample(s.success, x.rank);
-      return {
-        xAdv: tf.where(tf.broadcastTo(mask, x.shape), s.xAdv, s.xMax),
-        loss: tf.clone(s.lossMax),
-        success: tf.clone(s.success),
-      };
-    });
-  } finally {
-    tf.dispose(Object.values(s));
-  }
-}
-
 /** f, ∇f and the success flag at `xk`, from a single forward and backward pass. */
 function evaluate(model: Classifier, xk: tf.Tensor, labels: tf.Tensor1D, objective: ApgdObjective) {
   // The logits escape tf.grad's scope through tf.keep, so they are disposed by hand.
@@ -285,7 +229,7 @@ function initialState(
   rng: Rng,
 ): ApgdState {
   return tf.tidy(() => {
-    const x0 = clipToBounds(randomStart(x, c.eps, c.norm, rng), model.bounds);
+    const x0 = startingPoint(model, x, { ...c, randomStart: true }, rng);
     const { grad, loss, success } = evaluate(model, x0, labels, objective);
     const b = x.shape[0];
     return {
@@ -322,7 +266,7 @@ export function apgdStep(
   first: boolean,
 ): ApgdState {
   return tf.tidy(() => {
-    const P = (v: tf.Tensor) => clipToBounds(projectToBall(v, x, c.eps, c.norm), model.bounds);
+    const P = (v: tf.Tensor) => enforceThreatModel(v, x, c.eps, c.norm, model.bounds);
     const eta = perExample(s.eta, x.rank);
     const zk = P(tf.add(s.x, tf.mul(normalizeGradient(s.grad, c.norm), eta)));
     const next = first
@@ -380,73 +324,12 @@ function checkpoint(s: ApgdState, threshold: number): ApgdState {
   }) as unknown as ApgdState;
 }
 
-/** Disposes what `prev` held that `next` no longer does. */
-function replace(prev: ApgdState, next: ApgdState): ApgdState {
-  const kept = new Set<tf.Tensor>(Object.values(next));
-  const unique = new Set<tf.Tensor>(Object.values(prev));
-  for (const t of unique) if (!kept.has(t)) t.dispose();
-  return next;
+/** Disposes what `prev` holds that neither `next` nor `keep` holds. */
+function release(prev: ApgdState, next?: ApgdState, keep?: ApgdState): void {
+  const kept = new Set<tf.Tensor>([...Object.values(next ?? {}), ...Object.values(keep ?? {})]);
+  for (const t of new Set<tf.Tensor>(Object.values(prev))) if (!kept.has(t)) t.dispose();
 }
 
 function perExample(v: tf.Tensor, rank: number): tf.Tensor {
   return tf.reshape(v, [v.shape[0], ...new Array<number>(rank - 1).fill(1)]);
-}
-
-interface Candidate {
-  xAdv: tf.Tensor;
-  loss: tf.Tensor1D;
-  success: tf.Tensor1D;
-}
-
-/** Per example: a success beats a failure; among equals the higher loss wins. Owns both. */
-function keepWorstCase(best: Candidate | undefined, cand: Candidate): Candidate {
-  if (best == null) return cand;
-  const merged = tf.tidy(() => {
-    const newWins = tf.logicalOr(
-      tf.logicalAnd(cand.success, tf.logicalNot(best.success)),
-      tf.logicalAnd(tf.equal(cand.success, best.success), tf.greater(cand.loss, best.loss)),
-    );
-    const mask = tf.broadcastTo(perExample(newWins, cand.xAdv.rank), cand.xAdv.shape);
-    return {
-      xAdv: tf.where(mask, cand.xAdv, best.xAdv),
-      loss: tf.where(newWins, cand.loss, best.loss) as tf.Tensor1D,
-      success: tf.logicalOr(cand.success, best.success) as tf.Tensor1D,
-    };
-  });
-  disposeCandidate(best);
-  disposeCandidate(cand);
-  return merged;
-}
-
-/** Row indices of the examples not yet broken. */
-function standingRows(success: tf.Tensor1D): number[] {
-  const flags = success.dataSync();
-  const rows: number[] = [];
-  for (let i = 0; i < flags.length; i++) if (!flags[i]) rows.push(i);
-  return rows;
-}
-
-/**
- * A candidate for rows `rows` of the batch, widened to the whole batch with `best`'s values
- * elsewhere (so `keepWorstCase` keeps `best` there). Owns `cand`; `best` is left alone.
- */
-function expand(cand: Candidate, best: Candidate, rows: tf.Tensor1D): Candidate {
-  const wide = tf.tidy(() => {
-    const b = best.xAdv.shape[0];
-    const pick = Array.from({ length: b }, (_, i) => i);
-    const r = rows.dataSync();
-    for (let p = 0; p < r.length; p++) pick[r[p]] = b + p;
-    const sel = tf.tensor1d(pick, 'int32');
-    return {
-      xAdv: tf.gather(tf.concat([best.xAdv, cand.xAdv]), sel),
-      loss: tf.gather(tf.concat([best.loss, cand.loss]), sel) as tf.Tensor1D,
-      success: tf.gather(tf.concat([best.success, cand.success]), sel) as tf.Tensor1D,
-    };
-  });
-  disposeCandidate(cand);
-  return wide;
-}
-
-function disposeCandidate(c: Candidate | undefined): void {
-  if (c) tf.dispose([c.xAdv, c.loss, c.success]);
 }

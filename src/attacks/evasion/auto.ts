@@ -17,11 +17,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { Rng } from '../../engine/rng.js';
 import type { Classifier } from '../../models/classifier.js';
+import type { AttackResult, AttackRunOptions } from '../result.js';
 import { createApgd } from './apgd.js';
 import { queryClassifierFrom } from './black-box.js';
 import { evasionAttack } from './factory.js';
 import { checkBatch, parseWith } from './objective.js';
-import { enforceThreatModel } from './projection.js';
+import { enforceThreatModel, perturbationNorms } from './projection.js';
 import { createSquare } from './square.js';
 
 export const AUTO_MEMBERS = ['apgd-ce', 'apgd-dlr', 'apgd-t', 'square'] as const;
@@ -45,29 +46,24 @@ export const autoConfigSchema = z
 export type AutoConfigInput = z.input<typeof autoConfigSchema>;
 export type AutoConfig = z.infer<typeof autoConfigSchema>;
 
-export interface AutoOptions {
+/**
+ * `onProgress` hears `done` members of `total` (configured), the running member's finished share
+ * of its iterations or queries counted as a fraction. Untargeted: `targetLabels` is not read.
+ */
+export interface AutoOptions extends AttackRunOptions {
   /** Called when a member starts, with the number of examples it attacks. */
   onMember?: (member: AutoMember, examples: number) => void;
-  /**
-   * Called as members progress: `done` members of `total` (configured), the running member's
-   * finished share of its iterations or queries counted as a fraction.
-   */
-  onProgress?: (done: number, total: number) => void;
-  /** Checked by every member; aborting rejects with `signal.reason`. */
-  signal?: AbortSignal;
 }
 
-export interface AutoResult {
-  xAdv: tf.Tensor;
+/**
+ * The ensemble's result: success is misclassification at `xAdv`; `gradientEvaluations` and
+ * `queries` are per example, averaged over the batch (members run on subsets).
+ */
+export interface AutoResult extends AttackResult {
   /** Per example: the member that broke it, 'clean' if misclassified unattacked, or null (robust). */
   brokenBy: (AutoMember | 'clean' | null)[];
-  /** Gradient evaluations per example, averaged over the batch (members run on subsets). */
-  gradientEvaluations: number;
-  /** Model queries per example of the black-box member, averaged over the batch. */
-  queries: number;
   /** Per member: examples attacked, examples broken. */
   members: { attack: AutoMember; attacked: number; broken: number }[];
-  seed: number;
   config: AutoConfig;
 }
 
@@ -151,7 +147,22 @@ async function runAuto(
   brokenBy.forEach((b, i) => {
     if (b !== null && b !== 'clean' && final[i] === y[i]) brokenBy[i] = null;
   });
-  return { xAdv, brokenBy, gradientEvaluations, queries, members, seed: c.seed, config: c };
+  const [predictions, success, norms] = tf.tidy(() => {
+    const p = tf.tensor1d(final, 'int32');
+    return [p, tf.notEqual(p, labels) as tf.Tensor1D, perturbationNorms(xAdv, x, c.norm)];
+  });
+  return {
+    xAdv,
+    predictions,
+    success,
+    perturbationNorms: norms,
+    brokenBy,
+    gradientEvaluations,
+    queries,
+    members,
+    seed: c.seed,
+    config: c,
+  };
 }
 
 async function runMember(
@@ -166,7 +177,8 @@ async function runMember(
   if (member === 'square') {
     const square = createSquare({ eps: c.eps, norm: c.norm, maxQueries: c.maxQueries, seed });
     const r = await square(queryClassifierFrom(model), x, labels, memberOpts);
-    return { xAdv: r.xAdv, gradientEvaluations: 0, queries: r.meanQueries };
+    tf.dispose([r.predictions, r.success, r.perturbationNorms]);
+    return { xAdv: r.xAdv, gradientEvaluations: 0, queries: r.queries };
   }
   const apgd = createApgd({
     eps: c.eps,
@@ -178,6 +190,7 @@ async function runMember(
     seed,
   });
   const r = await apgd(model, x, labels, memberOpts);
+  tf.dispose([r.predictions, r.success, r.perturbationNorms]);
   return { xAdv: r.xAdv, gradientEvaluations: r.gradientEvaluations, queries: 0 };
 }
 

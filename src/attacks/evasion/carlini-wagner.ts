@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import type { Classifier } from '../../models/classifier.js';
 import { margin } from '../../objectives/losses.js';
+import type { AttackResult, AttackRunOptions } from '../result.js';
 import { evasionAttack } from './factory.js';
 import { attackGoal, parseWith } from './objective.js';
 import { clipToBounds, perturbationNorms } from './projection.js';
@@ -40,25 +41,15 @@ export const carliniWagnerConfigSchema = z
 export type CarliniWagnerConfig = z.infer<typeof carliniWagnerConfigSchema>;
 export type CarliniWagnerConfigInput = z.input<typeof carliniWagnerConfigSchema>;
 
-export interface CarliniWagnerOptions {
-  /** Required when `targeted`: the classes to reach, `[batch]`. */
-  targetLabels?: tf.Tensor1D;
-  /** Called after every Adam step (1-based); `total` = steps·binarySearchSteps is the maximum. */
-  onProgress?: (step: number, total: number) => void;
-  /** Checked before every step; aborting rejects with `signal.reason`. */
-  signal?: AbortSignal;
-}
+/** `onProgress` hears every Adam step (1-based); `total` = steps·binarySearchSteps is the maximum. */
+export type CarliniWagnerOptions = AttackRunOptions;
 
-export interface CarliniWagnerResult {
-  xAdv: tf.Tensor;
-  /** `[batch]` bool: an adversarial with margin beyond κ was found. */
-  success: tf.Tensor1D;
-  /** `[batch]` ‖xAdv − x‖₂ (0 where the attack failed). */
-  perturbationNorms: tf.Tensor1D;
-  /** Batch gradient evaluations (Adam steps over the whole batch). */
-  gradientEvaluations: number;
-  config: CarliniWagnerConfig;
-}
+/**
+ * C&W's result: `success` is an adversarial with margin beyond κ found (xAdv = x where not, so its
+ * norm is 0 there); `gradientEvaluations` counts Adam steps over the whole batch; deterministic
+ * (seed 0).
+ */
+export type CarliniWagnerResult = AttackResult & { config: CarliniWagnerConfig };
 
 const BETA1 = 0.9;
 const BETA2 = 0.999;
@@ -256,11 +247,15 @@ async function runCarliniWagner(
   // x' is inside the bounds by construction; the shared clip guards against rounding at the ends.
   const xAdv = tf.tidy(() => clipToBounds(search.bestAdv, model.bounds));
   search.bestAdv.dispose();
+  const predictions = tf.tidy(() => tf.cast(tf.argMax(model.logits(xAdv), 1), 'int32'));
   return {
     xAdv,
+    predictions: predictions as tf.Tensor1D,
     success,
     perturbationNorms: perturbationNorms(xAdv, x, 'l2'),
     gradientEvaluations,
+    queries: 0,
+    seed: 0,
     config: c,
   };
 }

@@ -13,7 +13,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import type { Classifier } from '../../models/classifier.js';
+import type { AttackResult, AttackRunOptions } from '../result.js';
 import { evasionAttack } from './factory.js';
+import { finishAttack } from './gradient-loop.js';
 import { checkBatch, parseWith } from './objective.js';
 import {
   clipToBounds,
@@ -36,23 +38,17 @@ export const deepFoolConfigSchema = z
 export type DeepFoolConfig = z.infer<typeof deepFoolConfigSchema>;
 export type DeepFoolConfigInput = z.input<typeof deepFoolConfigSchema>;
 
-export interface DeepFoolOptions {
-  /** Called after every step (1-based); `steps` is the maximum, early stops skip the rest. */
-  onProgress?: (step: number, steps: number) => void;
-  /** Checked before every step; aborting rejects with `signal.reason`. */
-  signal?: AbortSignal;
-}
+/**
+ * `onProgress` hears every step (1-based); `steps` is the maximum, early stops skip the rest.
+ * Untargeted: `targetLabels` is not read.
+ */
+export type DeepFoolOptions = AttackRunOptions;
 
-export interface DeepFoolResult {
-  xAdv: tf.Tensor;
-  /** `[batch]` bool: misclassified at xAdv. */
-  success: tf.Tensor1D;
-  /** `[batch]` ‖xAdv − x‖ in `norm`. */
-  perturbationNorms: tf.Tensor1D;
-  /** Batch gradient evaluations (backward passes over the whole batch). */
-  gradientEvaluations: number;
-  config: DeepFoolConfig;
-}
+/**
+ * DeepFool's result: success is misclassification at xAdv; `gradientEvaluations` counts backward
+ * passes over the whole batch; deterministic (seed 0).
+ */
+export type DeepFoolResult = AttackResult & { config: DeepFoolConfig };
 
 /** Added to each step's distance, as the reference implementation does, to cross the boundary. */
 const STEP_SLACK = 1e-4;
@@ -181,11 +177,6 @@ async function runDeepFool(
   } finally {
     tf.dispose([rTotal, others]);
   }
-  return {
-    xAdv,
-    success: tf.tidy(() => tf.logicalNot(stillCorrect(model, xAdv, labels)) as tf.Tensor1D),
-    perturbationNorms: perturbationNorms(xAdv, x, c.norm),
-    gradientEvaluations,
-    config: c,
-  };
+  const measured = finishAttack(model, x, xAdv, labels, { norm: c.norm, targeted: false });
+  return { ...measured, gradientEvaluations, queries: 0, seed: 0, config: c };
 }

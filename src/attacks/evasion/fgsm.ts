@@ -7,9 +7,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import type { Classifier } from '../../models/classifier.js';
+import type { AttackResult, AttackRunOptions } from '../result.js';
 import { evasionAttack } from './factory.js';
+import { ascentStep, gradientAttack, type StepRule } from './gradient-loop.js';
 import { attackGoal, attackObjective, parseWith } from './objective.js';
-import { enforceThreatModel, normalizeGradient } from './projection.js';
 
 export const fgsmConfigSchema = z
   .object({
@@ -23,31 +24,34 @@ export const fgsmConfigSchema = z
 export type FgsmConfig = z.infer<typeof fgsmConfigSchema>;
 export type FgsmConfigInput = z.input<typeof fgsmConfigSchema>;
 
-export interface FgsmOptions {
-  /** Required when `targeted`: the classes to reach, `[batch]`. */
-  targetLabels?: tf.Tensor1D;
-}
+/** FGSM's result: the attack result, plus the parsed config. */
+export type FgsmResult = AttackResult & { config: FgsmConfig };
 
-/** `createFgsm` validates a config once (the attack it returns does not re-check it); `fgsm`: fGSM / FGM: x + eps·normalize(∇ objective), then projected and clipped. */
+/** `createFgsm` validates a config once (the attack it returns does not re-check it); `fgsm`: FGSM / FGM: x + eps·normalize(∇ objective), then projected and clipped. */
 export const { create: createFgsm, call: fgsm } = evasionAttack(
   (config: FgsmConfigInput) => parseWith('fgsm', fgsmConfigSchema, config),
   runFgsm,
-  false,
 );
 
-function runFgsm(
+/** One step of length eps from x, through the shared loop (abort, progress, final projection). */
+async function runFgsm(
   model: Classifier,
   x: tf.Tensor,
   labels: tf.Tensor1D,
   c: FgsmConfig,
-  opts: FgsmOptions,
-): tf.Tensor {
+  opts: AttackRunOptions,
+): Promise<FgsmResult> {
   const goal = attackGoal('fgsm', model, x, labels, c.targeted, opts.targetLabels);
-  return tf.tidy(() => {
-    const grad = tf.grad((z: tf.Tensor) =>
-      tf.sum(attackObjective(model.logits(z), goal, c.targeted, c.loss)),
-    )(x);
-    const stepped = tf.add(x, tf.mul(normalizeGradient(grad, c.norm), c.eps));
-    return enforceThreatModel(stepped, x, c.eps, c.norm, model.bounds);
-  });
+  const objective = (logits: tf.Tensor2D) => attackObjective(logits, goal, c.targeted, c.loss);
+  const rule: StepRule<tf.Tensor> = {
+    start: () => tf.clone(x),
+    // The loop projects once, after the step (a second projection could move L2 points by an ulp).
+    step: (xAdv) =>
+      ascentStep(model, x, xAdv, objective, { ...c, stepSize: c.eps, constrain: 'none' }),
+    iterate: (xAdv) => xAdv,
+    dispose: (xAdv) => xAdv.dispose(),
+  };
+  // Deterministic: no randomness, seed 0.
+  const settings = { ...c, ...opts, steps: 1, restarts: 1, seed: 0, gradientsPerRun: 1 };
+  return { ...(await gradientAttack(model, x, goal, rule, settings)), config: c };
 }

@@ -10,10 +10,16 @@ import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { Rng } from '../../engine/rng.js';
 import type { Classifier } from '../../models/classifier.js';
+import type { AttackResult, AttackRunOptions } from '../result.js';
 import { evasionAttack } from './factory.js';
-import { runGradientLoop, type StepRule } from './gradient-loop.js';
+import {
+  gradientAttack,
+  objectiveGradient,
+  type StepRule,
+  startingPoint,
+} from './gradient-loop.js';
 import { attackGoal, attackObjective, parseWith } from './objective.js';
-import { clipToBounds, normalizeGradient, projectToBall, randomStart } from './projection.js';
+import { enforceThreatModel, normalizeGradient } from './projection.js';
 
 /** Guards the L1 normalisation of a zero gradient. */
 const TINY = 1e-12;
@@ -36,22 +42,8 @@ export const mimConfigSchema = z
 export type MimConfigInput = z.input<typeof mimConfigSchema>;
 export type MimConfig = z.infer<typeof mimConfigSchema> & { stepSize: number };
 
-export interface MimOptions {
-  /** Required when `targeted`: the classes to reach, `[batch]`. */
-  targetLabels?: tf.Tensor1D;
-  /** Called after every step (1-based). */
-  onProgress?: (step: number, steps: number) => void;
-  /** Checked before every step; aborting rejects with `signal.reason`. */
-  signal?: AbortSignal;
-}
-
-export interface MimResult {
-  xAdv: tf.Tensor;
-  /** Batch gradient evaluations (forward + backward passes over the whole batch). */
-  gradientEvaluations: number;
-  seed: number;
-  config: MimConfig;
-}
+/** MIM's result: the attack result, plus the parsed config. */
+export type MimResult = AttackResult & { config: MimConfig };
 
 /** The iterate and its accumulated momentum; both owned by whoever holds the state. */
 export interface MimState {
@@ -74,9 +66,9 @@ export function mimStep(
   c: MimConfig,
 ): MimState {
   return tf.tidy(() => {
-    const grad = tf.grad((z: tf.Tensor) =>
-      tf.sum(attackObjective(model.logits(z), goal, c.targeted, c.loss)),
-    )(state.xAdv);
+    const grad = objectiveGradient(model, state.xAdv, (logits) =>
+      attackObjective(logits, goal, c.targeted, c.loss),
+    );
     const l1 = tf.sum(tf.abs(tf.reshape(grad, [grad.shape[0], -1])), 1);
     const scale = tf.reshape(tf.maximum(l1, TINY), [
       -1,
@@ -84,7 +76,7 @@ export function mimStep(
     ]);
     const g = tf.add(tf.mul(state.g, c.decay), tf.div(grad, scale));
     const stepped = tf.add(state.xAdv, tf.mul(normalizeGradient(g, c.norm), c.stepSize));
-    return { xAdv: clipToBounds(projectToBall(stepped, x, c.eps, c.norm), model.bounds), g };
+    return { xAdv: enforceThreatModel(stepped, x, c.eps, c.norm, model.bounds), g };
   });
 }
 
@@ -99,21 +91,16 @@ async function runMim(
   x: tf.Tensor,
   labels: tf.Tensor1D,
   c: MimConfig,
-  opts: MimOptions,
+  opts: AttackRunOptions,
 ): Promise<MimResult> {
   const goal = attackGoal('mim', model, x, labels, c.targeted, opts.targetLabels);
   const rng = new Rng(c.seed);
   const rule: StepRule<MimState> = {
-    start: () => ({
-      xAdv: c.randomStart
-        ? tf.tidy(() => clipToBounds(randomStart(x, c.eps, c.norm, rng), model.bounds))
-        : tf.clone(x),
-      g: tf.zerosLike(x),
-    }),
+    start: () => ({ xAdv: startingPoint(model, x, c, rng), g: tf.zerosLike(x) }),
     step: (state) => mimStep(model, x, state, goal, c),
     iterate: (state) => state.xAdv,
     dispose: (state) => tf.dispose([state.xAdv, state.g]),
   };
-  const xAdv = await runGradientLoop(model, x, goal, rule, { ...c, restarts: 1, ...opts });
-  return { xAdv, gradientEvaluations: c.steps, seed: c.seed, config: c };
+  const settings = { ...c, ...opts, restarts: 1, gradientsPerRun: c.steps };
+  return { ...(await gradientAttack(model, x, goal, rule, settings)), config: c };
 }

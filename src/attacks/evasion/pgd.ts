@@ -6,14 +6,14 @@
  * a restart that fools the model beats one that does not; among equals, the higher loss wins.
  * Caller owns `result.xAdv`.
  */
-import * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { Rng } from '../../engine/rng.js';
 import type { Classifier } from '../../models/classifier.js';
+import type { AttackResult, AttackRunOptions } from '../result.js';
 import { evasionAttack } from './factory.js';
-import { ascentStep, runGradientLoop, type StepRule } from './gradient-loop.js';
+import { ascentStep, gradientAttack, type StepRule, startingPoint } from './gradient-loop.js';
 import { attackGoal, attackObjective, parseWith } from './objective.js';
-import { clipToBounds, randomStart } from './projection.js';
 
 export const pgdConfigSchema = z
   .object({
@@ -34,22 +34,8 @@ export const pgdConfigSchema = z
 export type PgdConfigInput = z.input<typeof pgdConfigSchema>;
 export type PgdConfig = z.infer<typeof pgdConfigSchema> & { stepSize: number };
 
-export interface PgdOptions {
-  /** Required when `targeted`: the classes to reach, `[batch]`. */
-  targetLabels?: tf.Tensor1D;
-  /** Called after every step (1-based), summed over restarts: step ∈ 1..steps·restarts. */
-  onProgress?: (step: number, steps: number) => void;
-  /** Checked before every step; aborting rejects with `signal.reason`. */
-  signal?: AbortSignal;
-}
-
-export interface PgdResult {
-  xAdv: tf.Tensor;
-  /** Batch gradient evaluations (forward + backward passes over the whole batch). */
-  gradientEvaluations: number;
-  seed: number;
-  config: PgdConfig;
-}
+/** PGD's result: the attack result, plus the parsed config. */
+export type PgdResult = AttackResult & { config: PgdConfig };
 
 export function parsePgdConfig(config: unknown): PgdConfig {
   const c = parseWith('pgd', pgdConfigSchema, config);
@@ -85,22 +71,17 @@ async function runPgd(
   x: tf.Tensor,
   labels: tf.Tensor1D,
   c: PgdConfig,
-  opts: PgdOptions,
+  opts: AttackRunOptions,
 ): Promise<PgdResult> {
   const goal = attackGoal('pgd', model, x, labels, c.targeted, opts.targetLabels);
   const rng = new Rng(c.seed);
   const rule: StepRule<tf.Tensor> = {
     // One forked generator per restart: restart r draws the same start whatever `restarts` is.
-    start: () => {
-      const restartRng = rng.fork();
-      return c.randomStart
-        ? tf.tidy(() => clipToBounds(randomStart(x, c.eps, c.norm, restartRng), model.bounds))
-        : tf.clone(x);
-    },
+    start: () => startingPoint(model, x, c, rng.fork()),
     step: (xAdv) => pgdStep(model, x, xAdv, goal, c),
     iterate: (xAdv) => xAdv,
     dispose: (xAdv) => xAdv.dispose(),
   };
-  const xAdv = await runGradientLoop(model, x, goal, rule, { ...c, ...opts });
-  return { xAdv, gradientEvaluations: c.steps * c.restarts, seed: c.seed, config: c };
+  const settings = { ...c, ...opts, gradientsPerRun: c.steps };
+  return { ...(await gradientAttack(model, x, goal, rule, settings)), config: c };
 }

@@ -7,9 +7,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Rng } from '../../engine/rng.js';
 import { check } from '../../errors.js';
+import type { Norm } from '../../objectives/threat-model.js';
 
-export type Norm = 'linf' | 'l2' | 'l1';
-export const NORMS: readonly Norm[] = ['linf', 'l2', 'l1'];
+export { NORMS, type Norm } from '../../objectives/threat-model.js';
 
 /** Guards divisions by a norm that may be zero. */
 const TINY = 1e-12;

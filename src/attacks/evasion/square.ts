@@ -23,9 +23,10 @@ import { z } from 'zod';
 import { Rng } from '../../engine/rng.js';
 import { check } from '../../errors.js';
 import type { QueryClassifier } from '../../models/classifier.js';
+import type { AttackResult, AttackRunOptions } from '../result.js';
 import { evasionAttack } from './factory.js';
 import { parseWith } from './objective.js';
-import { enforceThreatModel } from './projection.js';
+import { enforceThreatModel, perturbationNorms } from './projection.js';
 import { type Geometry, squareL2Init, squareL2Propose, squareL2Side } from './square-l2.js';
 
 export { type CountingQueryClassifier, queryClassifierFrom } from './black-box.js';
@@ -50,23 +51,17 @@ export type SquareConfig = z.infer<typeof squareConfigSchema> & { pInit: number 
 /** The standard initial window fractions of the paper and its reference code: 0.05 L∞, 0.1 L2. */
 const DEFAULT_P_INIT = { linf: 0.05, l2: 0.1 } as const;
 
-export interface SquareOptions {
-  /** Required when `targeted`: the classes to reach, `[batch]`. */
-  targetLabels?: tf.Tensor1D;
-  /** Called after every iteration with the queries spent per unbroken example. */
-  onProgress?: (queries: number, maxQueries: number) => void;
-  /** Checked before every iteration; aborting rejects with `signal.reason`. */
-  signal?: AbortSignal;
-}
+/** `onProgress` hears the queries spent per unbroken example, out of `maxQueries`. */
+export type SquareOptions = AttackRunOptions;
 
-export interface SquareResult {
-  xAdv: tf.Tensor;
+/**
+ * Square's result: `success` is margin < 0 at xAdv (misclassified, or predicted as the target)
+ * and `predictions` the argmax of the scores it was judged on (no query beyond the budget);
+ * `queries` is the mean per example.
+ */
+export interface SquareResult extends AttackResult {
   /** Queries spent on each example. */
-  queries: Int32Array;
-  meanQueries: number;
-  /** Per example: margin < 0 at xAdv (misclassified, or predicted as the target). */
-  success: boolean[];
-  seed: number;
+  queriesPerExample: Int32Array;
   config: SquareConfig;
 }
 
@@ -130,7 +125,7 @@ async function runSquare(
 
   const ops = c.norm === 'l2' ? L2 : LINF;
   const xBest = ops.init(xs, n, g, c.eps, rng);
-  const loss = await marginLoss(model, xBest, range(n), goal, c.targeted, x.shape);
+  const { loss, top: pred } = await marginLoss(model, xBest, range(n), goal, c.targeted, x.shape);
   const queries = new Int32Array(n).fill(1);
 
   // At eps = 0 no proposal can move a point, so the initial query is the whole attack.
@@ -140,14 +135,15 @@ async function runSquare(
     if (active.length === 0) break;
     const s = ops.side(squareP(c.pInit, i, c.maxQueries), g);
     const xNew = ops.propose(xs, xBest, active, g, s, c.eps, rng);
-    const newLoss = await marginLoss(model, xNew, active, goal, c.targeted, [
+    const proposed = await marginLoss(model, xNew, active, goal, c.targeted, [
       active.length,
       ...shape,
     ]);
     active.forEach((k, j) => {
       queries[k]++;
-      if (newLoss[j] < loss[k]) {
-        loss[k] = newLoss[j];
+      if (proposed.loss[j] < loss[k]) {
+        loss[k] = proposed.loss[j];
+        pred[k] = proposed.top[j];
         xBest.set(xNew.subarray(j * g.d, (j + 1) * g.d), k * g.d);
       }
     });
@@ -159,8 +155,17 @@ async function runSquare(
     enforceThreatModel(tf.tensor(xBest, x.shape), x, c.eps, c.norm, model.bounds),
   );
   const meanQueries = queries.reduce((a, b) => a + b, 0) / Math.max(n, 1);
-  const success = Array.from(loss, (l) => l < 0);
-  return { xAdv, queries, meanQueries, success, seed: c.seed, config: c };
+  return {
+    xAdv,
+    predictions: tf.tensor1d(pred, 'int32'),
+    success: tf.tensor1d(Array.from(loss, (l) => l < 0)) as tf.Tensor1D,
+    perturbationNorms: perturbationNorms(xAdv, x, c.norm),
+    gradientEvaluations: 0,
+    queries: meanQueries,
+    queriesPerExample: queries,
+    seed: c.seed,
+    config: c,
+  };
 }
 
 function range(n: number): number[] {
@@ -257,6 +262,7 @@ function propose(
 /**
  * Queries `model` on `rows` (values of the examples `which`) and returns the margin loss per row:
  * p_y − max_{j≠y} p_j (untargeted) or max_{j≠t} p_j − p_t (targeted). Negative means success.
+ * `top`: each row's top class (the first of equal scores, as argMax).
  */
 async function marginLoss(
   model: QueryClassifier,
@@ -265,7 +271,7 @@ async function marginLoss(
   goal: number[],
   targeted: boolean,
   shape: number[],
-): Promise<Float64Array> {
+): Promise<{ loss: Float64Array; top: Int32Array }> {
   const input = tf.tensor(rows, shape);
   let probs: tf.Tensor2D | undefined;
   let p: Float32Array;
@@ -276,13 +282,17 @@ async function marginLoss(
     tf.dispose([input, probs as tf.Tensor]);
   }
   const k = model.numClasses;
-  const out = new Float64Array(which.length);
+  const loss = new Float64Array(which.length);
+  const top = new Int32Array(which.length);
   which.forEach((ex, j) => {
     const y = goal[ex];
     let other = Number.NEGATIVE_INFINITY;
-    for (let c = 0; c < k; c++) if (c !== y) other = Math.max(other, p[j * k + c]);
+    for (let c = 0; c < k; c++) {
+      if (c !== y) other = Math.max(other, p[j * k + c]);
+      if (p[j * k + c] > p[j * k + top[j]]) top[j] = c;
+    }
     const m = p[j * k + y] - other;
-    out[j] = targeted ? -m : m;
+    loss[j] = targeted ? -m : m;
   });
-  return out;
+  return { loss, top };
 }

@@ -19,6 +19,7 @@ import { z } from 'zod';
 import { Rng } from '../../engine/rng.js';
 import { check } from '../../errors.js';
 import type { Classifier } from '../../models/classifier.js';
+import { disposeAttackResult } from '../result.js';
 import { createDeepFool } from './deepfool.js';
 import { parseWith } from './objective.js';
 import { clipToBounds, projectToBall } from './projection.js';
@@ -152,7 +153,8 @@ async function fitUap(
         const r = await deepFool(model, xt, yt, { signal: opts.signal });
         gradientEvaluations += r.gradientEvaluations * todo.length;
         const deltas = tf.sub(r.xAdv, xt);
-        tf.dispose([r.xAdv, r.success, r.perturbationNorms, xt, yt]);
+        disposeAttackResult(r);
+        tf.dispose([xt, yt]);
         const rows = tf.unstack(deltas);
         deltas.dispose();
         for (const dv of rows) {

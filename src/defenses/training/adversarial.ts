@@ -8,13 +8,19 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
-import { ascentStep, iterateSteps } from '../../attacks/evasion/gradient-loop.js';
+import {
+  ascentStep,
+  iterateSteps,
+  type Objective,
+  startingPoint,
+} from '../../attacks/evasion/gradient-loop.js';
 import { attackObjective } from '../../attacks/evasion/objective.js';
-import { clipToBounds, randomStart } from '../../attacks/evasion/projection.js';
+import { clipToBounds } from '../../attacks/evasion/projection.js';
 import { Rng } from '../../engine/rng.js';
 import { ParryError } from '../../errors.js';
 import type { Classifier } from '../../models/classifier.js';
 import { klDivergence } from '../../objectives/losses.js';
+import { parseWith } from '../../options.js';
 import type { LossFn, PrepareFn, TrainProgress } from '../../train/loop.js';
 
 /** The threat model and inner attack every adversarial-training method takes. */
@@ -31,6 +37,16 @@ export const threatSchema = z.object({
   seed: z.number().int().min(0).max(0xffffffff).default(0),
 });
 export type ThreatConfig = z.infer<typeof threatSchema>;
+
+/** TRADES' and MART's config: the threat model and the weight β of their KL term. */
+export const betaConfigSchema = threatSchema
+  .extend({
+    /** Weight β of the KL term (TRADES: robustness; MART: misclassification-aware). */
+    beta: z.number().min(0).default(6),
+  })
+  .strict();
+export type BetaConfig = z.infer<typeof betaConfigSchema>;
+export type BetaConfigInput = z.input<typeof betaConfigSchema>;
 
 /** The inner attack at one schedule point: the radius and steps may follow a schedule. */
 export interface AttackSetting {
@@ -59,12 +75,22 @@ function iterate(
   model: Classifier,
   x: tf.Tensor,
   start: tf.Tensor,
-  objective: (logits: tf.Tensor2D) => tf.Tensor,
+  objective: Objective,
   norm: 'linf' | 'l2',
   s: AttackSetting,
 ): tf.Tensor {
   const step = (xAdv: tf.Tensor) => ascentStep(model, x, xAdv, objective, { norm, ...s });
   return iterateSteps({ step, dispose: (t) => t.dispose() }, start, s.steps);
+}
+
+/** x + 0.001·N(0, 1), clipped: the start of the TRADES and MART reference code. */
+function gaussianStart(model: Classifier, x: tf.Tensor, rng: Rng): tf.Tensor {
+  return tf.tidy(() =>
+    clipToBounds(
+      tf.add(x, tf.randomNormal(x.shape, 0, 0.001, 'float32', rng.nextSeed())),
+      model.bounds,
+    ),
+  );
 }
 
 /**
@@ -80,14 +106,10 @@ export function craftPgd(
   rng: Rng,
   start: 'uniform' | 'gaussian' = 'uniform',
 ): tf.Tensor {
-  const x0 = tf.tidy(() =>
-    clipToBounds(
-      start === 'uniform'
-        ? randomStart(x, s.eps, norm, rng)
-        : tf.add(x, tf.randomNormal(x.shape, 0, 0.001, 'float32', rng.nextSeed())),
-      model.bounds,
-    ),
-  );
+  const x0 =
+    start === 'uniform'
+      ? startingPoint(model, x, { ...s, norm, randomStart: true }, rng)
+      : gaussianStart(model, x, rng);
   return iterate(model, x, x0, (logits) => attackObjective(logits, labels, false, 'ce'), norm, s);
 }
 
@@ -103,12 +125,7 @@ export function craftKl(
   rng: Rng,
 ): tf.Tensor {
   const clean = tf.tidy(() => model.logits(x));
-  const x0 = tf.tidy(() =>
-    clipToBounds(
-      tf.add(x, tf.randomNormal(x.shape, 0, 0.001, 'float32', rng.nextSeed())),
-      model.bounds,
-    ),
-  );
+  const x0 = gaussianStart(model, x, rng);
   const xAdv = iterate(model, x, x0, (logits) => klDivergence(clean, logits), norm, s);
   clean.dispose();
   return xAdv;
@@ -154,6 +171,23 @@ export function constantSetting(c: ThreatConfig): SettingAt {
   return () => s;
 }
 
+/** A per-example loss `[batch]` of clean and adversarial logits, with the weight β. */
+export type BetaLoss = (
+  logits: tf.Tensor2D,
+  logitsAdv: tf.Tensor2D,
+  labels: tf.Tensor1D,
+  beta: number,
+) => tf.Tensor1D;
+
+/** Crafts a batch's adversarial examples (synchronously, outside the gradient tape). */
+export type Craft = (
+  model: Classifier,
+  x: tf.Tensor,
+  labels: tf.Tensor1D,
+  s: AttackSetting,
+  rng: Rng,
+) => tf.Tensor;
+
 /**
  * An adversarial-training method from its parts: `craft` makes the batch's adversarial examples
  * outside the gradient tape (K attack gradients; `extraGradients` more per example for the weight
@@ -165,13 +199,7 @@ export function adversarialMethod<C extends ThreatConfig>(
   c: C,
   settingAt: SettingAt | undefined,
   extraGradients: number,
-  craft: (
-    model: Classifier,
-    x: tf.Tensor,
-    labels: tf.Tensor1D,
-    s: AttackSetting,
-    rng: Rng,
-  ) => tf.Tensor,
+  craft: Craft,
   loss: (
     model: tfl.LayersModel,
     x: tf.Tensor,
@@ -196,4 +224,38 @@ export function adversarialMethod<C extends ThreatConfig>(
       return tf.tidy(() => loss(model, x, xAdv, labels));
     },
   };
+}
+
+/** The model's logits in training mode (dropout on, batch-norm batch statistics). */
+export function trainingLogits(model: tfl.LayersModel, x: tf.Tensor): tf.Tensor2D {
+  return model.apply(x, { training: true }) as tf.Tensor2D;
+}
+
+/**
+ * TRADES and MART: `craft` makes x_adv, and `loss(logits, logitsAdv, labels, β)` compares both
+ * branches (K attack gradients, then the weight gradient's backward pass through both). The
+ * logits reported for training accuracy are the clean or the adversarial ones.
+ */
+export function betaMethod(
+  name: string,
+  config: BetaConfigInput,
+  settingAt: SettingAt | undefined,
+  craft: (c: BetaConfig) => Craft,
+  loss: (
+    logits: tf.Tensor2D,
+    logitsAdv: tf.Tensor2D,
+    labels: tf.Tensor1D,
+    beta: number,
+  ) => tf.Tensor1D,
+  reported: 'clean' | 'adversarial',
+): RobustTraining & { config: BetaConfig } {
+  const c = parseWith(name, betaConfigSchema, config);
+  return adversarialMethod(name, c, settingAt, 2, craft(c), (model, x, xAdv, labels) => {
+    const logits = trainingLogits(model, x);
+    const logitsAdv = trainingLogits(model, xAdv);
+    return {
+      loss: loss(logits, logitsAdv, labels, c.beta),
+      logits: reported === 'clean' ? logits : logitsAdv,
+    };
+  });
 }

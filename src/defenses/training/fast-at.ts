@@ -13,19 +13,20 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
+import { ascentStep, startingPoint } from '../../attacks/evasion/gradient-loop.js';
 import { attackObjective } from '../../attacks/evasion/objective.js';
-import {
-  clipToBounds,
-  enforceThreatModel,
-  normalizeGradient,
-  randomStart,
-} from '../../attacks/evasion/projection.js';
 import { Rng } from '../../engine/rng.js';
 import { ParryError } from '../../errors.js';
 import type { Classifier } from '../../models/classifier.js';
 import { crossEntropy } from '../../objectives/losses.js';
 import { parseWith } from '../../options.js';
-import { CostMeter, type RobustTraining, threatSchema, trainingClassifier } from './adversarial.js';
+import {
+  CostMeter,
+  type RobustTraining,
+  threatSchema,
+  trainingClassifier,
+  trainingLogits,
+} from './adversarial.js';
 
 export const fastTrainingConfigSchema = threatSchema
   .omit({ steps: true, stepSize: true })
@@ -55,15 +56,15 @@ export function fgsmRandomStart(
 ): tf.Tensor {
   const { noise = 1, project = true } = c;
   return tf.tidy(() => {
-    const start = noise > 0 ? randomStart(x, noise * c.eps, c.norm, rng) : x;
-    const x0 = clipToBounds(start, model.bounds);
-    const grad = tf.grad((z: tf.Tensor) =>
-      tf.sum(attackObjective(model.logits(z), labels, false, 'ce')),
-    )(x0);
-    const stepped = tf.add(x0, tf.mul(normalizeGradient(grad, c.norm), c.alpha * c.eps));
-    return project
-      ? enforceThreatModel(stepped, x, c.eps, c.norm, model.bounds)
-      : clipToBounds(stepped, model.bounds);
+    const x0 = startingPoint(
+      model,
+      x,
+      { eps: noise * c.eps, norm: c.norm, randomStart: noise > 0 },
+      rng,
+    );
+    const objective = (logits: tf.Tensor2D) => attackObjective(logits, labels, false, 'ce');
+    const constrain = project ? 'ball' : 'bounds';
+    return ascentStep(model, x, x0, objective, { ...c, stepSize: c.alpha * c.eps, constrain });
   });
 }
 
@@ -85,7 +86,7 @@ export function createFastTraining(
       if (xAdv == null)
         throw new ParryError('INTERNAL', 'fastTraining: the prepare hook did not run');
       return tf.tidy(() => {
-        const logits = model.apply(xAdv, { training: true }) as tf.Tensor2D;
+        const logits = trainingLogits(model, xAdv);
         return { loss: crossEntropy(logits, labels), logits };
       });
     },

@@ -10,33 +10,22 @@
  * x_adv is a constant for the weight gradient. Reported logits are the adversarial ones.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { z } from 'zod';
 import { crossEntropy, klDivergence } from '../../objectives/losses.js';
-import { parseWith } from '../../options.js';
 import {
-  adversarialMethod,
+  type BetaConfig,
+  type BetaConfigInput,
+  type BetaLoss,
+  betaMethod,
+  type Craft,
   craftPgd,
   type RobustTraining,
   type SettingAt,
-  threatSchema,
 } from './adversarial.js';
 
-export const martConfigSchema = threatSchema
-  .extend({
-    /** Weight β of the misclassification-aware KL term. */
-    beta: z.number().min(0).default(6),
-  })
-  .strict();
-export type MartConfig = z.infer<typeof martConfigSchema>;
-export type MartConfigInput = z.input<typeof martConfigSchema>;
+export type { BetaConfig as MartConfig, BetaConfigInput as MartConfigInput };
 
 /** The per-example MART loss `[batch]` from clean and adversarial logits. */
-export function martLoss(
-  logits: tf.Tensor2D,
-  logitsAdv: tf.Tensor2D,
-  labels: tf.Tensor1D,
-  beta: number,
-): tf.Tensor1D {
+export const martLoss: BetaLoss = (logits, logitsAdv, labels, beta) => {
   return tf.tidy(() => {
     const k = logits.shape[1];
     const oneHot = tf.oneHot(tf.cast(labels, 'int32'), k);
@@ -52,24 +41,15 @@ export function martLoss(
     const kl = tf.mul(klDivergence(logits, logitsAdv), tf.sub(1.0000001, pY));
     return tf.add(boosted, tf.mul(kl, beta)) as tf.Tensor1D;
   });
-}
+};
 
 export function createMart(
-  config: MartConfigInput,
+  config: BetaConfigInput,
   settingAt?: SettingAt,
-): RobustTraining & { config: MartConfig } {
-  const c = parseWith('mart', martConfigSchema, config);
-  // K attack gradients, then the weight gradient's backward pass through both branches.
-  return adversarialMethod(
-    'mart',
-    c,
-    settingAt,
-    2,
-    (model, x, labels, s, rng) => craftPgd(model, x, labels, c.norm, s, rng, 'gaussian'),
-    (model, x, xAdv, labels) => {
-      const logits = model.apply(x, { training: true }) as tf.Tensor2D;
-      const logitsAdv = model.apply(xAdv, { training: true }) as tf.Tensor2D;
-      return { loss: martLoss(logits, logitsAdv, labels, c.beta), logits: logitsAdv };
-    },
-  );
+): RobustTraining & { config: BetaConfig } {
+  const craft =
+    (c: BetaConfig): Craft =>
+    (model, x, labels, s, rng) =>
+      craftPgd(model, x, labels, c.norm, s, rng, 'gaussian');
+  return betaMethod('mart', config, settingAt, craft, martLoss, 'adversarial');
 }

@@ -15,6 +15,7 @@ import {
   type RobustTraining,
   type SettingAt,
   threatSchema,
+  trainingLogits,
 } from './adversarial.js';
 
 export const pgdTrainingConfigSchema = threatSchema
@@ -39,10 +40,10 @@ export function createPgdTraining(
     1 + (c.mix > 0 ? 1 : 0),
     (model, x, labels, s, rng) => craftPgd(model, x, labels, c.norm, s, rng),
     (model, x, xAdv, labels) => {
-      const logits = model.apply(xAdv, { training: true }) as tf.Tensor2D;
+      const logits = trainingLogits(model, xAdv);
       let loss = crossEntropy(logits, labels);
       if (c.mix > 0) {
-        const clean = crossEntropy(model.apply(x, { training: true }) as tf.Tensor2D, labels);
+        const clean = crossEntropy(trainingLogits(model, x), labels);
         loss = tf.add(tf.mul(clean, c.mix), tf.mul(loss, 1 - c.mix));
       }
       return { loss, logits };

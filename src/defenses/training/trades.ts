@@ -8,58 +8,37 @@
  * defaults are ε = 0.031, step 0.003, K = 10, β = 1 (6 on CIFAR-10). Reported logits are clean.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { z } from 'zod';
 import { crossEntropy, klDivergence } from '../../objectives/losses.js';
-import { parseWith } from '../../options.js';
 import {
-  adversarialMethod,
+  type BetaConfig,
+  type BetaConfigInput,
+  type BetaLoss,
+  betaMethod,
+  type Craft,
   craftKl,
   type RobustTraining,
   type SettingAt,
-  threatSchema,
 } from './adversarial.js';
 
-export const tradesConfigSchema = threatSchema
-  .extend({
-    /** Weight β of the robustness (KL) term. */
-    beta: z.number().min(0).default(6),
-  })
-  .strict();
-export type TradesConfig = z.infer<typeof tradesConfigSchema>;
-export type TradesConfigInput = z.input<typeof tradesConfigSchema>;
+export type { BetaConfig as TradesConfig, BetaConfigInput as TradesConfigInput };
 
 /** The per-example TRADES loss `[batch]` given x_adv (a constant), and the clean logits. */
-export function tradesLoss(
-  logits: tf.Tensor2D,
-  logitsAdv: tf.Tensor2D,
-  labels: tf.Tensor1D,
-  beta: number,
-): tf.Tensor1D {
-  return tf.tidy(
+export const tradesLoss: BetaLoss = (logits, logitsAdv, labels, beta) =>
+  tf.tidy(
     () =>
       tf.add(
         crossEntropy(logits, labels),
         tf.mul(klDivergence(logits, logitsAdv), beta),
       ) as tf.Tensor1D,
   );
-}
 
 export function createTrades(
-  config: TradesConfigInput,
+  config: BetaConfigInput,
   settingAt?: SettingAt,
-): RobustTraining & { config: TradesConfig } {
-  const c = parseWith('trades', tradesConfigSchema, config);
-  // K attack gradients, then the weight gradient's backward pass through both branches.
-  return adversarialMethod(
-    'trades',
-    c,
-    settingAt,
-    2,
-    (model, x, _labels, s, rng) => craftKl(model, x, c.norm, s, rng),
-    (model, x, xAdv, labels) => {
-      const logits = model.apply(x, { training: true }) as tf.Tensor2D;
-      const logitsAdv = model.apply(xAdv, { training: true }) as tf.Tensor2D;
-      return { loss: tradesLoss(logits, logitsAdv, labels, c.beta), logits };
-    },
-  );
+): RobustTraining & { config: BetaConfig } {
+  const craft =
+    (c: BetaConfig): Craft =>
+    (model, x, _labels, s, rng) =>
+      craftKl(model, x, c.norm, s, rng);
+  return betaMethod('trades', config, settingAt, craft, tradesLoss, 'clean');
 }

@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { apgd } from '../../attacks/evasion/apgd.js';
 import { fgsm } from '../../attacks/evasion/fgsm.js';
 import { pgd } from '../../attacks/evasion/pgd.js';
+import { disposeAttackResult } from '../../attacks/result.js';
 import { batches, type Dataset } from '../../data/index.js';
 import type { Classifier } from '../../models/classifier.js';
 import { countCorrect } from '../../objectives/losses.js';
@@ -49,20 +50,23 @@ export async function heldOutAccuracy(
     const x = tf.tensor(b.x, b.shape);
     const y = tf.tensor1d(b.labels, 'int32');
     const attack = { eps: c.eps, norm: c.norm, steps: c.steps, seed: c.seed };
-    const { xAdv } =
+    const results = [
       c.attack === 'apgd-ce'
         ? await apgd(model, x, y, { ...attack, loss: 'ce' })
-        : await pgd(model, x, y, attack);
-    const xFgsm = c.withFgsm ? fgsm(model, x, y, { eps: c.eps, norm: c.norm }) : undefined;
+        : await pgd(model, x, y, attack),
+      ...(c.withFgsm ? [await fgsm(model, x, y, { eps: c.eps, norm: c.norm })] : []),
+    ];
+    // Correct = not broken: the attacks' success flags are misclassification (untargeted).
     const counts = tf.tidy(() =>
       tf.stack([
         countCorrect(model.logits(x), y),
-        countCorrect(model.logits(xAdv), y),
-        xFgsm ? countCorrect(model.logits(xFgsm), y) : tf.scalar(0, 'int32'),
+        ...results.map((r) => tf.sum(tf.cast(tf.logicalNot(r.success), 'int32'))),
+        ...(c.withFgsm ? [] : [tf.scalar(0, 'int32')]),
       ]),
     );
     const [a, r, f] = await counts.data();
-    tf.dispose([x, y, xAdv, counts, ...(xFgsm ? [xFgsm] : [])]);
+    tf.dispose([x, y, counts]);
+    for (const result of results) disposeAttackResult(result);
     clean += a;
     robust += r;
     single += f;

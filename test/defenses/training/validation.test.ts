@@ -48,7 +48,11 @@ describe('heldOutAccuracy', () => {
       (await apgd(classifier, x, y, { ...base, loss: 'ce' })).xAdv,
       y,
     );
-    const byFgsm = await accuracyOf(classifier, fgsm(classifier, x, y, { eps, norm: 'linf' }), y);
+    const byFgsm = await accuracyOf(
+      classifier,
+      (await fgsm(classifier, x, y, { eps, norm: 'linf' })).xAdv,
+      y,
+    );
     tf.engine().endScope(direct);
 
     expect(clean).toBeGreaterThan(0.8);
