@@ -35,7 +35,7 @@ export async function benchAttacks(backend?: string): Promise<Record<string, unk
     const r = await evaluateAttackPooled(pool, modelDir, 10, data, findAttack(attack)!, params, {
       batchSize: BATCH,
     });
-    return { imagesPerS: n / r.seconds, robust: r.robust_accuracy };
+    return { imagesPerS: n / r.seconds, robust: r.robustAccuracy };
   };
   try {
     const pgd = await throughput('pgd', 4 * BATCH, { steps: 20 });

@@ -72,7 +72,7 @@ export async function benchTable(backend?: string): Promise<Record<string, unkno
         } else {
           for (const eps of GRID[norm]) {
             const r = await evaluateAttackPooled(pool, modelDir, 10, subset, attack, params(eps));
-            emit(cell(attackName, norm, eps, r, r.robust_accuracy));
+            emit(cell(attackName, norm, eps, r, r.robustAccuracy));
           }
         }
       }
@@ -97,10 +97,10 @@ function cell(attack: string, norm: string, eps: number, r: AttackEvaluation, ro
     norm,
     eps,
     n: r.n,
-    clean_accuracy: r.clean_accuracy,
+    clean_accuracy: r.cleanAccuracy,
     robust_accuracy: robust,
-    ...(Number.isNaN(r.median_perturbation) ? {} : { median_perturbation: r.median_perturbation }),
-    gradient_evaluations_per_example: r.gradient_evaluations / r.n,
+    ...(Number.isNaN(r.medianPerturbation) ? {} : { median_perturbation: r.medianPerturbation }),
+    gradient_evaluations_per_example: r.gradientEvaluations / r.n,
     queries_per_example: r.queries / r.n,
     seconds: r.seconds,
   };

@@ -125,9 +125,9 @@ async function runAttack(opts: AttackOptions, given: Record<string, unknown>, no
   emit(result, opts, () =>
     [
       `${attack.name} (${norm}${at}) on ${data.name}, ${r.n} examples`,
-      `clean accuracy ${pct(r.clean_accuracy)}, robust accuracy ${pct(r.robust_accuracy)}, success rate ${pct(r.attack_success_rate)}`,
-      `perturbation (${norm}) of successful examples: mean ${round(r.mean_perturbation)}, max ${round(r.max_perturbation)}`,
-      `${r.gradient_evaluations} gradient evaluations, ${r.queries} queries, ${round(r.seconds, 2)} s`,
+      `clean accuracy ${pct(r.cleanAccuracy)}, robust accuracy ${pct(r.robustAccuracy)}, success rate ${pct(r.attackSuccessRate)}`,
+      `perturbation (${norm}) of successful examples: mean ${round(r.meanPerturbation)}, max ${round(r.maxPerturbation)}`,
+      `${r.gradientEvaluations} gradient evaluations, ${r.queries} queries, ${round(r.seconds, 2)} s`,
     ].join('\n'),
   );
 }

@@ -141,8 +141,8 @@ async function runDefend(opts: DefendOptions, given: Record<string, unknown>): P
   emit(result, opts, () =>
     [
       `${opts.preprocess} on ${data.name}, ${r.n} examples`,
-      `clean accuracy ${pct(r.clean_accuracy_undefended)} undefended, ${pct(r.clean_accuracy_defended)} defended`,
-      `${attack.name} (${opts.norm}, eps ${eps}): robust accuracy ${pct(nonAdaptive)} non-adaptive, ${pct(adaptive)} ${opts.adaptive}, worst case ${pct(r.robust_accuracy_worst_case)}`,
+      `clean accuracy ${pct(r.cleanAccuracyUndefended)} undefended, ${pct(r.cleanAccuracyDefended)} defended`,
+      `${attack.name} (${opts.norm}, eps ${eps}): robust accuracy ${pct(nonAdaptive)} non-adaptive, ${pct(adaptive)} ${opts.adaptive}, worst case ${pct(r.robustAccuracyWorstCase)}`,
       ...warnings.map((w) => `warning: ${w}`),
       `${round(r.seconds, 2)} s`,
     ].join('\n'),

@@ -1,12 +1,13 @@
 /**
- * `parry detect`: fits adversarial-example detectors, calibrates each at `--fpr` on held-out clean
- * test examples, and reports ROC AUC and TPR per attack and under the joint adaptive attack
+ * `parry detect`: fits adversarial-example detectors on training examples, calibrates each at
+ * `--fpr` on the next (held-out) training examples, and reports ROC AUC and TPR per attack and under the joint adaptive attack
  * (src/evaluate/detection.ts). With one detector the JSON is that detector's report; with several
  * it lists one per detector.
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { type AttackEntry, attackNames, findAttack } from '../attacks/registry.js';
 import { DETECTORS, type DetectorName } from '../defenses/detection/index.js';
+import { DETECTOR_SPLIT } from '../defenses/detection/protocol.js';
 import { type DetectOptions, evaluateDetectors } from '../evaluate/detection.js';
 import { NORMS } from '../objectives/threat-model.js';
 import {
@@ -51,8 +52,19 @@ export function detectCommand(): Command {
       20,
     )
     .option('--no-joint', 'skip the joint adaptive attack')
-    .option('--n <n>', 'test examples evaluated (the next n calibrate)', parsePositiveInt, 200)
-    .option('--fit-n <k>', 'training examples the detector is fitted on', parsePositiveInt, 1000)
+    .option('--n <n>', 'test examples evaluated', parsePositiveInt, 200)
+    .option(
+      '--fit-n <k>',
+      'training examples [0, k) the detector is fitted on',
+      parsePositiveInt,
+      DETECTOR_SPLIT.fitExamples,
+    )
+    .option(
+      '--calibration-n <k>',
+      'the next training examples, which set the threshold at --fpr',
+      parsePositiveInt,
+      DETECTOR_SPLIT.calibrationExamples,
+    )
     .option('--batch-size <b>', 'examples per attack batch', parsePositiveInt, 128);
   return withCommonOptions(cmd).action((opts: DetectCliOptions) => runDetect(opts));
 }

@@ -42,7 +42,7 @@ export function attackRunOf(r: AttackEvaluation, reject: number | null = null): 
     adversarial: r.perExample.map((e) => stored(e.adversarial, reject)),
     norms: r.perExample.map((e) => e.norm),
     ...(targets ? { targets } : {}),
-    gradientEvaluations: r.gradient_evaluations,
+    gradientEvaluations: r.gradientEvaluations,
     queries: r.queries,
     seconds: r.seconds,
   };

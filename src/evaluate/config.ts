@@ -13,6 +13,7 @@ import { type core, z } from 'zod';
 import { ATTACKS, attackNames, findAttack } from '../attacks/registry.js';
 import { DEFAULT_RADII } from '../certify/curve.js';
 import { DATASETS } from '../data/index.js';
+import { DETECTOR_SPLIT } from '../defenses/detection/protocol.js';
 import { DETECTORS, type DetectorName } from '../defenses/detection/registry.js';
 import { checkPreprocessSpec, parsePreprocessSpec } from '../defenses/preprocess/spec.js';
 import { ParryError } from '../errors.js';
@@ -83,8 +84,9 @@ const modelSchema = z.strictObject({
        * An adversarial-example detector in front of the model: the target abstains when it fires
        * (a rejected adversarial example counts as defended, a rejected clean one as an error).
        * Fitted on the first `fitExamples` training examples, its threshold set at `fpr` on the
-       * next `calibrationExamples` (clean, held out); supervised detectors (lid, kde, learned)
-       * also fit on PGD examples crafted on the fit set at the middle L∞ budget. Besides the
+       * next `calibrationExamples` (clean, held out), as `parry detect` does; supervised detectors
+       * (lid, kde, learned) also fit on PGD-10 examples crafted on the fit set at the middle L∞
+       * budget. Besides the
        * configured attacks, the joint adaptive attack (classifier loss with the detector's score
        * kept under its threshold) runs at every L∞ and L2 budget.
        */
@@ -92,8 +94,8 @@ const modelSchema = z.strictObject({
         .strictObject({
           name: z.enum(DETECTORS.map((d) => d.name) as [DetectorName, ...DetectorName[]]),
           fpr: z.number().gt(0).lt(1).default(0.05),
-          fitExamples: z.number().int().min(10).default(1000),
-          calibrationExamples: z.number().int().min(10).default(500),
+          fitExamples: z.number().int().min(10).default(DETECTOR_SPLIT.fitExamples),
+          calibrationExamples: z.number().int().min(10).default(DETECTOR_SPLIT.calibrationExamples),
           /** Iterations of the joint attack per detector weight λ. */
           jointSteps: z.number().int().min(1).default(40),
         })

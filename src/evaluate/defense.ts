@@ -33,13 +33,13 @@ import { examplesProgress, runBatchesInThread } from './batches.js';
 
 export interface DefenseEvaluation {
   n: number;
-  clean_accuracy_undefended: number;
-  clean_accuracy_defended: number;
+  cleanAccuracyUndefended: number;
+  cleanAccuracyDefended: number;
   /** Robust accuracy of the defended model per attacker (e.g. 'non-adaptive', 'bpda'). */
-  robust_accuracy: Record<string, number>;
+  robustAccuracy: Record<string, number>;
   /** Robust under every attacker at once (per-example worst case). */
-  robust_accuracy_worst_case: number;
-  gradient_evaluations: Record<string, number>;
+  robustAccuracyWorstCase: number;
+  gradientEvaluations: Record<string, number>;
   seconds: number;
 }
 
@@ -199,11 +199,11 @@ function assemble(
   });
   return {
     n,
-    clean_accuracy_undefended: cleanBase / n,
-    clean_accuracy_defended: cleanDefended / n,
-    robust_accuracy: Object.fromEntries(names.map((k) => [k, robust[k] / n])),
-    robust_accuracy_worst_case: worst / n,
-    gradient_evaluations: grads,
+    cleanAccuracyUndefended: cleanBase / n,
+    cleanAccuracyDefended: cleanDefended / n,
+    robustAccuracy: Object.fromEntries(names.map((k) => [k, robust[k] / n])),
+    robustAccuracyWorstCase: worst / n,
+    gradientEvaluations: grads,
     seconds,
   };
 }
@@ -298,8 +298,8 @@ export function defenseFlags(
   defended: { randomized: boolean; differentiable: boolean },
 ): DefenseFlag[] {
   const flags: DefenseFlag[] = [];
-  const adaptiveAcc = adaptive === 'none' ? null : r.robust_accuracy[adaptive];
-  if (adaptiveAcc !== null && adaptiveAcc > r.robust_accuracy['non-adaptive']) {
+  const adaptiveAcc = adaptive === 'none' ? null : r.robustAccuracy[adaptive];
+  if (adaptiveAcc !== null && adaptiveAcc > r.robustAccuracy['non-adaptive']) {
     flags.push({
       id: 'adaptive-weaker',
       message: 'the adaptive attack was weaker than the non-adaptive one: report the worst case',
@@ -325,12 +325,12 @@ export function defenseFlags(
 export function defenseSummary(r: DefenseEvaluation, adaptive: 'bpda' | 'eot' | 'none') {
   const r6 = (x: number) => Math.round(x * 1e6) / 1e6;
   return {
-    clean_accuracy_undefended: r.clean_accuracy_undefended,
-    clean_accuracy_defended: r.clean_accuracy_defended,
-    defense_cost: r6(r.clean_accuracy_undefended - r.clean_accuracy_defended),
-    robust_accuracy_non_adaptive: r.robust_accuracy['non-adaptive'],
-    robust_accuracy_adaptive: adaptive === 'none' ? null : r.robust_accuracy[adaptive],
-    robust_accuracy_worst_case: r.robust_accuracy_worst_case,
-    gradient_evaluations: r.gradient_evaluations,
+    clean_accuracy_undefended: r.cleanAccuracyUndefended,
+    clean_accuracy_defended: r.cleanAccuracyDefended,
+    defense_cost: r6(r.cleanAccuracyUndefended - r.cleanAccuracyDefended),
+    robust_accuracy_non_adaptive: r.robustAccuracy['non-adaptive'],
+    robust_accuracy_adaptive: adaptive === 'none' ? null : r.robustAccuracy[adaptive],
+    robust_accuracy_worst_case: r.robustAccuracyWorstCase,
+    gradient_evaluations: r.gradientEvaluations,
   };
 }

@@ -1,15 +1,15 @@
 /**
- * `parry detect`'s evaluation: fits each detector on training examples (plus adversarial ones
- * crafted on the train split for supervised detectors), calibrates its threshold at `fpr` on
- * held-out clean test examples, then reports for each attack the ROC AUC and the TPR at that
- * threshold on other test examples, and the same under the joint adaptive attack (PGD on the
- * classifier margin + the detector's score). Robust accuracy with the detector counts a rejected
- * adversarial example as defended.
+ * `parry detect`'s evaluation: fits and calibrates each detector by the detector protocol
+ * (src/defenses/detection/protocol.ts: training examples [0, fitN) fit it, the next
+ * calibrationN set its threshold at `fpr`; supervised detectors also learn from examples of the
+ * attacks crafted on the fitting slice, attack k on the k-th chunk), then reports for each attack
+ * the ROC AUC and the TPR at that threshold on test examples [0, n), and the same under the joint
+ * adaptive attack (PGD on the classifier margin + the detector's score). Robust accuracy with the
+ * detector counts a rejected adversarial example as defended.
  *
- * Data: train examples [0, fitN) fit the detector; test examples [0, n) are evaluated and
- * [n, 2n) calibrate the threshold. Each attack runs in its own norm when it does not support
- * `norm` (cw is L2 only, minimum-norm). The attacks' examples, which do not depend on the
- * detector, are crafted once and scored by every detector; the joint attack runs per detector.
+ * Each attack runs in its own norm when it does not support `norm` (cw is L2 only, minimum-norm).
+ * The attacks' examples, which do not depend on the detector, are crafted once and scored by every
+ * detector; the joint attack runs per detector.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { createJointAttack } from '../adaptive/joint.js';
@@ -22,9 +22,12 @@ import {
   rateAbove,
   rocAuc,
 } from '../defenses/detection/index.js';
-import { fitCalibratedDetector, isSupervised } from '../defenses/detection/protocol.js';
+import {
+  detectorSplit,
+  fitCalibratedDetector,
+  isSupervised,
+} from '../defenses/detection/protocol.js';
 import { chooseWorkers, WorkerPool } from '../engine/pool.js';
-import { ParryError } from '../errors.js';
 import { loadClassifier, type TfjsClassifier } from '../models/index.js';
 import type { Norm } from '../objectives/threat-model.js';
 import { type AttackBatchInput, attackBatch, attackBatchTask } from './robustness.js';
@@ -40,7 +43,9 @@ export interface DetectOptions {
   steps?: number;
   jointSteps: number;
   n: number;
+  /** Training examples that fit the detector, and the next ones that calibrate it. */
   fitN: number;
+  calibrationN: number;
   batchSize: number;
   joint: boolean;
   seed: number;
@@ -62,16 +67,10 @@ export async function evaluateDetectors(
   const names = opts.detectors;
   const attacks = opts.attacks;
   const model = await loadClassifier(opts.model);
-  const train = takeFirst(loadDataset(opts.dataset, 'train', { seed: opts.seed }), opts.fitN);
-  const testAll = takeFirst(loadDataset(opts.dataset, 'test', { seed: opts.seed }), 2 * opts.n);
-  if (testAll.shape[0] < opts.n + 10) {
-    throw new ParryError(
-      'BAD_OPTION',
-      `detect: n ${opts.n}: the test split has ${testAll.shape[0]} examples, need n + 10 for calibration`,
-    );
-  }
-  const evalSet = sliceDataset(testAll, 0, opts.n);
-  const calSet = sliceDataset(testAll, opts.n);
+  const trainAll = loadDataset(opts.dataset, 'train', { seed: opts.seed });
+  const split = { fitExamples: opts.fitN, calibrationExamples: opts.calibrationN };
+  const { fit: train, calibration: calSet } = detectorSplit(trainAll, split);
+  const evalSet = takeFirst(loadDataset(opts.dataset, 'test', { seed: opts.seed }), opts.n);
   model.checkInput(train.shape);
   // Each attack gets what it reads: eps unless it is minimum-norm, steps when it iterates.
   const paramsFor = (attack: AttackEntry, seed: number): AttackParams => ({
@@ -349,7 +348,7 @@ async function summarize(
       fooledScores.length === 0 ? null : round(rateAbove(fooledScores, detector.threshold)),
     success_rate: round(fooled.filter(Boolean).length / labels.length),
     robust_accuracy: round(advPred.filter((p, i) => p === labels[i]).length / labels.length),
-    robust_accuracy_with_detector: round(withDetector.robust_accuracy),
-    clean_accuracy_with_detector: round(withDetector.clean_accuracy),
+    robust_accuracy_with_detector: round(withDetector.robustAccuracy),
+    clean_accuracy_with_detector: round(withDetector.cleanAccuracy),
   };
 }

@@ -83,7 +83,7 @@ function runPgd(env: Env, name: string, eps: number, steps: number, restarts: nu
       return {
         robust,
         robustAccuracy: mean(robust),
-        gradientEvaluations: r.gradient_evaluations,
+        gradientEvaluations: r.gradientEvaluations,
         seconds: r.seconds,
       };
     },

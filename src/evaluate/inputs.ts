@@ -8,10 +8,14 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { preprocessAttacker } from '../adaptive/bpda.js';
 import { pgd } from '../attacks/evasion/pgd.js';
-import { type Dataset, loadDataset, sliceDataset, takeFirst } from '../data/index.js';
+import { type Dataset, loadDataset, takeFirst } from '../data/index.js';
 import { DetectingClassifier } from '../defenses/detection/detecting-classifier.js';
 import type { Detector } from '../defenses/detection/detector.js';
-import { fitCalibratedDetector, isSupervised } from '../defenses/detection/protocol.js';
+import {
+  detectorSplit,
+  fitCalibratedDetector,
+  isSupervised,
+} from '../defenses/detection/protocol.js';
 import { DefendedClassifier } from '../defenses/preprocess/defended-classifier.js';
 import type { Preprocessor } from '../defenses/preprocess/preprocessor.js';
 import { buildPreprocessors } from '../defenses/preprocess/spec.js';
@@ -26,6 +30,7 @@ import {
   type SmoothingConfig,
   targetId,
 } from './config.js';
+import { middle } from './context.js';
 import type { PooledTarget } from './robustness.js';
 
 export interface Target {
@@ -212,8 +217,9 @@ async function targetOf(
 }
 
 /**
- * Fits detector `d` on the first `fitExamples` training examples (plus PGD examples crafted on
- * them for supervised detectors) and calibrates its threshold on the next `calibrationExamples`.
+ * Fits detector `d` by the detector protocol (src/defenses/detection/protocol.ts) on the training
+ * split; supervised detectors also learn from PGD-10 examples crafted on the fitting slice at the
+ * middle L∞ budget of the config (0.1 when it has none).
  */
 async function fitDetector(
   config: EvaluateConfig,
@@ -221,28 +227,20 @@ async function fitDetector(
   model: TfjsClassifier,
 ): Promise<Detector> {
   const train = loadDataset(config.dataset, 'train', { seed: config.seed });
-  if (train.shape[0] < d.fitExamples + d.calibrationExamples) {
-    throw new ParryError(
-      'BAD_OPTION',
-      `${config.dataset} has ${train.shape[0]} training examples, fewer than fitExamples + calibrationExamples = ${d.fitExamples + d.calibrationExamples}`,
-    );
-  }
-  const fit = sliceDataset(train, 0, d.fitExamples);
-  const cal = sliceDataset(train, d.fitExamples, d.fitExamples + d.calibrationExamples);
+  const { fit, calibration } = detectorSplit(train, d);
   const x = tf.tensor(fit.x, fit.shape);
   const y = tf.tensor1d(fit.labels, 'int32');
-  const calX = tf.tensor(cal.x, cal.shape);
+  const calX = tf.tensor(calibration.x, calibration.shape);
   let adv: tf.Tensor | undefined;
   try {
     if (isSupervised(d.name)) {
-      const grid = config.eps.linf;
-      const eps = grid ? grid[(grid.length - 1) >> 1] : 0.1;
-      const r = await pgd(model, x, y, { eps, steps: 10, seed: config.seed });
+      const eps = config.eps.linf ? middle(config.eps.linf) : 0.1;
+      const r = await pgd(model, x, y, { eps, steps: 10, seed: config.seed + 1 });
       tf.dispose([r.predictions, r.success, r.perturbationNorms]);
       adv = r.xAdv;
     }
     const data = { x, labels: y, adversarial: adv, calibration: calX };
-    return await fitCalibratedDetector(d.name, model, data, d.fpr, config.seed || 1);
+    return await fitCalibratedDetector(d.name, model, data, d.fpr, config.seed);
   } finally {
     tf.dispose([x, y, calX, ...(adv ? [adv] : [])]);
   }

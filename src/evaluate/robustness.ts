@@ -20,16 +20,16 @@ import { examplesProgress, runBatchesInThread } from './batches.js';
 
 export interface AttackEvaluation {
   n: number;
-  clean_accuracy: number;
-  robust_accuracy: number;
+  cleanAccuracy: number;
+  robustAccuracy: number;
   /** Among examples classified correctly before the attack: fraction the attack broke. */
-  attack_success_rate: number;
+  attackSuccessRate: number;
   /** Over successful adversarial examples, in the attack's norm (NaN when none). */
-  mean_perturbation: number;
-  median_perturbation: number;
-  max_perturbation: number;
+  meanPerturbation: number;
+  medianPerturbation: number;
+  maxPerturbation: number;
   /** Example-gradients: batch gradient evaluations times batch size, summed. */
-  gradient_evaluations: number;
+  gradientEvaluations: number;
   queries: number;
   seconds: number;
   perExample: {
@@ -222,7 +222,7 @@ function assemble(
   return {
     n,
     ...summarize(perExample, plan[0]?.params.targeted ?? false),
-    gradient_evaluations: gradientEvaluations,
+    gradientEvaluations: gradientEvaluations,
     queries,
     seconds,
     perExample,
@@ -301,13 +301,13 @@ function summarize(rows: AttackEvaluation['perExample'], targeted: boolean) {
   const norms = broken.map((r) => r.norm).sort((a, b) => a - b);
   const n = rows.length;
   return {
-    clean_accuracy: correct.length / n,
-    robust_accuracy: robust / n,
-    attack_success_rate: correct.length === 0 ? Number.NaN : broken.length / correct.length,
-    mean_perturbation:
+    cleanAccuracy: correct.length / n,
+    robustAccuracy: robust / n,
+    attackSuccessRate: correct.length === 0 ? Number.NaN : broken.length / correct.length,
+    meanPerturbation:
       norms.length === 0 ? Number.NaN : norms.reduce((s, v) => s + v, 0) / norms.length,
-    median_perturbation: norms.length === 0 ? Number.NaN : median(norms),
-    max_perturbation: norms.length === 0 ? Number.NaN : norms[norms.length - 1],
+    medianPerturbation: norms.length === 0 ? Number.NaN : median(norms),
+    maxPerturbation: norms.length === 0 ? Number.NaN : norms[norms.length - 1],
   };
 }
 
@@ -341,14 +341,14 @@ export function attackBatchTask(): ModuleTask<AttackBatchInput & PooledTarget, A
 export function attackSummary(r: AttackEvaluation, minimumNorm: boolean) {
   const brokenBy = brokenByCounts(r);
   return {
-    clean_accuracy: r.clean_accuracy,
-    robust_accuracy: r.robust_accuracy,
-    attack_success_rate: r.attack_success_rate,
-    mean_perturbation: r.mean_perturbation,
-    max_perturbation: r.max_perturbation,
-    ...(minimumNorm ? { median_perturbation: r.median_perturbation } : {}),
+    clean_accuracy: r.cleanAccuracy,
+    robust_accuracy: r.robustAccuracy,
+    attack_success_rate: r.attackSuccessRate,
+    mean_perturbation: r.meanPerturbation,
+    max_perturbation: r.maxPerturbation,
+    ...(minimumNorm ? { median_perturbation: r.medianPerturbation } : {}),
     ...(brokenBy ? { broken_by: brokenBy } : {}),
-    gradient_evaluations: r.gradient_evaluations,
+    gradient_evaluations: r.gradientEvaluations,
     queries: r.queries,
     seconds: Math.round(r.seconds * 1000) / 1000,
   };

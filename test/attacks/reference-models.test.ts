@@ -43,8 +43,8 @@ describe('attacks on fmnist-cnn-small', { timeout: 600_000 }, () => {
     const pgd = [];
     const fgsm = [];
     for (const eps of grid) {
-      pgd.push((await run('pgd', { eps, steps: 20 })).robust_accuracy);
-      fgsm.push((await run('fgsm', { eps })).robust_accuracy);
+      pgd.push((await run('pgd', { eps, steps: 20 })).robustAccuracy);
+      fgsm.push((await run('fgsm', { eps })).robustAccuracy);
     }
     for (let i = 1; i < grid.length; i++) {
       expect(pgd[i]).toBeLessThanOrEqual(pgd[i - 1]);
@@ -58,25 +58,25 @@ describe('attacks on fmnist-cnn-small', { timeout: 600_000 }, () => {
   });
 
   it('with eps = 1 (the whole box) PGD drives accuracy to 0, in L-inf and L2', async () => {
-    expect((await run('pgd', { eps: 1, steps: 20 })).robust_accuracy).toBe(0);
+    expect((await run('pgd', { eps: 1, steps: 20 })).robustAccuracy).toBe(0);
     // The L2 ball of radius 28 contains the whole 28x28 box.
-    expect((await run('pgd', { eps: 28, norm: 'l2', steps: 20 })).robust_accuracy).toBe(0);
+    expect((await run('pgd', { eps: 28, norm: 'l2', steps: 20 })).robustAccuracy).toBe(0);
   });
 
   it("Square at 5,000 queries lands within 10 points of APGD's robust accuracy", async () => {
     const apgd = await run('apgd-ce', { eps: 0.1, steps: 100 });
     const square = await run('square', { eps: 0.1, maxQueries: 5000 });
-    expect(square.robust_accuracy - apgd.robust_accuracy).toBeLessThanOrEqual(0.1);
+    expect(square.robustAccuracy - apgd.robustAccuracy).toBeLessThanOrEqual(0.1);
     expect(square.queries).toBeGreaterThan(0);
-    expect(square.gradient_evaluations).toBe(0);
+    expect(square.gradientEvaluations).toBe(0);
   });
 
   it("C&W's median L2 is no larger than DeepFool's (within 5%)", async () => {
     const deepfool = await run('deepfool', { norm: 'l2' }, 24);
     const cw = await run('cw', { norm: 'l2' }, 24);
-    expect(cw.attack_success_rate).toBe(1);
-    expect(deepfool.attack_success_rate).toBe(1);
-    expect(cw.median_perturbation).toBeLessThanOrEqual(1.05 * deepfool.median_perturbation);
+    expect(cw.attackSuccessRate).toBe(1);
+    expect(deepfool.attackSuccessRate).toBe(1);
+    expect(cw.medianPerturbation).toBeLessThanOrEqual(1.05 * deepfool.medianPerturbation);
   });
 
   it('auto is never weaker than any of its members', async () => {
@@ -84,7 +84,7 @@ describe('attacks on fmnist-cnn-small', { timeout: 600_000 }, () => {
     const auto = await run('auto', params, 32);
     for (const member of ['apgd-ce', 'apgd-t', 'square']) {
       const alone = await run(member, params, 32);
-      expect(auto.robust_accuracy).toBeLessThanOrEqual(alone.robust_accuracy);
+      expect(auto.robustAccuracy).toBeLessThanOrEqual(alone.robustAccuracy);
     }
     const broken = auto.perExample.filter((e) => e.brokenBy !== null && e.brokenBy !== 'clean');
     expect(broken.length).toBeGreaterThan(0);

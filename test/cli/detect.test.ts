@@ -38,6 +38,8 @@ describe('parry detect', () => {
       '40',
       '--fit-n',
       '400',
+      '--calibration-n',
+      '40',
       '--joint-steps',
       '5',
       '--json',
@@ -64,7 +66,8 @@ describe('parry detect', () => {
 
   it('several detectors score the same crafted examples: each report equals its single run', () => {
     const common = ['--model', MLP, '--attacks', 'fgsm', '--n', '40', '--fit-n', '400'];
-    const opts = [...common, '--joint-steps', '5', '--json'];
+    const calibrate = ['--calibration-n', '40'];
+    const opts = [...common, ...calibrate, '--joint-steps', '5', '--json'];
     const both = parry('detect', '--detector', 'squeeze,mahalanobis', ...opts);
     expect(both.code, both.stderr).toBe(0);
     const out = JSON.parse(both.stdout);
@@ -85,8 +88,9 @@ describe('parry detect', () => {
     // Batches of 8: the attacks' test and training examples span several batches, so the default
     // run spreads them over the workers; --workers 1 crafts them here.
     const opts = ['--model', MLP, '--detector', 'lid', '--attacks', 'fgsm,pgd', '--steps', '3'];
-    const more = ['--n', '24', '--fit-n', '120', '--batch-size', '8', '--joint-steps', '3'];
-    const runs = ['2', '1'].map((w) => parry('detect', ...opts, ...more, '--workers', w, '--json'));
+    const more = ['--n', '24', '--fit-n', '120', '--calibration-n', '40', '--batch-size', '8'];
+    const args = [...opts, ...more, '--joint-steps', '3', '--json'];
+    const runs = ['2', '1'].map((w) => parry('detect', ...args, '--workers', w));
     for (const r of runs) expect(r.code, r.stderr).toBe(0);
     const [pooled, local] = runs.map((r) => {
       const { seconds: _s, detector_seconds: _d, ...rest } = JSON.parse(r.stdout);
@@ -115,6 +119,29 @@ describe('parry detect', () => {
     expectBadInput(
       parry('detect', '--model', MLP, '--detector', 'squeeze', '--attacks', 'fgsm,zap', '--json'),
       /unknown attack 'zap'/,
+    );
+  });
+
+  it('calibrates on the training examples after the fitting ones, and says when there are too few', () => {
+    const args = ['--model', MLP, '--detector', 'mahalanobis', '--attacks', 'fgsm', '--no-joint'];
+    const r = parry(
+      'detect',
+      ...args,
+      '--n',
+      '20',
+      '--fit-n',
+      '300',
+      '--calibration-n',
+      '50',
+      '--json',
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect([out.fit_n, out.calibration_n, out.n]).toEqual([300, 50, 20]);
+    // The bundled subset has 2,000 training examples.
+    expectBadInput(
+      parry('detect', ...args, '--fit-n', '1500', '--calibration-n', '600', '--json'),
+      /2000 examples, fewer than the 1500 fitting \+ 600 calibration examples/,
     );
   });
 });

@@ -67,16 +67,16 @@ describe('evaluateDefense', () => {
     }
     tf.dispose([x, labels]);
     const frac = (v: boolean[]) => v.filter(Boolean).length / y.length;
-    expect(r.clean_accuracy_undefended).toBe(frac(base.map((p, i) => p === y[i])));
-    expect(r.clean_accuracy_defended).toBe(frac(clean.map((p, i) => p === y[i])));
-    expect(r.robust_accuracy['non-adaptive']).toBe(frac(ok['non-adaptive']));
-    expect(r.robust_accuracy.bpda).toBe(frac(ok.bpda));
-    expect(r.robust_accuracy_worst_case).toBe(
+    expect(r.cleanAccuracyUndefended).toBe(frac(base.map((p, i) => p === y[i])));
+    expect(r.cleanAccuracyDefended).toBe(frac(clean.map((p, i) => p === y[i])));
+    expect(r.robustAccuracy['non-adaptive']).toBe(frac(ok['non-adaptive']));
+    expect(r.robustAccuracy.bpda).toBe(frac(ok.bpda));
+    expect(r.robustAccuracyWorstCase).toBe(
       frac(y.map((_, i) => ok['non-adaptive'][i] && ok.bpda[i])),
     );
     // Bit depth masks the gradient; BPDA sees through it.
-    expect(r.robust_accuracy.bpda).toBeLessThan(r.robust_accuracy['non-adaptive']);
-    expect(r.gradient_evaluations.bpda).toBe(4 * 16);
+    expect(r.robustAccuracy.bpda).toBeLessThan(r.robustAccuracy['non-adaptive']);
+    expect(r.gradientEvaluations.bpda).toBe(4 * 16);
   });
 
   it('gives the same numbers across a worker pool, randomised chain and EOT included', async () => {
@@ -98,7 +98,7 @@ describe('evaluateDefense', () => {
           onProgress: (done) => seen.push(done),
         });
         expect({ ...pooled, seconds: 0 }).toEqual({ ...local, seconds: 0 });
-        expect(Object.keys(pooled.robust_accuracy)).toEqual(['non-adaptive', kind.adaptive]);
+        expect(Object.keys(pooled.robustAccuracy)).toEqual(['non-adaptive', kind.adaptive]);
         expect(seen[seen.length - 1]).toBe(16);
       }
     } finally {

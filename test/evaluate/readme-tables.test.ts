@@ -25,7 +25,7 @@ const percent = (v: number) => (100 * v).toFixed(1);
 async function robust(attack: string, params: AttackParams): Promise<string> {
   // 10 classes; batches of 128, the default, as the benchmark runs them.
   const r = await evaluateAttackPooled(pool, cnn, 10, data, findAttack(attack)!, params);
-  return percent(r.robust_accuracy);
+  return percent(r.robustAccuracy);
 }
 
 describe('README tables', () => {

@@ -59,14 +59,14 @@ describe('evaluateAttack', () => {
       const robust = correct.filter((w) => w.adv === w.y);
       const broken = correct.filter((w) => w.adv !== w.y);
       expect(r.n).toBe(N);
-      expect(r.clean_accuracy).toBeCloseTo(correct.length / N, 10);
-      expect(r.robust_accuracy).toBeCloseTo(robust.length / N, 10);
-      expect(r.attack_success_rate).toBeCloseTo(broken.length / correct.length, 10);
-      expect(r.gradient_evaluations).toBe(N);
+      expect(r.cleanAccuracy).toBeCloseTo(correct.length / N, 10);
+      expect(r.robustAccuracy).toBeCloseTo(robust.length / N, 10);
+      expect(r.attackSuccessRate).toBeCloseTo(broken.length / correct.length, 10);
+      expect(r.gradientEvaluations).toBe(N);
       if (broken.length > 0) {
-        expect(r.max_perturbation).toBeCloseTo(Math.max(...broken.map((b) => b.size)), 5);
+        expect(r.maxPerturbation).toBeCloseTo(Math.max(...broken.map((b) => b.size)), 5);
       } else {
-        expect(r.max_perturbation).toBeNaN();
+        expect(r.maxPerturbation).toBeNaN();
       }
       expect(r.examples.shape).toEqual([3, 2, 3, 1]);
       expect(Array.from(r.examples.x)).toEqual(Array.from(data.x.subarray(0, 18)));
@@ -83,7 +83,7 @@ describe('evaluateAttack', () => {
           targeted: false,
           seed: 2,
         })
-      ).robust_accuracy;
+      ).robustAccuracy;
     const grid = [0, 0.02, 0.05, 0.1, 0.3];
     const fgsmAcc = await Promise.all(grid.map((e) => run('fgsm', e)));
     const pgdAcc = await Promise.all(grid.map((e) => run('pgd', e)));
@@ -156,7 +156,7 @@ describe('evaluateAttack', () => {
     for (const e of r.perExample) expect(e.target).toBe(1 - e.label);
     const correct = r.perExample.filter((e) => e.clean === e.label);
     const hit = correct.filter((e) => e.adversarial === e.target).length;
-    expect(r.attack_success_rate).toBeCloseTo(hit / correct.length, 10);
+    expect(r.attackSuccessRate).toBeCloseTo(hit / correct.length, 10);
   });
 });
 
@@ -177,8 +177,8 @@ describe('evaluateAttackPooled', () => {
     try {
       const pooled = await evaluateAttackPooled(pool, dir, 10, test, pgd, params, opts);
       expect(pooled.perExample).toEqual(local.perExample);
-      expect(pooled.robust_accuracy).toBe(local.robust_accuracy);
-      expect(pooled.gradient_evaluations).toBe(local.gradient_evaluations);
+      expect(pooled.robustAccuracy).toBe(local.robustAccuracy);
+      expect(pooled.gradientEvaluations).toBe(local.gradientEvaluations);
       expect(Array.from(pooled.examples.xAdv)).toEqual(Array.from(local.examples.xAdv));
       expect(Array.from(pooled.examples.x)).toEqual(Array.from(test.x.subarray(0, 10 * 784)));
     } finally {

@@ -61,13 +61,13 @@ export function scoreForGradient(detector: Detector, x: tf.Tensor): tf.Tensor1D 
 
 export interface DetectionAccuracy {
   /** Clean examples classified correctly and not rejected. */
-  clean_accuracy: number;
+  cleanAccuracy: number;
   /** Adversarial examples classified correctly or rejected (defended). */
-  robust_accuracy: number;
+  robustAccuracy: number;
   /** Adversarial examples rejected. */
   rejected: number;
   /** Attack success: neither the label nor rejected. */
-  attack_success_rate: number;
+  attackSuccessRate: number;
 }
 
 /** Accuracies of a DetectingClassifier from its predictions (reject label = `rejectLabel`). */
@@ -87,9 +87,9 @@ export function detectionAccuracy(
     if (adversarial[i] === labels[i] || adversarial[i] === rejectLabel) defended++;
   }
   return {
-    clean_accuracy: cleanOk / n,
-    robust_accuracy: defended / n,
+    cleanAccuracy: cleanOk / n,
+    robustAccuracy: defended / n,
     rejected: rejected / n,
-    attack_success_rate: (n - defended) / n,
+    attackSuccessRate: (n - defended) / n,
   };
 }

@@ -92,10 +92,10 @@ describe('DetectingClassifier', () => {
   it('counts a rejected adversarial example as defended', () => {
     const r = detectionAccuracy([0, 1, 0, 1], [0, 1, 2, 1], [2, 0, 0, 1], 2);
     expect(r).toEqual({
-      clean_accuracy: 0.75,
-      robust_accuracy: 0.75,
+      cleanAccuracy: 0.75,
+      robustAccuracy: 0.75,
       rejected: 0.25,
-      attack_success_rate: 0.25,
+      attackSuccessRate: 0.25,
     });
   });
 });
@@ -129,11 +129,11 @@ describe('joint adaptive attack', () => {
       joint.success.forEach((ok, i) => {
         expect(ok).toBe(jointPred[i] !== labels[i] && jointPred[i] !== 2);
       });
-      expect(jointAcc.robust_accuracy).toBeLessThanOrEqual(plainAcc.robust_accuracy);
+      expect(jointAcc.robustAccuracy).toBeLessThanOrEqual(plainAcc.robustAccuracy);
       const d = tf.max(tf.abs(tf.sub(joint.xAdv, test.x)));
       expect((await d.data())[0]).toBeLessThanOrEqual(eps + 1e-6);
       console.log(
-        `eps ${eps}: plain robust ${plainAcc.robust_accuracy}, joint robust ${jointAcc.robust_accuracy}`,
+        `eps ${eps}: plain robust ${plainAcc.robustAccuracy}, joint robust ${jointAcc.robustAccuracy}`,
       );
       tf.dispose([d, plain.xAdv, joint.xAdv]);
     }
