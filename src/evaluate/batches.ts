@@ -1,8 +1,10 @@
 /**
- * Running an evaluation's batches: in this thread, one after the other, with progress in whole
- * examples (the finished batches plus the finished share of the running one), or progress from a
- * pool's map. Shared by the attack and the defense evaluations.
+ * Running an evaluation's batches: in this thread, one after the other, or over a worker pool,
+ * with progress in whole examples (the finished batches plus the finished share of the running
+ * ones). Shared by the attack and the defense evaluations.
  */
+import type { WorkerPool } from '../engine/pool.js';
+import type { ModuleTask } from '../engine/tasks.js';
 
 export interface BatchRunOptions {
   signal?: AbortSignal;
@@ -31,7 +33,27 @@ export async function runBatchesInThread<B extends { shape: number[] }, O>(
   return outputs;
 }
 
-/** A pool map's progress (jobs, with running jobs' shares) as whole examples out of `n`. */
-export function examplesProgress(n: number, opts: BatchRunOptions) {
-  return (done: number, total: number) => opts.onProgress?.(Math.floor((done / total) * n), n);
+/**
+ * Runs `task` on each batch of `plan` over `pool`, each job given the batch (with its own copy of
+ * `x`, moved to the worker: a view would clone the whole data set's buffer) plus `target`, what
+ * the workers need to rebuild the model; results in plan order, `n` examples in all.
+ */
+export async function runBatchesPooled<B extends { x: Float32Array }, T extends object, O>(
+  pool: WorkerPool,
+  task: ModuleTask<B & T, O>,
+  plan: readonly B[],
+  target: T,
+  n: number,
+  opts: BatchRunOptions,
+): Promise<O[]> {
+  return pool.map(
+    task,
+    plan.map((batch) => ({ ...batch, x: batch.x.slice(), ...target })),
+    {
+      transfer: (input) => [input.x.buffer as ArrayBuffer],
+      signal: opts.signal,
+      // A pool map's progress (jobs, with running jobs' shares) as whole examples out of `n`.
+      onProgress: (done, total) => opts.onProgress?.(Math.floor((done / total) * n), n),
+    },
+  );
 }

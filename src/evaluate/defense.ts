@@ -29,7 +29,7 @@ import { type ModuleTask, moduleTask, type TaskContext } from '../engine/tasks.j
 import { ParryError } from '../errors.js';
 import type { Classifier } from '../models/classifier.js';
 import { cachedClassifier } from '../models/pool-tasks.js';
-import { examplesProgress, runBatchesInThread } from './batches.js';
+import { runBatchesInThread, runBatchesPooled } from './batches.js';
 
 export interface DefenseEvaluation {
   n: number;
@@ -226,13 +226,11 @@ export async function evaluateDefense(
   params: AttackParams,
   opts: EvaluateDefenseOptions = {},
 ): Promise<DefenseEvaluation> {
-  const started = performance.now();
-  const n = data.shape[0];
-  const plan = planBatches(data, attack, params, opts.batchSize ?? 128);
-  const outputs = await runBatchesInThread(plan, n, opts, (batch, progress) =>
-    defenseBatch(setup(batch.params.seed), batch, attack, progress),
+  return evaluateBatches(data, attack, params, opts, (plan) =>
+    runBatchesInThread(plan, data.shape[0], opts, (batch, progress) =>
+      defenseBatch(setup(batch.params.seed), batch, attack, progress),
+    ),
   );
-  return assemble(plan, outputs, (performance.now() - started) / 1000);
 }
 
 /**
@@ -247,20 +245,22 @@ export async function evaluateDefensePooled(
   params: AttackParams,
   opts: EvaluateDefenseOptions = {},
 ): Promise<DefenseEvaluation> {
-  const started = performance.now();
-  const n = data.shape[0];
-  const plan = planBatches(data, attack, params, opts.batchSize ?? 128);
-  const outputs = await pool.map(
-    defenseBatchTask(),
-    // Own copies, moved to the workers (a view would clone the whole data set's buffer).
-    plan.map((batch) => ({ ...batch, x: batch.x.slice(), ...target })),
-    {
-      transfer: (input) => [input.x.buffer as ArrayBuffer],
-      signal: opts.signal,
-      onProgress: examplesProgress(n, opts),
-    },
+  return evaluateBatches(data, attack, params, opts, (plan) =>
+    runBatchesPooled(pool, defenseBatchTask(), plan, target, data.shape[0], opts),
   );
-  return assemble(plan, outputs, (performance.now() - started) / 1000);
+}
+
+/** Plans the batches, has `run` evaluate them (in this thread or on a pool), and assembles. */
+async function evaluateBatches(
+  data: Dataset,
+  attack: AttackEntry,
+  params: AttackParams,
+  opts: EvaluateDefenseOptions,
+  run: (plan: DefenseBatchInput[]) => Promise<DefenseBatchOutput[]>,
+): Promise<DefenseEvaluation> {
+  const started = performance.now();
+  const plan = planBatches(data, attack, params, opts.batchSize ?? 128);
+  return assemble(plan, await run(plan), (performance.now() - started) / 1000);
 }
 
 /** Pool task: one batch of a preprocessing-defense evaluation on `modelDir`'s model. */

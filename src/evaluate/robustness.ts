@@ -16,7 +16,7 @@ import { type ModuleTask, moduleTask, type TaskContext } from '../engine/tasks.j
 import { ParryError } from '../errors.js';
 import type { Classifier } from '../models/classifier.js';
 import { cachedClassifier } from '../models/pool-tasks.js';
-import { examplesProgress, runBatchesInThread } from './batches.js';
+import { runBatchesInThread, runBatchesPooled } from './batches.js';
 
 export interface AttackEvaluation {
   n: number;
@@ -241,17 +241,13 @@ export async function evaluateAttack(
   params: AttackParams,
   opts: EvaluateAttackOptions = {},
 ): Promise<AttackEvaluation> {
-  const { batchSize = 128, keepExamples = 0 } = opts;
-  const n = data.shape[0];
-  const keep = Math.min(keepExamples, n);
-  const started = performance.now();
   const modelFor = typeof model === 'function' ? model : () => model;
   const { numClasses } = modelFor(params.seed);
-  const plan = planBatches(data, attack, params, batchSize, keep, numClasses);
-  const outputs = await runBatchesInThread(plan, n, opts, (batch, progress) =>
-    attackBatch(modelFor(batch.params.seed), batch, opts.signal, attack, progress),
+  return evaluateBatches(data, attack, params, numClasses, opts, (plan) =>
+    runBatchesInThread(plan, data.shape[0], opts, (batch, progress) =>
+      attackBatch(modelFor(batch.params.seed), batch, opts.signal, attack, progress),
+    ),
   );
-  return assemble(plan, outputs, keep, (performance.now() - started) / 1000);
 }
 
 /**
@@ -269,27 +265,25 @@ export async function evaluateAttackPooled(
   params: AttackParams,
   opts: EvaluateAttackOptions = {},
 ): Promise<AttackEvaluation> {
-  const { batchSize = 128, keepExamples = 0 } = opts;
-  const n = data.shape[0];
-  const keep = Math.min(keepExamples, n);
-  const started = performance.now();
-  const plan = planBatches(data, attack, params, batchSize, keep, numClasses);
-  const outputs = await pool.map(
-    attackBatchTask(),
-    // Own copies, moved to the workers (a view would clone the whole data set's buffer).
-    plan.map((batch) => ({
-      ...batch,
-      x: batch.x.slice(),
-      ...(typeof target === 'string' ? { modelDir: target } : target),
-    })),
-    {
-      transfer: (input) => [input.x.buffer as ArrayBuffer],
-      signal: opts.signal,
-      // Whole examples: the finished batches plus the finished share of the running ones.
-      onProgress: examplesProgress(n, opts),
-    },
+  const t = typeof target === 'string' ? { modelDir: target } : target;
+  return evaluateBatches(data, attack, params, numClasses, opts, (plan) =>
+    runBatchesPooled(pool, attackBatchTask(), plan, t, data.shape[0], opts),
   );
-  return assemble(plan, outputs, keep, (performance.now() - started) / 1000);
+}
+
+/** Plans the batches, has `run` attack them (in this thread or on a pool), and assembles. */
+async function evaluateBatches(
+  data: Dataset,
+  attack: AttackEntry,
+  params: AttackParams,
+  numClasses: number,
+  opts: EvaluateAttackOptions,
+  run: (plan: AttackBatchInput[]) => Promise<AttackBatchOutput[]>,
+): Promise<AttackEvaluation> {
+  const started = performance.now();
+  const keep = Math.min(opts.keepExamples ?? 0, data.shape[0]);
+  const plan = planBatches(data, attack, params, opts.batchSize ?? 128, keep, numClasses);
+  return assemble(plan, await run(plan), keep, (performance.now() - started) / 1000);
 }
 
 function summarize(rows: AttackEvaluation['perExample'], targeted: boolean) {
