@@ -30,13 +30,13 @@ import {
   parseNonNegativeInt,
   parsePositiveInt,
   pct,
-  progressBar,
   round,
   setUpBackend,
   testSlice,
   withCommonOptions,
 } from './common.js';
 import { addEntryOptions, givenEntryOptions, withFlagNames } from './options.js';
+import { progressBar } from './progress.js';
 
 interface AttackOptions extends CommonOptions {
   model: string;

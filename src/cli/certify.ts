@@ -22,12 +22,12 @@ import {
   modelCommand,
   parsePositiveInt,
   pct,
-  progressBar,
   round,
   setUpBackend,
   withCommonOptions,
 } from './common.js';
 import { addEntryOptions, givenEntryOptions, withFlagNames } from './options.js';
+import { progressBar } from './progress.js';
 
 interface CertifyOptions extends CommonOptions {
   model: string;

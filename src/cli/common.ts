@@ -1,9 +1,9 @@
 /**
  * What every parry command shares: the common options (--backend, --json, --verbose, --seed,
- * --workers), strict number parsing, the one-JSON-object-on-stdout rule and progress on stderr.
+ * --workers), strict number parsing, the one-JSON-object-on-stdout rule and log lines on stderr
+ * (progress bars: progress.ts).
  */
 
-import cliProgress from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DATASETS, type Dataset, loadDataset, sliceDataset } from '../data/index.js';
 import { initBackend } from '../engine/backend.js';
@@ -95,40 +95,6 @@ export function emit(result: Record<string, unknown>, opts: CommonOptions, human
 /** Progress and log lines go to stderr so stdout stays clean for --json. */
 export function log(message: string): void {
   process.stderr.write(`${message}\n`);
-}
-
-/** A progress bar on stderr; plain periodic lines when stderr is not a terminal (CI logs). */
-export function progressBar(format: string): cliProgress.SingleBar {
-  return new cliProgress.SingleBar(
-    {
-      format,
-      stream: process.stderr,
-      noTTYOutput: !process.stderr.isTTY,
-      notTTYSchedule: 5000,
-      hideCursor: true,
-      clearOnComplete: false,
-      etaBuffer: 50,
-      formatTime: formatSeconds,
-    },
-    cliProgress.Presets.shades_classic,
-  );
-}
-
-/**
- * The bar's ETA and duration text. cli-progress's own formatter rounds the seconds part after
- * splitting off the minutes, so 1259.6 s prints as "20m60s", and it prints its placeholder for an
- * unknown rate ('0' before the first rate, 'NULL', 'INF') as if it were a time. This one rounds to
- * `multiple` seconds first (cli-progress passes 5 for the ETA) and prints '?' for an unknown time.
- */
-export function formatSeconds(t: unknown, _options?: unknown, multiple = 1): string {
-  if (typeof t !== 'number' || !Number.isFinite(t) || t < 0) return '?';
-  if (t <= 10) return `${Math.round(t)}s`;
-  const s = Math.max(multiple, 1) * Math.round(t / Math.max(multiple, 1));
-  const pad = (v: number) => String(v).padStart(2, '0');
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${pad(s % 60)}s`;
-  const m = Math.round(s / 60);
-  return `${Math.floor(m / 60)}h${pad(m % 60)}m`;
 }
 
 /** A fraction as a percentage for the human-readable lines; 'n/a' when there is none. */

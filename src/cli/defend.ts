@@ -28,12 +28,12 @@ import {
   modelCommand,
   parsePositiveInt,
   pct,
-  progressBar,
   round,
   setUpBackend,
   withCommonOptions,
 } from './common.js';
 import { addEntryOptions, givenEntryOptions, withFlagNames } from './options.js';
+import { progressBar } from './progress.js';
 
 interface DefendOptions extends CommonOptions {
   model: string;

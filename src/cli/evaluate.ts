@@ -16,7 +16,8 @@ import type { EvaluationResults } from '../evaluate/results.js';
 import { RESULTS_FILE, runEvaluation, type StageInfo } from '../evaluate/run.js';
 import { REPORT_FILE, renderReport } from '../report/index.js';
 import { evaluationSummary, headline } from '../report/summary.js';
-import { badOption, log, parsePositiveInt, parseUint32, progressBar } from './common.js';
+import { badOption, log, parsePositiveInt, parseUint32 } from './common.js';
+import { progressBar } from './progress.js';
 
 interface EvaluateOptions {
   config?: string;

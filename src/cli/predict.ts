@@ -10,11 +10,11 @@ import {
   emit,
   modelCommand,
   parsePositiveInt,
-  progressBar,
   round,
   setUpBackend,
   withCommonOptions,
 } from './common.js';
+import { progressBar } from './progress.js';
 
 interface PredictOptions extends CommonOptions {
   model: string;

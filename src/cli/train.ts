@@ -18,11 +18,11 @@ import {
   parseNonNegativeNumber,
   parsePositiveInt,
   parsePositiveNumber,
-  progressBar,
   setUpBackend,
   withCommonOptions,
 } from './common.js';
 import { addEntryOptions, givenEntryOptions, withFlagNames } from './options.js';
+import { progressBar } from './progress.js';
 
 type TrainOptions = CommonOptions & Omit<TrainRunOptions, 'backend' | 'method'>;
 

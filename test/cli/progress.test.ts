@@ -1,6 +1,6 @@
 /** The progress bar's time text: rounded before it is split, '?' while the rate is unknown. */
 import { describe, expect, it } from 'vitest';
-import { formatSeconds } from '../../src/cli/common.js';
+import { formatSeconds } from '../../src/cli/progress.js';
 
 describe('formatSeconds', () => {
   it('rounds the whole time before splitting it into minutes and seconds', () => {

@@ -15,7 +15,7 @@ import { BaseDetector, fitted } from './detector.js';
 export interface LearnedConfig {
   /** Hidden ReLU units; 0 = logistic regression. */
   hidden: number;
-  iterations: number;
+  steps: number;
   learningRate: number;
   /** L2 penalty on the weights. */
   l2: number;
@@ -33,7 +33,7 @@ export class LearnedDetector extends BaseDetector {
 
   constructor(config: Partial<LearnedConfig> = {}) {
     super();
-    this.config = { hidden: 32, iterations: 300, learningRate: 0.01, l2: 1e-4, seed: 1, ...config };
+    this.config = { hidden: 32, steps: 300, learningRate: 0.01, l2: 1e-4, seed: 1, ...config };
   }
 
   async fit(
@@ -75,7 +75,7 @@ export class LearnedDetector extends BaseDetector {
         : [glorot(d, 1), tf.variable(tf.zeros([1]))];
     const optimizer = tf.train.adam(this.config.learningRate);
     try {
-      for (let t = 0; t < this.config.iterations; t++) {
+      for (let t = 0; t < this.config.steps; t++) {
         const cost = optimizer.minimize(
           () => {
             const logits = this.forward(f);

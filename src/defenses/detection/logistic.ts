@@ -10,12 +10,12 @@ import { check } from '../../errors.js';
 export interface LogisticConfig {
   /** L2 penalty on the weights (not the bias), per example. */
   l2: number;
-  /** Full-batch Adam iterations. */
-  iterations: number;
+  /** Full-batch Adam steps. */
+  steps: number;
   learningRate: number;
 }
 
-export const DEFAULT_LOGISTIC: LogisticConfig = { l2: 1e-3, iterations: 400, learningRate: 0.05 };
+export const DEFAULT_LOGISTIC: LogisticConfig = { l2: 1e-3, steps: 400, learningRate: 0.05 };
 
 export interface LogisticModel {
   mean: Float64Array;
@@ -50,7 +50,7 @@ export function fitLogistic(
   const v = new Float64Array(d + 1);
   const g = new Float64Array(d + 1);
   const [beta1, beta2] = [0.9, 0.999];
-  for (let t = 1; t <= c.iterations; t++) {
+  for (let t = 1; t <= c.steps; t++) {
     g.fill(0);
     for (let i = 0; i < n; i++) {
       let s = w[d];
