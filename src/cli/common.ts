@@ -120,7 +120,7 @@ export function modelCommand(name: string, description: string, modelHelp = MODE
     .option('--dataset <name>', DATASET_HELP, 'fashion-mnist-subset');
 }
 
-const MODEL_HELP = 'TF.js LayersModel or GraphModel directory';
+const MODEL_HELP = 'TF.js LayersModel or GraphModel directory, or an ONNX file (model.onnx)';
 
 /** Help text of --dataset, from the data registry. */
 export const DATASET_HELP = `data set: ${DATASETS.map((d) => d.usage).join(' | ')}`;

@@ -10,7 +10,10 @@ interface InfoOptions extends CommonOptions {
 export function infoCommand(): Command {
   const cmd = new Command('info')
     .description('describe a model directory: layers, input shape, classes, parameters')
-    .requiredOption('--model <dir>', 'TF.js LayersModel or GraphModel directory');
+    .requiredOption(
+      '--model <dir>',
+      'TF.js LayersModel or GraphModel directory, or an ONNX file (model.onnx)',
+    );
   return withCommonOptions(cmd).action((opts: InfoOptions) => runInfo(opts));
 }
 

@@ -10,6 +10,7 @@ import { certifyCommand } from './certify.js';
 import { defendCommand } from './defend.js';
 import { detectCommand } from './detect.js';
 import { evaluateCommand } from './evaluate.js';
+import { exportCommand } from './export.js';
 import { infoCommand } from './info.js';
 import { predictCommand } from './predict.js';
 import { schemaCommand } from './schema.js';
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
     detectCommand(),
     evaluateCommand(),
     schemaCommand(),
+    exportCommand(),
   ]) {
     program.addCommand(cmd.exitOverride());
   }

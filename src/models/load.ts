@@ -1,9 +1,11 @@
 /**
- * `loadClassifier(dir)`: a tfjs model directory (LayersModel or GraphModel) as a Classifier.
+ * `loadClassifier(dir)`: a tfjs model directory (LayersModel or GraphModel), or an ONNX file
+ * (`model.onnx`, or a directory holding one; run with tfjs ops: src/models/onnx), as a Classifier.
  * A final softmax is replaced by linear before the model is built, so `logits` are logits
  * (gradient attacks through softmax outputs saturate; the classifier records
  * `outputWasSoftmax` so reports can say so).
  */
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { type GraphModel, loadGraphModel } from '@tensorflow/tfjs-converter';
 import * as tf from '@tensorflow/tfjs-core';
@@ -11,6 +13,8 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { ParryError } from '../errors.js';
 import { fileHandler, MODEL_JSON } from './io.js';
 import { readParryMetadata } from './metadata.js';
+import { readOnnx } from './onnx/graph.js';
+import { OnnxNetwork, readOnnxMetadata } from './onnx/network.js';
 import {
   type LayerInfo,
   type ModelFormat,
@@ -102,7 +106,7 @@ const memoryHandler = (artifacts: tf.io.ModelArtifacts): tf.io.IOHandler => ({
 });
 
 /** Builds the classifier, freeing the model if the options turn out to be invalid. */
-function wrap(model: tfl.LayersModel | GraphModel, opts: TfjsClassifierOptions) {
+function wrap(model: tfl.LayersModel | GraphModel | OnnxNetwork, opts: TfjsClassifierOptions) {
   try {
     return new TfjsClassifier(model, opts);
   } catch (e) {
@@ -121,6 +125,11 @@ export async function loadClassifier(
   dir: string,
   opts: LoadClassifierOptions = {},
 ): Promise<TfjsClassifier> {
+  if (dir.endsWith('.onnx')) return loadOnnxClassifier(dir, opts);
+  const onnxFile = path.join(dir, 'model.onnx');
+  if (!existsSync(path.join(dir, MODEL_JSON)) && existsSync(onnxFile)) {
+    return loadOnnxClassifier(onnxFile, opts);
+  }
   const artifacts = await fileHandler(dir).load();
   const source = path.join(dir, MODEL_JSON);
   const meta = readParryMetadata(artifacts.userDefinedMetadata, source);
@@ -153,4 +162,42 @@ export async function loadClassifier(
     model.dispose();
     throw e;
   }
+}
+
+/**
+ * An ONNX file as a TfjsClassifier. parry's metadata comes from `opts`, else the model's
+ * `metadata_props` (key `parry`), else a `parry.json` beside the file, else defaults.
+ */
+async function loadOnnxClassifier(
+  file: string,
+  opts: LoadClassifierOptions,
+): Promise<TfjsClassifier> {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(file);
+  } catch (e) {
+    throw new ParryError(
+      'BAD_FILE',
+      `loadClassifier: cannot read ${file}: ${(e as Error).message}`,
+      {
+        cause: e,
+      },
+    );
+  }
+  const model = readOnnx(bytes, file);
+  const sidecar = path.join(path.dirname(file), 'parry.json');
+  if (model.metadata.parry === undefined && existsSync(sidecar)) {
+    model.metadata.parry = readFileSync(sidecar, 'utf8');
+  }
+  const meta = readOnnxMetadata(model, file);
+  const network = new OnnxNetwork(model, file, {
+    inputShape: opts.inputShape,
+    layout: meta.layout,
+  });
+  return wrap(network, {
+    bounds: opts.bounds ?? meta.bounds,
+    mean: opts.mean ?? meta.mean,
+    std: opts.std ?? meta.std,
+    classNames: opts.classNames ?? meta.classNames,
+  });
 }

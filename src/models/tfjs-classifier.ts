@@ -1,5 +1,5 @@
 /**
- * A Classifier around a tfjs LayersModel or GraphModel. Normalisation (x - mean) / std happens
+ * A Classifier around a tfjs LayersModel or GraphModel, or an ONNX graph run with tfjs ops. Normalisation (x - mean) / std happens
  * inside `logits`, so attacks work in input space and gradients are taken w.r.t. the raw input.
  */
 import { GraphModel } from '@tensorflow/tfjs-converter';
@@ -7,8 +7,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { ParryError } from '../errors.js';
 import type { Classifier } from './classifier.js';
+import { OnnxNetwork } from './onnx/network.js';
 
-export type ModelFormat = 'layers-model' | 'graph-model';
+export type ModelFormat = 'layers-model' | 'graph-model' | 'onnx';
 type Dims = (number | null)[];
 
 export interface LayerInfo {
@@ -127,6 +128,7 @@ export class TfjsClassifier implements Classifier {
   /** The wrapped LayersModel (for training); undefined for a GraphModel. */
   readonly layersModel?: tfl.LayersModel;
   readonly graphModel?: GraphModel;
+  readonly onnx?: OnnxNetwork;
   readonly inputShape: number[];
   readonly numClasses: number;
   readonly bounds: [number, number];
@@ -138,16 +140,23 @@ export class TfjsClassifier implements Classifier {
   private readonly stdT?: tf.Tensor1D;
   private readonly graphLayers: LayerInfo[];
 
-  constructor(model: tfl.LayersModel | GraphModel, opts: TfjsClassifierOptions = {}) {
-    if (model instanceof GraphModel) {
-      this.format = 'graph-model';
-      this.graphModel = model;
+  constructor(model: tfl.LayersModel | GraphModel | OnnxNetwork, opts: TfjsClassifierOptions = {}) {
+    if (model instanceof OnnxNetwork) {
+      this.format = 'onnx';
+      this.onnx = model;
+      this.inputShape = [...model.inputShape];
+      this.numClasses = model.numClasses;
     } else {
-      this.format = 'layers-model';
-      this.layersModel = model;
+      if (model instanceof GraphModel) {
+        this.format = 'graph-model';
+        this.graphModel = model;
+      } else {
+        this.format = 'layers-model';
+        this.layersModel = model;
+      }
+      this.inputShape = resolveInputShape(model, opts.inputShape);
+      this.numClasses = resolveNumClasses(model, opts.numClasses);
     }
-    this.inputShape = resolveInputShape(model, opts.inputShape);
-    this.numClasses = resolveNumClasses(model, opts.numClasses);
     const bounds = opts.bounds ?? [0, 1];
     if (!(Number.isFinite(bounds[0]) && Number.isFinite(bounds[1]) && bounds[0] < bounds[1])) {
       throw badOption(`bounds must be finite with low < high, got ${fmt(bounds)}`);
@@ -230,7 +239,9 @@ export class TfjsClassifier implements Classifier {
       const out =
         this.layersModel != null
           ? this.layersModel.apply(z, { training: false })
-          : this.graphModel!.execute(z);
+          : this.onnx != null
+            ? this.onnx.execute(z)
+            : this.graphModel!.execute(z);
       return (Array.isArray(out) ? out[0] : out) as tf.Tensor2D;
     });
   }
@@ -251,6 +262,14 @@ export class TfjsClassifier implements Classifier {
       }));
       return { format: this.format, layers, params: this.layersModel.countParams(), ...common };
     }
+    if (this.onnx != null) {
+      return {
+        format: this.format,
+        layers: this.onnx.layers(),
+        params: this.onnx.params,
+        ...common,
+      };
+    }
     const weights = Object.values(this.graphModel!.weights).flat();
     const params = weights.reduce((a, t) => a + t.size, 0);
     return {
@@ -265,6 +284,7 @@ export class TfjsClassifier implements Classifier {
   dispose(): void {
     this.layersModel?.dispose();
     this.graphModel?.dispose();
+    this.onnx?.dispose();
     this.meanT?.dispose();
     this.stdT?.dispose();
   }

@@ -1,0 +1,60 @@
+/**
+ * `parry export` and ONNX models on the command line: the exported file answers `parry attack`
+ * exactly as the TF.js model does, `parry info` reads it, and bad paths or files are one-line
+ * errors with exit 2. Runs the compiled CLI (`npm run build` first).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { packageRoot } from '../../src/engine/paths.js';
+
+const root = packageRoot();
+const MLP = join(root, 'models', 'fmnist-mlp');
+const dir = mkdtempSync(join(tmpdir(), 'parry-export-'));
+
+function parry(...args: string[]) {
+  const r = spawnSync(process.execPath, [join(root, 'bin', 'parry.mjs'), ...args], {
+    encoding: 'utf8',
+    cwd: root,
+    env: { ...process.env, PARRY_BACKEND: 'wasm' },
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function expectBadInput(r: ReturnType<typeof parry>, pattern: RegExp) {
+  expect(r.code, r.stderr).toBe(2);
+  expect(r.stdout).toBe('');
+  const lines = r.stderr.trim().split('\n');
+  expect(lines.length, r.stderr).toBe(1);
+  expect(lines[0]).toMatch(pattern);
+}
+
+describe('parry export', () => {
+  it('writes an ONNX file that parry attacks exactly as the TF.js model', () => {
+    const out = join(dir, 'mlp.onnx');
+    const r = parry('export', '--model', MLP, '--format', 'onnx', '--out', out, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).bytes).toBeGreaterThan(1000);
+    const info = JSON.parse(parry('info', '--model', out, '--json').stdout);
+    expect([info.format, info.numClasses, info.inputShape]).toEqual(['onnx', 10, [28, 28, 1]]);
+    const attack = ['attack', '--attack', 'pgd', '--eps', '0.05', '--steps', '5', '--n', '64'];
+    const [tfjs, onnx] = [MLP, out].map((m) =>
+      JSON.parse(parry(...attack, '--model', m, '--json').stdout),
+    );
+    expect(onnx.clean_accuracy).toBe(tfjs.clean_accuracy);
+    expect(onnx.robust_accuracy).toBe(tfjs.robust_accuracy);
+  });
+
+  it('refuses a bad output path before loading anything, and a malformed ONNX file', () => {
+    expectBadInput(
+      parry('export', '--model', MLP, '--out', join(dir, 'no', 'm.onnx')),
+      /is not a directory/,
+    );
+    expectBadInput(parry('export', '--model', MLP, '--out', join(dir, 'm.txt')), /ends in \.onnx/);
+    const bad = join(dir, 'bad.onnx');
+    writeFileSync(bad, 'not a protobuf at all');
+    expectBadInput(parry('info', '--model', bad), /bad\.onnx is not an ONNX model/);
+  });
+});

@@ -1,0 +1,255 @@
+/**
+ * ONNX models: the reference models exported to ONNX give the logits of the tfjs models, both when
+ * parry runs the file with tfjs ops and when ONNX Runtime (an independent implementation) runs it;
+ * gradients through the ONNX graph equal the tfjs model's; operators cover strides, same padding,
+ * groups and broadcasting (checked against ONNX Runtime); bad files are one-line errors.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import * as ort from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import { loadDataset, takeFirst } from '../../src/data/index.js';
+import { packageRoot } from '../../src/engine/paths.js';
+import { ParryError } from '../../src/errors.js';
+import { loadClassifier } from '../../src/models/index.js';
+import { exportOnnx } from '../../src/models/onnx/from-layers.js';
+import { type OnnxModel, readOnnx, writeOnnx } from '../../src/models/onnx/graph.js';
+import { executeGraph } from '../../src/models/onnx/network.js';
+
+const root = packageRoot();
+const dir = mkdtempSync(path.join(tmpdir(), 'parry-onnx-'));
+const data = takeFirst(loadDataset('fashion-mnist-subset', 'test'), 16);
+
+/** Logits of `bytes` on NHWC `x` through ONNX Runtime (NCHW input, as exported). */
+async function ortLogits(
+  bytes: Uint8Array,
+  x: Float32Array,
+  nhwc: number[],
+): Promise<Float32Array> {
+  const session = await ort.InferenceSession.create(bytes);
+  try {
+    const [n, h, w, c] = nhwc;
+    const nchw = tf.tidy(() => tf.transpose(tf.tensor(x, nhwc), [0, 3, 1, 2]).dataSync());
+    const feeds = {
+      [session.inputNames[0]]: new ort.Tensor('float32', Float32Array.from(nchw), [n, c, h, w]),
+    };
+    const out = await session.run(feeds);
+    return out[session.outputNames[0]].data as Float32Array;
+  } finally {
+    await session.release();
+  }
+}
+
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+};
+
+describe('ONNX export and import', () => {
+  it.each(['fmnist-cnn-small', 'fmnist-mlp', 'fmnist-cnn-ibp'])(
+    '%s: the exported ONNX gives the tfjs logits in parry and in ONNX Runtime',
+    async (name) => {
+      const tfjs = await loadClassifier(path.join(root, 'models', name));
+      const bytes = writeOnnx(exportOnnx(tfjs));
+      const file = path.join(dir, `${name}.onnx`);
+      writeFileSync(file, bytes);
+      const onnx = await loadClassifier(file);
+      expect(onnx.format).toBe('onnx');
+      expect(onnx.inputShape).toEqual(tfjs.inputShape);
+      expect(onnx.numClasses).toBe(10);
+      expect(onnx.bounds).toEqual(tfjs.bounds);
+      const x = tf.tensor(data.x, data.shape);
+      const want = tf.tidy(() => tfjs.logits(x).dataSync());
+      const got = tf.tidy(() => onnx.logits(x).dataSync());
+      expect(maxDiff(got, want)).toBeLessThan(1e-4);
+      expect(maxDiff(await ortLogits(bytes, data.x, data.shape), want)).toBeLessThan(1e-4);
+      // Input gradients of the cross-entropy agree too.
+      const labels = tf.tensor1d(data.labels, 'int32');
+      const grad = (m: typeof tfjs) =>
+        tf.tidy(() =>
+          tf
+            .grad((z: tf.Tensor) =>
+              tf.losses.softmaxCrossEntropy(tf.oneHot(labels, 10), m.logits(z)),
+            )(x)
+            .dataSync(),
+        );
+      expect(maxDiff(grad(onnx), grad(tfjs))).toBeLessThan(1e-5);
+      tf.dispose([x, labels]);
+      tfjs.dispose();
+      onnx.dispose();
+    },
+    60_000,
+  );
+
+  it('a malformed file and an unknown operator are one-line errors that name them', async () => {
+    const bad = path.join(dir, 'bad.onnx');
+    writeFileSync(bad, Uint8Array.from([0x08, 0xff, 0xff, 0xff]));
+    await expect(loadClassifier(bad)).rejects.toThrow(/bad\.onnx is not an ONNX model/);
+    await expect(loadClassifier(path.join(dir, 'missing.onnx'))).rejects.toThrow(/cannot read/);
+    const tfjs = await loadClassifier(path.join(root, 'models', 'fmnist-mlp'));
+    const model = exportOnnx(tfjs);
+    tfjs.dispose();
+    model.graph.nodes[1].opType = 'Hardmax';
+    const odd = path.join(dir, 'odd.onnx');
+    writeFileSync(odd, writeOnnx(model));
+    const err = await loadClassifier(odd).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ParryError);
+    expect((err as ParryError).code).toBe('UNSUPPORTED');
+    expect((err as ParryError).message).toMatch(/no rule for ONNX operator Hardmax/);
+  });
+});
+
+/** A one-node model: input [2, 4, 9, 9] NCHW through `node`, with its initializers. */
+function oneNode(
+  opType: string,
+  attributes: OnnxModel['graph']['nodes'][0]['attributes'],
+  weights: Record<string, [number[], Float32Array]>,
+  outShape: number[],
+): OnnxModel {
+  const initializers = new Map(
+    Object.entries(weights).map(([name, [dims, values]]) => [
+      name,
+      { name, dims, dtype: 'float32' as const, data: values },
+    ]),
+  );
+  return {
+    irVersion: 8,
+    opsets: [{ domain: '', version: 13 }],
+    producerName: 'test',
+    metadata: {},
+    graph: {
+      name: 'g',
+      nodes: [
+        {
+          opType,
+          name: 'n',
+          domain: '',
+          inputs: ['x', ...Object.keys(weights)],
+          outputs: ['y'],
+          attributes,
+        },
+      ],
+      initializers,
+      inputs: [{ name: 'x', shape: [null, 4, 9, 9] }],
+      outputs: [{ name: 'y', shape: outShape }],
+    },
+  };
+}
+
+const random = (n: number, seed: number) => {
+  let s = seed;
+  return Float32Array.from({ length: n }, () => {
+    s = (s * 1103515245 + 12345) % 2 ** 31;
+    return s / 2 ** 31 - 0.5;
+  });
+};
+
+describe('ONNX operators against ONNX Runtime', () => {
+  const cases: [
+    string,
+    string,
+    Record<string, unknown>,
+    Record<string, [number[], Float32Array]>,
+  ][] = [
+    [
+      'conv stride 2, same padding',
+      'Conv',
+      { strides: [2, 2], auto_pad: 'SAME_UPPER' },
+      { w: [[6, 4, 3, 3], random(216, 1)], b: [[6], random(6, 2)] },
+    ],
+    [
+      'conv asymmetric pads, dilation 2',
+      'Conv',
+      { pads: [1, 0, 2, 1], dilations: [2, 2] },
+      { w: [[5, 4, 3, 3], random(180, 3)] },
+    ],
+    [
+      'grouped conv (2 groups)',
+      'Conv',
+      { group: 2, pads: [1, 1, 1, 1] },
+      { w: [[6, 2, 3, 3], random(108, 4)] },
+    ],
+    [
+      'depthwise conv (multiplier 2)',
+      'Conv',
+      { group: 4, strides: [2, 1] },
+      { w: [[8, 1, 3, 3], random(72, 5)] },
+    ],
+    [
+      'max pool with pads',
+      'MaxPool',
+      { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] },
+      {},
+    ],
+    ['average pool', 'AveragePool', { kernel_shape: [2, 2], strides: [2, 2] }, {}],
+    ['global average pool', 'GlobalAveragePool', {}, {}],
+    ['broadcast add', 'Add', {}, { c: [[4, 1, 1], random(4, 6)] }],
+    ['broadcast mul', 'Mul', {}, { c: [[1, 9], random(9, 7)] }],
+    [
+      'batch normalisation',
+      'BatchNormalization',
+      { epsilon: 0.001 },
+      {
+        s: [[4], random(4, 8)],
+        bb: [[4], random(4, 9)],
+        m: [[4], random(4, 10)],
+        v: [[4], Float32Array.from(random(4, 11), (v) => v + 1)],
+      },
+    ],
+  ];
+  it.each(cases)('%s', async (_, op, attributes, weights) => {
+    const model = oneNode(
+      op,
+      attributes as OnnxModel['graph']['nodes'][0]['attributes'],
+      weights,
+      [],
+    );
+    const bytes = writeOnnx(model);
+    const x = random(2 * 4 * 9 * 9, 42);
+    const session = await ort.InferenceSession.create(bytes);
+    const out = await session.run({ x: new ort.Tensor('float32', x, [2, 4, 9, 9]) });
+    await session.release();
+    const want = out.y;
+    const parsed = readOnnx(bytes, `${op}.onnx`);
+    const got = tf.tidy(() => {
+      const values = new Map<string, tf.Tensor>(
+        [...parsed.graph.initializers.values()].map((t) => [t.name, tf.tensor(t.data, t.dims)]),
+      );
+      values.set('x', tf.tensor(x, [2, 4, 9, 9]));
+      return executeGraph(parsed.graph, values, 'y');
+    });
+    expect(got.shape).toEqual(want.dims);
+    expect(maxDiff(got.dataSync(), want.data as Float32Array)).toBeLessThan(1e-5);
+    got.dispose();
+  });
+});
+
+describe('a PyTorch-exported model', () => {
+  it('reproduces the logits torch recorded when it exported the file', async () => {
+    const fixture = path.join(root, 'test', 'fixtures', 'torch-tiny');
+    const expected = JSON.parse(readFileSync(path.join(fixture, 'expected.json'), 'utf8')) as {
+      input_nchw: number[];
+      shape: number[];
+      logits: number[];
+    };
+    const model = await loadClassifier(fixture); // the directory: model.onnx and parry.json
+    expect(model.format).toBe('onnx');
+    const [n, c, h, w] = expected.shape;
+    expect(model.inputShape).toEqual([h, w, c]);
+    const x = tf.tidy(() =>
+      tf.transpose(tf.tensor(expected.input_nchw, [n, c, h, w]), [0, 2, 3, 1]),
+    );
+    const got = tf.tidy(() => model.logits(x).dataSync());
+    expect(maxDiff(got, expected.logits)).toBeLessThan(1e-5);
+    const bytes = readFileSync(path.join(fixture, 'model.onnx'));
+    expect(
+      maxDiff(await ortLogits(bytes, x.dataSync() as Float32Array, x.shape), expected.logits),
+    ).toBeLessThan(1e-5);
+    x.dispose();
+    model.dispose();
+  });
+});
