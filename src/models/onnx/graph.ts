@@ -5,49 +5,25 @@
  * Floating-point tensors become float32 (float16 and double are converted); integer ones int32,
  * which holds every shape, axis and index a classifier's graph carries (larger values are refused).
  */
+import type {
+  OnnxAttribute,
+  OnnxModel,
+  OnnxNode,
+  OnnxTensor,
+  OnnxValueInfo,
+} from '../../engine/onnx/ir.js';
 import { ParryError } from '../../errors.js';
 import { decodeFloat16 } from '../float16.js';
 import { AttributeType, DataType, ModelProto } from './proto.js';
 
-export interface OnnxTensor {
-  name: string;
-  dims: number[];
-  dtype: 'float32' | 'int32';
-  data: Float32Array | Int32Array;
-}
-
-export type OnnxAttribute = number | number[] | string | string[] | OnnxTensor;
-
-export interface OnnxNode {
-  opType: string;
-  name: string;
-  domain: string;
-  inputs: string[];
-  outputs: string[];
-  attributes: Record<string, OnnxAttribute>;
-}
-
-export interface OnnxValueInfo {
-  name: string;
-  /** Per dimension: its size, or null when symbolic (the batch) or unknown. */
-  shape: (number | null)[];
-}
-
-export interface OnnxGraph {
-  name: string;
-  nodes: OnnxNode[];
-  initializers: Map<string, OnnxTensor>;
-  inputs: OnnxValueInfo[];
-  outputs: OnnxValueInfo[];
-}
-
-export interface OnnxModel {
-  irVersion: number;
-  opsets: { domain: string; version: number }[];
-  producerName: string;
-  graph: OnnxGraph;
-  metadata: Record<string, string>;
-}
+export type {
+  OnnxAttribute,
+  OnnxGraph,
+  OnnxModel,
+  OnnxNode,
+  OnnxTensor,
+  OnnxValueInfo,
+} from '../../engine/onnx/ir.js';
 
 /** The IR version and default-domain opset parry writes. */
 export const IR_VERSION = 8;

@@ -123,6 +123,21 @@ export class OnnxNetwork {
     return executeGraph(this.model.graph, values, this.outputName);
   }
 
+  /** Every value's shape (inputs, initializers and node outputs) for one example. */
+  valueShapes(): Map<string, number[]> {
+    const shapes = new Map<string, number[]>();
+    for (const [name, t] of this.weights) shapes.set(name, [...t.shape]);
+    tf.tidy(() => {
+      const x = tf.zeros([1, ...this.inputShape]);
+      const values = new Map<string, tf.Tensor>(this.weights);
+      const input = x.rank === 4 && this.layout === 'NCHW' ? tf.transpose(x, [0, 3, 1, 2]) : x;
+      values.set(this.inputName, input);
+      shapes.set(this.inputName, [...input.shape]);
+      executeGraph(this.model.graph, values, this.outputName, shapes);
+    });
+    return shapes;
+  }
+
   /** The nodes, as `info()` lists layers. */
   layers() {
     const g = this.model.graph;
@@ -144,13 +159,14 @@ export class OnnxNetwork {
 
 /**
  * Runs `graph`'s nodes in order from `values` (its inputs and initializers by name, added to as
- * nodes compute) and returns the value named `output`. Call inside `tf.tidy`: intermediates are
- * left to it.
+ * nodes compute) and returns the value named `output`; `shapes`, when given, receives every
+ * value's shape. Call inside `tf.tidy`: intermediates are left to it.
  */
 export function executeGraph(
   graph: OnnxGraph,
   values: Map<string, tf.Tensor>,
   output: string,
+  shapes?: Map<string, number[]>,
 ): tf.Tensor {
   for (const node of graph.nodes) {
     if (node.opType === 'Constant') {
@@ -159,6 +175,7 @@ export function executeGraph(
         throw new ParryError('UNSUPPORTED', `Constant node '${node.name}' without a tensor value`);
       }
       values.set(node.outputs[0], tensorOf(value));
+      shapes?.set(node.outputs[0], [...value.dims]);
       continue;
     }
     const inputs = node.inputs.map((name) => (name === '' ? undefined : values.get(name)));
@@ -166,6 +183,9 @@ export function executeGraph(
     outputs.forEach((t, i) => {
       if (node.outputs[i]) values.set(node.outputs[i], t);
     });
+    if (shapes)
+      for (const name of node.outputs)
+        if (values.has(name)) shapes.set(name, [...values.get(name)!.shape]);
   }
   const out = values.get(output);
   if (out === undefined) {

@@ -1,0 +1,388 @@
+/**
+ * Reverse-mode differentiation of an ONNX inference graph, in ONNX: `vjpGraph` returns a graph
+ * that computes the original output (the logits) and, from an extra input `d_logits` (dL/dlogits,
+ * the same shape), the gradient of L with respect to the graph's input — a vector-Jacobian product
+ * that ONNX Runtime runs with its native kernels. The caller computes `d_logits` for its loss
+ * (cross-entropy, margins, DLR, ...) from the logits, so one graph serves every loss.
+ *
+ * Rules cover the operators of image classifiers (listed in `GRADIENT_RULES`); any other operator
+ * on the path from the input to the output is refused by name. Shapes (batch 1) of every value come
+ * from the caller (`shapes`): they fix the output padding of transposed convolutions and the
+ * sizes of split gradients. Max pooling routes each gradient to the one position the forward pass
+ * chose (its indices output), so ties behave as in the forward pass.
+ */
+import { ParryError } from '../../errors.js';
+import type { OnnxAttribute, OnnxGraph, OnnxModel, OnnxNode, OnnxTensor } from './ir.js';
+
+/** The opset gradient graphs use (ScatterElements with reduction 'add' needs 16). */
+export const GRADIENT_OPSET = 17;
+
+interface Builder {
+  nodes: OnnxNode[];
+  initializers: Map<string, OnnxTensor>;
+  fresh(prefix: string): string;
+  emit(
+    opType: string,
+    inputs: string[],
+    attributes?: Record<string, OnnxAttribute>,
+    outputs?: number,
+  ): string[];
+  constant(name: string, dims: number[], values: number[], dtype?: 'float32' | 'int32'): string;
+  shape(value: string): number[];
+}
+
+/** A rule: the gradients of a node's inputs (by position; undefined: none) from its output's. */
+type Rule = (b: Builder, node: OnnxNode, dy: string, needs: boolean[]) => (string | undefined)[];
+
+const attr = <T extends OnnxAttribute>(n: OnnxNode, name: string, fallback: T): T =>
+  (n.attributes[name] as T | undefined) ?? fallback;
+
+const unsupported = (node: OnnxNode, why: string) =>
+  new ParryError('UNSUPPORTED', `gradient of ${node.opType} node '${node.name}': ${why}`);
+
+/** The pads [top, left, bottom, right] a window op used (SAME_* resolved from the shapes). */
+function padsOf(b: Builder, n: OnnxNode, kernel: number[], strides: number[], dilations: number[]) {
+  const autoPad = attr(n, 'auto_pad', 'NOTSET');
+  if (autoPad === 'NOTSET') return attr(n, 'pads', [0, 0, 0, 0]);
+  if (autoPad === 'VALID') return [0, 0, 0, 0];
+  const inShape = b.shape(n.inputs[0]);
+  const pads = [0, 0, 0, 0];
+  for (let d = 0; d < 2; d++) {
+    const size = inShape[2 + d];
+    const out = Math.ceil(size / strides[d]);
+    const total = Math.max(0, (out - 1) * strides[d] + (kernel[d] - 1) * dilations[d] + 1 - size);
+    const small = Math.floor(total / 2);
+    const [before, after] =
+      autoPad === 'SAME_UPPER' ? [small, total - small] : [total - small, small];
+    pads[d] = before;
+    pads[d + 2] = after;
+  }
+  return pads;
+}
+
+/** dx of a 2-D window op through ConvTranspose with weights `w` (as the forward conv's). */
+function transposedConv(
+  b: Builder,
+  n: OnnxNode,
+  dy: string,
+  w: string,
+  kernel: number[],
+  group: number,
+): string {
+  const strides = attr(n, 'strides', [1, 1]);
+  const dilations = attr(n, 'dilations', [1, 1]);
+  const pads = padsOf(b, n, kernel, strides, dilations);
+  const inShape = b.shape(n.inputs[0]);
+  const outShape = b.shape(n.outputs[0]);
+  // The rows and columns the forward pass never read (stride leftovers) get output padding.
+  const outputPadding = [0, 1].map(
+    (d) =>
+      inShape[2 + d] -
+      ((outShape[2 + d] - 1) * strides[d] -
+        pads[d] -
+        pads[d + 2] +
+        (kernel[d] - 1) * dilations[d] +
+        1),
+  );
+  const [dx] = b.emit('ConvTranspose', [dy, w], {
+    strides,
+    pads,
+    dilations,
+    group,
+    kernel_shape: kernel,
+    output_padding: outputPadding,
+  });
+  return dx;
+}
+
+const passThrough: Rule = (_b, node, dy, needs) =>
+  node.inputs.map((_, i) => (i === 0 && needs[0] ? dy : undefined));
+
+/** The gradient of the input of a shape-only op: dy reshaped back to x's shape. */
+const reshapeBack: Rule = (b, node, dy, needs) => {
+  if (!needs[0]) return [];
+  const [shape] = b.emit('Shape', [node.inputs[0]]);
+  return [b.emit('Reshape', [dy, shape])[0]];
+};
+
+/** dy · f'(x) for an elementwise activation, f' from the node's input x and output y. */
+const elementwise =
+  (derivative: (b: Builder, x: string, y: string, n: OnnxNode) => string): Rule =>
+  (b, node, dy, needs) =>
+    needs[0] ? [b.emit('Mul', [dy, derivative(b, node.inputs[0], node.outputs[0], node)])[0]] : [];
+
+/** For Add/Sub/Mul: the operand that needs a gradient must have the output's shape. */
+function sameShape(b: Builder, node: OnnxNode, i: number): void {
+  const a = b.shape(node.inputs[i]);
+  const y = b.shape(node.outputs[0]);
+  if (a.length !== y.length || a.some((d, k) => d !== y[k])) {
+    throw unsupported(node, `input ${i} is broadcast ([${a.join(', ')}] to [${y.join(', ')}])`);
+  }
+}
+
+export const GRADIENT_RULES: Record<string, Rule> = {
+  Identity: passThrough,
+  Dropout: passThrough,
+  Relu: elementwise((b, x) => {
+    const zero = b.constant('zero', [], [0]);
+    const [positive] = b.emit('Greater', [x, zero]);
+    return b.emit('Cast', [positive], { to: 1 })[0];
+  }),
+  LeakyRelu: elementwise((b, x, _y, n) => {
+    const zero = b.constant('zero', [], [0]);
+    const one = b.constant('one', [], [1]);
+    const alpha = b.constant(b.fresh('alpha'), [], [attr(n, 'alpha', 0.01)]);
+    const [positive] = b.emit('Greater', [x, zero]);
+    return b.emit('Where', [positive, one, alpha])[0];
+  }),
+  Sigmoid: elementwise((b, _x, y) => {
+    const one = b.constant('one', [], [1]);
+    const [rest] = b.emit('Sub', [one, y]);
+    return b.emit('Mul', [y, rest])[0];
+  }),
+  Tanh: elementwise((b, _x, y) => {
+    const one = b.constant('one', [], [1]);
+    const [square] = b.emit('Mul', [y, y]);
+    return b.emit('Sub', [one, square])[0];
+  }),
+  Flatten: reshapeBack,
+  Reshape: reshapeBack,
+  Squeeze: reshapeBack,
+  Unsqueeze: reshapeBack,
+  Transpose: (b, node, dy, needs) => {
+    if (!needs[0]) return [];
+    const perm = attr(node, 'perm', [] as number[]);
+    const rank = b.shape(node.inputs[0]).length;
+    const forward = perm.length > 0 ? perm : Array.from({ length: rank }, (_, i) => rank - 1 - i);
+    const inverse = new Array<number>(rank);
+    forward.forEach((p, i) => {
+      inverse[p] = i;
+    });
+    return [b.emit('Transpose', [dy], { perm: inverse })[0]];
+  },
+  Add: (b, node, dy, needs) =>
+    node.inputs.map((_, i) => {
+      if (!needs[i]) return undefined;
+      sameShape(b, node, i);
+      return dy;
+    }),
+  Sub: (b, node, dy, needs) =>
+    node.inputs.map((_, i) => {
+      if (!needs[i]) return undefined;
+      sameShape(b, node, i);
+      return i === 0 ? dy : b.emit('Neg', [dy])[0];
+    }),
+  Mul: (b, node, dy, needs) =>
+    node.inputs.map((_, i) => {
+      if (!needs[i]) return undefined;
+      sameShape(b, node, i);
+      return b.emit('Mul', [dy, node.inputs[1 - i]])[0];
+    }),
+  Gemm: (b, node, dy, needs) => {
+    if (needs[1] || needs[2]) throw unsupported(node, 'a gradient for B or C');
+    if (!needs[0]) return [];
+    if (attr(node, 'transA', 0) !== 0) throw unsupported(node, 'transA = 1');
+    // Y = alpha · A · op(B) + C, so dA = alpha · dY · op(B)ᵀ.
+    const transB = attr(node, 'transB', 0);
+    const [da] = b.emit('Gemm', [dy, node.inputs[1]], {
+      alpha: attr(node, 'alpha', 1),
+      transB: 1 - transB,
+    });
+    return [da];
+  },
+  MatMul: (b, node, dy, needs) => {
+    if (needs[1]) throw unsupported(node, 'a gradient for the second operand');
+    if (!needs[0]) return [];
+    if (b.shape(node.inputs[1]).length !== 2) throw unsupported(node, 'a batched second operand');
+    const [wt] = b.emit('Transpose', [node.inputs[1]], { perm: [1, 0] });
+    return [b.emit('MatMul', [dy, wt])[0]];
+  },
+  Conv: (b, node, dy, needs) => {
+    if (needs[1] || needs[2]) throw unsupported(node, 'a gradient for the weights');
+    if (!needs[0]) return [];
+    const w = b.shape(node.inputs[1]);
+    if (w.length !== 4) throw unsupported(node, `${w.length - 2}-D convolution`);
+    return [transposedConv(b, node, dy, node.inputs[1], [w[2], w[3]], attr(node, 'group', 1))];
+  },
+  AveragePool: (b, node, dy, needs) => {
+    if (!needs[0]) return [];
+    const kernel = attr(node, 'kernel_shape', [1, 1]);
+    if (attr(node, 'ceil_mode', 0) !== 0) throw unsupported(node, 'ceil_mode = 1');
+    const pads = attr(node, 'pads', [0, 0, 0, 0]);
+    if (attr(node, 'auto_pad', 'NOTSET') !== 'NOTSET' || pads.some((p) => p !== 0)) {
+      throw unsupported(node, 'padding');
+    }
+    // Each output spreads dy / (kH·kW) over its window: a depthwise transposed convolution.
+    const channels = b.shape(node.inputs[0])[1];
+    const size = kernel[0] * kernel[1];
+    const w = b.constant(
+      b.fresh('avg_w'),
+      [channels, 1, kernel[0], kernel[1]],
+      new Array(channels * size).fill(1 / size),
+    );
+    return [transposedConv(b, node, dy, w, kernel, channels)];
+  },
+  GlobalAveragePool: (b, node, dy, needs) => {
+    if (!needs[0]) return [];
+    const [, , h, w] = b.shape(node.inputs[0]);
+    const [shape] = b.emit('Shape', [node.inputs[0]]);
+    const [spread] = b.emit('Expand', [dy, shape]);
+    const scale = b.constant(b.fresh('gap_scale'), [], [1 / (h * w)]);
+    return [b.emit('Mul', [spread, scale])[0]];
+  },
+  BatchNormalization: (b, node, dy, needs) => {
+    if (needs.slice(1).some(Boolean)) throw unsupported(node, 'a gradient for its parameters');
+    if (!needs[0]) return [];
+    // Inference mode: y = scale · (x − mean) / sqrt(var + ε) + bias, so dx = dy · scale / sqrt(var + ε).
+    const rank = b.shape(node.inputs[0]).length;
+    const eps = b.constant(b.fresh('bn_eps'), [], [attr(node, 'epsilon', 1e-5)]);
+    const [shifted] = b.emit('Add', [node.inputs[4], eps]);
+    const [std] = b.emit('Sqrt', [shifted]);
+    const [factor] = b.emit('Div', [node.inputs[1], std]);
+    const channels = b.shape(node.inputs[0])[1];
+    const shape = b.constant(
+      b.fresh('bn_shape'),
+      [rank - 1],
+      [channels, ...new Array(rank - 2).fill(1)],
+      'int32',
+    );
+    const [perChannel] = b.emit('Reshape', [factor, shape]);
+    return [b.emit('Mul', [dy, perChannel])[0]];
+  },
+};
+
+/**
+ * MaxPool is differentiated through its indices: the forward node gains an `Indices` output and
+ * dy is scattered (summed) onto the positions it names in a zero tensor of x's shape.
+ */
+function maxPoolGradient(b: Builder, node: OnnxNode, dy: string, indices: string): string {
+  const [shape] = b.emit('Shape', [node.inputs[0]]);
+  const [zeros] = b.emit('ConstantOfShape', [shape]);
+  const flat = b.constant('flat_shape', [1], [-1], 'int32');
+  const [zerosFlat] = b.emit('Reshape', [zeros, flat]);
+  const [indicesFlat] = b.emit('Reshape', [indices, flat]);
+  const [dyFlat] = b.emit('Reshape', [dy, flat]);
+  const [scattered] = b.emit('ScatterElements', [zerosFlat, indicesFlat, dyFlat], {
+    axis: 0,
+    reduction: 'add',
+  });
+  return b.emit('Reshape', [scattered, shape])[0];
+}
+
+/**
+ * `graph` (one input, output `output`) with an extra input `d_<output>` and an extra output
+ * `d_<input>`: the vector-Jacobian product of the output with respect to the input. `shapes`
+ * gives every value's shape at batch 1 (any other batch works).
+ */
+export function vjpGraph(
+  model: OnnxModel,
+  shapes: Map<string, number[]>,
+  output = model.graph.outputs[0].name,
+): OnnxModel {
+  const g = model.graph;
+  const inputName = g.inputs[0].name;
+  const nodes: OnnxNode[] = g.nodes.map((n) => ({
+    ...n,
+    outputs: [...n.outputs],
+    attributes: { ...n.attributes },
+  }));
+  const initializers = new Map(g.initializers);
+  let counter = 0;
+  const b: Builder = {
+    nodes,
+    initializers,
+    fresh: (prefix) => `grad/${prefix}_${counter++}`,
+    emit(opType, inputs, attributes = {}, outputs = 1) {
+      const names = Array.from({ length: outputs }, () => b.fresh(opType.toLowerCase()));
+      nodes.push({ opType, name: names[0], domain: '', inputs, outputs: names, attributes });
+      return names;
+    },
+    constant(name, dims, values, dtype = 'float32') {
+      const full = name.startsWith('grad/') ? name : `grad/${name}`;
+      if (!initializers.has(full)) {
+        const data = dtype === 'float32' ? Float32Array.from(values) : Int32Array.from(values);
+        initializers.set(full, { name: full, dims, dtype, data });
+      }
+      return full;
+    },
+    shape(value) {
+      const s = shapes.get(value);
+      if (s === undefined) throw new ParryError('INTERNAL', `vjpGraph: no shape for '${value}'`);
+      return s;
+    },
+  };
+  // Which values depend on the input (only those need gradients).
+  const live = new Set([inputName]);
+  for (const n of g.nodes)
+    if (n.inputs.some((i) => live.has(i))) for (const o of n.outputs) live.add(o);
+  if (!live.has(output))
+    throw new ParryError('BAD_INPUT', `vjpGraph: '${output}' does not depend on the input`);
+  // Max pools on the path keep their indices for the backward pass.
+  const indicesOf = new Map<OnnxNode, string>();
+  for (const n of nodes) {
+    if (n.opType === 'MaxPool' && live.has(n.outputs[0])) {
+      if (attr(n, 'ceil_mode', 0) !== 0) throw unsupported(n, 'ceil_mode = 1');
+      if (attr(n, 'storage_order', 0) !== 0) throw unsupported(n, 'storage_order = 1');
+      const indices = n.outputs[1] || b.fresh('maxpool_indices');
+      n.outputs = [n.outputs[0], indices];
+      indicesOf.set(n, indices);
+    }
+  }
+  const forwardCount = nodes.length;
+  const seed = `d_${output}`;
+  const grads = new Map<string, string[]>([[output, [seed]]]);
+  const gradientOf = (value: string): string | undefined => {
+    const parts = grads.get(value);
+    if (parts === undefined) return undefined;
+    if (parts.length === 1) return parts[0];
+    const [sum] = b.emit('Sum', parts);
+    grads.set(value, [sum]);
+    return sum;
+  };
+  for (let k = forwardCount - 1; k >= 0; k--) {
+    const node = nodes[k];
+    if (!live.has(node.outputs[0])) continue;
+    const dy = gradientOf(node.outputs[0]);
+    if (dy === undefined) continue;
+    const needs = node.inputs.map((i) => live.has(i));
+    let dxs: (string | undefined)[];
+    if (node.opType === 'MaxPool') {
+      dxs = [maxPoolGradient(b, node, dy, indicesOf.get(node)!)];
+    } else {
+      const rule = GRADIENT_RULES[node.opType];
+      if (rule === undefined) {
+        throw new ParryError(
+          'UNSUPPORTED',
+          `parry has no gradient rule for ONNX operator ${node.opType} (node '${node.name}')`,
+        );
+      }
+      dxs = rule(b, node, dy, needs);
+    }
+    dxs.forEach((dx, i) => {
+      const name = node.inputs[i];
+      if (dx === undefined || !live.has(name)) return;
+      grads.set(name, [...(grads.get(name) ?? []), dx]);
+    });
+  }
+  const dInput = gradientOf(inputName);
+  if (dInput === undefined)
+    throw new ParryError('INTERNAL', 'vjpGraph: the input received no gradient');
+  const outName = `d_${inputName}`;
+  nodes.push({
+    opType: 'Identity',
+    name: outName,
+    domain: '',
+    inputs: [dInput],
+    outputs: [outName],
+    attributes: {},
+  });
+  const logits = g.outputs.find((o) => o.name === output) ?? { name: output, shape: [] };
+  const graph: OnnxGraph = {
+    name: `${g.name}_vjp`,
+    nodes,
+    initializers,
+    inputs: [...g.inputs, { name: seed, shape: logits.shape }],
+    outputs: [logits, { name: outName, shape: g.inputs[0].shape }],
+  };
+  return { ...model, opsets: [{ domain: '', version: GRADIENT_OPSET }], graph };
+}
