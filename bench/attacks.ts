@@ -2,14 +2,18 @@
  * Attack benchmark on the committed `models/fmnist-cnn-small` (Fashion-MNIST subset test images,
  * batch 128, L∞ eps 0.1). Throughput runs use the worker pool with one worker per core, like
  * `parry attack`; the PGD step split runs in one thread: forward, backward (gradient minus
- * forward) and projection (the step, the ball projection and the clip).
+ * forward) and projection (the step, the ball projection and the clip). PGD-20 on one batch in
+ * one thread also runs once per engine (tfjs on the backend, ONNX Runtime with one intra-op
+ * thread), in the same process, so their ratio is measured under the same load.
  */
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { pgd } from '../src/attacks/evasion/index.js';
 import { attackObjective } from '../src/attacks/evasion/objective.js';
 import { clipToBounds, projectToBall } from '../src/attacks/evasion/projection.js';
 import { type AttackParams, findAttack } from '../src/attacks/registry.js';
+import { disposeAttackResult } from '../src/attacks/result.js';
 import { loadDataset, takeFirst } from '../src/data/index.js';
 import { initBackend } from '../src/engine/backend.js';
 import { packageRoot } from '../src/engine/paths.js';
@@ -42,6 +46,7 @@ export async function benchAttacks(backend?: string): Promise<Record<string, unk
     const apgd = await throughput('apgd-ce', 2 * BATCH, { steps: 100 });
     const square = await throughput('square', 2 * BATCH, { maxQueries: 5000 });
     const split = pgdStepSplit(model, takeFirst(test, BATCH));
+    const engines = await pgdPerEngine(modelDir, takeFirst(test, BATCH));
     return {
       benchmark: 'attacks',
       backend: name,
@@ -56,6 +61,7 @@ export async function benchAttacks(backend?: string): Promise<Record<string, unk
       square_5000_images_per_s: round(square.imagesPerS),
       square_5000_robust_accuracy: square.robust,
       ...split,
+      ...engines,
     };
   } finally {
     await pool.close();
@@ -100,4 +106,37 @@ function pgdStepSplit(
 function round(v: number, digits = 1): number {
   const f = 10 ** digits;
   return Math.round(v * f) / f;
+}
+
+/** PGD-20 on one batch in this thread, per engine: images per second and robust accuracy. */
+export async function pgdPerEngine(
+  modelDir: string,
+  data: ReturnType<typeof takeFirst>,
+): Promise<Record<string, number>> {
+  const x = tf.tensor(data.x, data.shape);
+  const y = tf.tensor1d(data.labels, 'int32');
+  const out: Record<string, number> = {};
+  try {
+    for (const engine of ['tfjs', 'ort'] as const) {
+      const model = await loadClassifier(modelDir, { engine });
+      const params = { eps: EPS, steps: 20, seed: 0 };
+      disposeAttackResult(await pgd(model, x, y, { ...params, steps: 1 })); // warm up
+      const started = performance.now();
+      const r = await pgd(model, x, y, params);
+      const seconds = (performance.now() - started) / 1000;
+      const p = r.predictions.dataSync();
+      disposeAttackResult(r);
+      model.dispose();
+      out[`pgd20_one_thread_${engine}_images_per_s`] = round(data.shape[0] / seconds);
+      out[`pgd20_one_thread_${engine}_robust_accuracy`] =
+        p.filter((v, i) => v === data.labels[i]).length / data.shape[0];
+    }
+  } finally {
+    tf.dispose([x, y]);
+  }
+  out.pgd20_one_thread_ort_over_tfjs = round(
+    out.pgd20_one_thread_ort_images_per_s / out.pgd20_one_thread_tfjs_images_per_s,
+    2,
+  );
+  return out;
 }

@@ -11,6 +11,7 @@ import { ParryError } from '../errors.js';
 
 export interface CommonOptions {
   backend?: string;
+  engine?: 'tfjs' | 'ort';
   json?: boolean;
   verbose?: boolean;
   seed: number;
@@ -25,6 +26,14 @@ export function withCommonOptions(cmd: Command): Command {
         '--backend <name>',
         'tfjs backend: wasm (default), cpu, or any registered one',
       ).env('PARRY_BACKEND'),
+    )
+    .addOption(
+      new Option(
+        '--engine <name>',
+        'gradients and logits: tfjs ops on the backend, or ONNX Runtime (native; PGD, BIM and FGSM use it)',
+      )
+        .choices(['tfjs', 'ort'])
+        .env('PARRY_ENGINE'),
     )
     .option('--json', 'print exactly one JSON object on stdout')
     .option('--verbose', 'print stack traces on errors')
@@ -81,14 +90,20 @@ export function parseBounds(value: string): [number, number] {
   return [parts[0], parts[1]];
 }
 
-/** Initialises the backend the command asked for and returns its name. */
+/**
+ * Initialises the backend the command asked for and returns its name; the engine goes to
+ * $PARRY_ENGINE, which every model load (worker threads' included) reads.
+ */
 export function setUpBackend(opts: CommonOptions): Promise<string> {
+  if (opts.engine) process.env.PARRY_ENGINE = opts.engine;
   return initBackend(opts.backend);
 }
 
 /** Writes the command's result: one JSON object with --json, readable lines otherwise. */
 export function emit(result: Record<string, unknown>, opts: CommonOptions, human: () => string) {
-  if (opts.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  // The engine a run asked for is part of its record (numbers differ in the last digits).
+  const record = opts.engine ? { ...result, engine: opts.engine } : result;
+  if (opts.json) process.stdout.write(`${JSON.stringify(record)}\n`);
   else process.stdout.write(`${human()}\n`);
 }
 

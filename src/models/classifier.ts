@@ -13,6 +13,22 @@ export interface Classifier {
   readonly bounds: [number, number];
   /** Pre-softmax scores `[batch, numClasses]`, differentiable in x. Caller owns the result. */
   logits(x: tf.Tensor): tf.Tensor2D;
+  /**
+   * A native runtime computing the same logits and input gradients faster (ONNX Runtime), when
+   * the classifier was loaded with one; attacks prefer it for their gradients.
+   */
+  readonly engine?: NativeEngine;
+}
+
+/** A native runtime behind a classifier: its logits and vector-Jacobian products, asynchronously. */
+export interface NativeEngine {
+  readonly name: string;
+  /** Logits `[batch, numClasses]` for x (`[batch, ...inputShape]`). Caller owns the result. */
+  logits(x: tf.Tensor): Promise<tf.Tensor2D>;
+  /** ∇ₓ Σ (cotangent ⊙ logits(x)), x's shape. Caller owns the result. */
+  vjp(x: tf.Tensor, cotangent: tf.Tensor2D): Promise<tf.Tensor>;
+  /** Releases the runtime's sessions. */
+  dispose(): Promise<void>;
 }
 
 /** Black-box access: answers queries only (a local ONNX session, an HTTP service, ...). */

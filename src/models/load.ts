@@ -13,8 +13,10 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { ParryError } from '../errors.js';
 import { fileHandler, MODEL_JSON } from './io.js';
 import { readParryMetadata } from './metadata.js';
+import { exportOnnx } from './onnx/from-layers.js';
 import { readOnnx } from './onnx/graph.js';
 import { OnnxNetwork, readOnnxMetadata } from './onnx/network.js';
+import { createOrtEngine } from './onnx/ort-engine.js';
 import {
   type LayerInfo,
   type ModelFormat,
@@ -32,6 +34,11 @@ export interface LoadClassifierOptions {
   classNames?: string[];
   /** Needed only when the model leaves input dimensions unknown. */
   inputShape?: number[];
+  /**
+   * 'ort': attach ONNX Runtime (native kernels) for logits and input gradients — an ONNX model
+   * as it is, a LayersModel through its ONNX export. Default: $PARRY_ENGINE, else 'tfjs'.
+   */
+  engine?: 'tfjs' | 'ort';
 }
 
 function detectFormat(artifacts: tf.io.ModelArtifacts, source: string): ModelFormat {
@@ -124,6 +131,47 @@ function wrap(model: tfl.LayersModel | GraphModel | OnnxNetwork, opts: TfjsClass
 export async function loadClassifier(
   dir: string,
   opts: LoadClassifierOptions = {},
+): Promise<TfjsClassifier> {
+  const engine = opts.engine ?? engineFromEnvironment();
+  const classifier = await loadTfjsClassifier(dir, opts);
+  if (engine === 'ort') {
+    try {
+      await attachOrt(classifier, dir);
+    } catch (e) {
+      classifier.dispose();
+      throw e;
+    }
+  }
+  return classifier;
+}
+
+/** $PARRY_ENGINE ('tfjs' or 'ort'; unset: tfjs). */
+function engineFromEnvironment(): 'tfjs' | 'ort' {
+  const v = process.env.PARRY_ENGINE;
+  if (v === undefined || v === '' || v === 'tfjs') return 'tfjs';
+  if (v === 'ort') return 'ort';
+  throw new ParryError('BAD_OPTION', `PARRY_ENGINE=${v}: choose tfjs or ort`);
+}
+
+/** Attaches ONNX Runtime to `classifier` (its ONNX graph, or its LayersModel exported to one). */
+async function attachOrt(classifier: TfjsClassifier, source: string): Promise<void> {
+  const network =
+    classifier.onnx ?? new OnnxNetwork(exportOnnx(classifier), source, { layout: 'NCHW' });
+  try {
+    classifier.engine = await createOrtEngine(network.model, source, {
+      shapes: network.valueShapes(),
+      layout: network.layout,
+      mean: classifier.mean,
+      std: classifier.std,
+    });
+  } finally {
+    if (network !== classifier.onnx) network.dispose();
+  }
+}
+
+async function loadTfjsClassifier(
+  dir: string,
+  opts: LoadClassifierOptions,
 ): Promise<TfjsClassifier> {
   if (dir.endsWith('.onnx')) return loadOnnxClassifier(dir, opts);
   const onnxFile = path.join(dir, 'model.onnx');

@@ -6,7 +6,7 @@ import { GraphModel } from '@tensorflow/tfjs-converter';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { ParryError } from '../errors.js';
-import type { Classifier } from './classifier.js';
+import type { Classifier, NativeEngine } from './classifier.js';
 import { OnnxNetwork } from './onnx/network.js';
 
 export type ModelFormat = 'layers-model' | 'graph-model' | 'onnx';
@@ -129,6 +129,8 @@ export class TfjsClassifier implements Classifier {
   readonly layersModel?: tfl.LayersModel;
   readonly graphModel?: GraphModel;
   readonly onnx?: OnnxNetwork;
+  /** The native runtime the loader attached (`engine: 'ort'`), if any. */
+  engine?: NativeEngine;
   readonly inputShape: number[];
   readonly numClasses: number;
   readonly bounds: [number, number];
@@ -285,6 +287,9 @@ export class TfjsClassifier implements Classifier {
     this.layersModel?.dispose();
     this.graphModel?.dispose();
     this.onnx?.dispose();
+    // Sessions release in the background; nothing waits on them.
+    void this.engine?.dispose();
+    this.engine = undefined;
     this.meanT?.dispose();
     this.stdT?.dispose();
   }

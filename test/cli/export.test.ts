@@ -57,4 +57,29 @@ describe('parry export', () => {
     writeFileSync(bad, 'not a protobuf at all');
     expectBadInput(parry('info', '--model', bad), /bad\.onnx is not an ONNX model/);
   });
+
+  it('the PyTorch ResNet: attacked on ONNX Runtime as on tfjs, and the run records its engine', () => {
+    const resnet = join(root, 'models', 'fmnist-resnet');
+    const attack = [
+      'attack',
+      '--model',
+      resnet,
+      '--attack',
+      'pgd',
+      '--eps',
+      '0.02',
+      '--steps',
+      '5',
+    ];
+    const run = (...more: string[]) => parry(...attack, '--n', '64', '--json', ...more);
+    const [tfjs, ort] = [run(), run('--engine', 'ort')].map((r) => {
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout);
+    });
+    expect(ort.engine).toBe('ort');
+    expect(tfjs.engine).toBeUndefined();
+    expect(ort.clean_accuracy).toBe(tfjs.clean_accuracy);
+    expect(Math.abs(ort.robust_accuracy - tfjs.robust_accuracy)).toBeLessThanOrEqual(1 / 64);
+    expect(tfjs.robust_accuracy).toBeLessThan(tfjs.clean_accuracy);
+  });
 });

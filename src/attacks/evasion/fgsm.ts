@@ -9,7 +9,7 @@ import { z } from 'zod';
 import type { Classifier } from '../../models/classifier.js';
 import type { AttackResult, AttackRunOptions } from '../result.js';
 import { evasionAttack } from './factory.js';
-import { ascentStep, gradientAttack, type StepRule } from './gradient-loop.js';
+import { ascentStepAsync, gradientAttack, type StepRule } from './gradient-loop.js';
 import { attackGoal, attackObjective, parseWith } from './objective.js';
 
 export const fgsmConfigSchema = z
@@ -47,7 +47,7 @@ async function runFgsm(
     start: () => tf.clone(x),
     // The loop projects once, after the step (a second projection could move L2 points by an ulp).
     step: (xAdv) =>
-      ascentStep(model, x, xAdv, objective, { ...c, stepSize: c.eps, constrain: 'none' }),
+      ascentStepAsync(model, x, xAdv, objective, { ...c, stepSize: c.eps, constrain: 'none' }),
     iterate: (xAdv) => xAdv,
     dispose: (xAdv) => xAdv.dispose(),
   };

@@ -35,6 +35,30 @@ export function objectiveGradient(
 }
 
 /**
+ * `objectiveGradient` on the model's native engine when it has one (ONNX Runtime: the logits,
+ * the objective's gradient in them here, then the engine's vector-Jacobian product), else tfjs.
+ * Caller owns the result.
+ */
+export async function objectiveGradientAsync(
+  model: Classifier,
+  xAdv: tf.Tensor,
+  objective: Objective,
+): Promise<tf.Tensor> {
+  const engine = model.engine;
+  if (engine === undefined) return objectiveGradient(model, xAdv, objective);
+  const logits = await engine.logits(xAdv);
+  const cotangent = tf.tidy(() =>
+    tf.grad((l: tf.Tensor) => tf.sum(objective(l as tf.Tensor2D)))(logits),
+  ) as tf.Tensor2D;
+  logits.dispose();
+  try {
+    return await engine.vjp(xAdv, cotangent);
+  } finally {
+    cotangent.dispose();
+  }
+}
+
+/**
  * Where a run starts: uniformly in the eps-ball around x, clipped into the bounds (`randomStart`,
  * drawing from `rng`), or at x itself. Caller owns the result.
  */
@@ -74,17 +98,39 @@ export function ascentStep(
   objective: Objective,
   s: AscentSetting,
 ): tf.Tensor {
-  return tf.tidy(() => {
-    const direction = normalizeGradient(
-      objectiveGradient(model, xAdv, objective),
-      s.norm,
-      s.l1Fraction,
-    );
-    const stepped = tf.add(xAdv, tf.mul(direction, s.stepSize));
-    if (s.constrain === 'none') return stepped;
-    if (s.constrain === 'bounds') return clipToBounds(stepped, model.bounds);
-    return enforceThreatModel(stepped, x, s.eps, s.norm, model.bounds);
-  });
+  return tf.tidy(() => ascend(model, x, xAdv, objectiveGradient(model, xAdv, objective), s));
+}
+
+/** `ascentStep` with the gradient from the model's native engine when it has one. */
+export async function ascentStepAsync(
+  model: Classifier,
+  x: tf.Tensor,
+  xAdv: tf.Tensor,
+  objective: Objective,
+  s: AscentSetting,
+): Promise<tf.Tensor> {
+  if (model.engine === undefined) return ascentStep(model, x, xAdv, objective, s);
+  const grad = await objectiveGradientAsync(model, xAdv, objective);
+  try {
+    return tf.tidy(() => ascend(model, x, xAdv, grad, s));
+  } finally {
+    grad.dispose();
+  }
+}
+
+/** The ascent step's move for a given gradient. Call inside `tf.tidy`. */
+function ascend(
+  model: Classifier,
+  x: tf.Tensor,
+  xAdv: tf.Tensor,
+  grad: tf.Tensor,
+  s: AscentSetting,
+): tf.Tensor {
+  const direction = normalizeGradient(grad, s.norm, s.l1Fraction);
+  const stepped = tf.add(xAdv, tf.mul(direction, s.stepSize));
+  if (s.constrain === 'none') return stepped;
+  if (s.constrain === 'bounds') return clipToBounds(stepped, model.bounds);
+  return enforceThreatModel(stepped, x, s.eps, s.norm, model.bounds);
 }
 
 /**
@@ -131,8 +177,11 @@ export interface Candidate {
 export interface StepRule<S> {
   /** The state a run starts from; the loop owns it. */
   start(run: Run): S;
-  /** Step k (0-based): a new state (the loop then disposes the old one). Pure and synchronous. */
-  step(state: S, k: number, run: Run): S;
+  /**
+   * Step k (0-based): a new state (the loop then disposes the old one). Pure; asynchronous only
+   * when the gradient comes from a native engine.
+   */
+  step(state: S, k: number, run: Run): S | Promise<S>;
   /** The iterate of a state (not a copy). */
   iterate(state: S): tf.Tensor;
   /** Frees what `state` holds — except what `next`, the state that replaced it, still holds. */
@@ -256,7 +305,7 @@ async function runOnce<S>(
   try {
     for (let k = 0; k < s.steps; k++) {
       s.signal?.throwIfAborted();
-      const next = rule.step(state, k, run);
+      const next = await rule.step(state, k, run);
       rule.dispose(state, next);
       state = next;
       s.onProgress?.(++progress.done, progress.total);

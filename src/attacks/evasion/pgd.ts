@@ -12,7 +12,13 @@ import { Rng } from '../../engine/rng.js';
 import type { Classifier } from '../../models/classifier.js';
 import type { AttackResult, AttackRunOptions } from '../result.js';
 import { evasionAttack } from './factory.js';
-import { ascentStep, gradientAttack, type StepRule, startingPoint } from './gradient-loop.js';
+import {
+  ascentStep,
+  ascentStepAsync,
+  gradientAttack,
+  type StepRule,
+  startingPoint,
+} from './gradient-loop.js';
 import { attackGoal, attackObjective, parseWith } from './objective.js';
 
 export const pgdConfigSchema = z
@@ -78,7 +84,8 @@ async function runPgd(
   const rule: StepRule<tf.Tensor> = {
     // One forked generator per restart: restart r draws the same start whatever `restarts` is.
     start: () => startingPoint(model, x, c, rng.fork()),
-    step: (xAdv) => pgdStep(model, x, xAdv, goal, c),
+    step: (xAdv) =>
+      ascentStepAsync(model, x, xAdv, (l) => attackObjective(l, goal, c.targeted, c.loss), c),
     iterate: (xAdv) => xAdv,
     dispose: (xAdv) => xAdv.dispose(),
   };

@@ -1,0 +1,79 @@
+/**
+ * ONNX Runtime behind a classifier: one session for the logits and one for the vector-Jacobian
+ * product of the generated gradient graph (src/engine/onnx/gradient.ts). Inputs arrive in parry's
+ * layout (NHWC) and raw input space; the engine applies the classifier's normalisation and layout
+ * as `logits` does, and maps the gradient back (through the normalisation: dx = dz / std).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { vjpGraph } from '../../engine/onnx/gradient.js';
+import type { OnnxModel } from '../../engine/onnx/ir.js';
+import { OrtSession } from '../../engine/ort/session.js';
+import type { NativeEngine } from '../classifier.js';
+import { writeOnnx } from './graph.js';
+import type { Layout } from './network.js';
+
+export interface OrtEngineSetup {
+  /** Every value's shape at batch 1 (OnnxNetwork.valueShapes). */
+  shapes: Map<string, number[]>;
+  layout: Layout;
+  mean?: number[];
+  std?: number[];
+}
+
+/** An ORT engine for `model`; `source` names it in errors. */
+export async function createOrtEngine(
+  model: OnnxModel,
+  source: string,
+  setup: OrtEngineSetup,
+): Promise<NativeEngine> {
+  const forward = await OrtSession.create(writeOnnx(model), source);
+  let backward: OrtSession;
+  try {
+    backward = await OrtSession.create(
+      writeOnnx(vjpGraph(model, setup.shapes)),
+      `${source} (gradient)`,
+    );
+  } catch (e) {
+    await forward.release();
+    throw e;
+  }
+  const input = model.graph.inputs[0].name;
+  const output = model.graph.outputs[0].name;
+  const mean = setup.mean ? tf.keep(tf.tensor1d(setup.mean)) : undefined;
+  const std = setup.std ? tf.keep(tf.tensor1d(setup.std)) : undefined;
+  const nchw = setup.layout === 'NCHW';
+  /** x (NHWC, raw) as the graph's input values. */
+  const feed = (x: tf.Tensor) => {
+    const z = tf.tidy(() => {
+      let v = x.dtype === 'float32' ? x : tf.cast(x, 'float32');
+      if (mean) v = tf.sub(v, mean);
+      if (std) v = tf.div(v, std);
+      return v.rank === 4 && nchw ? tf.transpose(v, [0, 3, 1, 2]) : v;
+    });
+    const value = { data: z.dataSync() as Float32Array, dims: [...z.shape] };
+    z.dispose();
+    return value;
+  };
+  return {
+    name: 'ort',
+    async logits(x) {
+      const out = await forward.run({ [input]: feed(x) });
+      const l = out[output];
+      return tf.tensor2d(l.data, [l.dims[0], l.dims[1]]);
+    },
+    async vjp(x, cotangent) {
+      const seed = { data: cotangent.dataSync() as Float32Array, dims: [...cotangent.shape] };
+      const out = await backward.run({ [input]: feed(x), [`d_${output}`]: seed });
+      const g = out[`d_${input}`];
+      return tf.tidy(() => {
+        let dz: tf.Tensor = tf.tensor(g.data, g.dims);
+        if (dz.rank === 4 && nchw) dz = tf.transpose(dz, [0, 2, 3, 1]);
+        return std ? tf.div(dz, std) : dz;
+      });
+    },
+    async dispose() {
+      tf.dispose([mean, std].filter((t) => t !== undefined));
+      await Promise.all([forward.release(), backward.release()]);
+    },
+  };
+}
