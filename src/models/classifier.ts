@@ -27,6 +27,15 @@ export interface NativeEngine {
   logits(x: tf.Tensor): Promise<tf.Tensor2D>;
   /** ∇ₓ Σ (cotangent ⊙ logits(x)), x's shape. Caller owns the result. */
   vjp(x: tf.Tensor, cotangent: tf.Tensor2D): Promise<tf.Tensor>;
+  /**
+   * ∇ₓ of an attack objective in one run: 'ce' (cross-entropy minus `marginWeight` × the margin)
+   * or 'margin' (the negated margin) of `goal`, ascended, or descended when `targeted`.
+   */
+  lossGradient(
+    x: tf.Tensor,
+    goal: tf.Tensor1D,
+    loss: { kind: 'ce' | 'margin'; marginWeight: number; targeted: boolean },
+  ): Promise<tf.Tensor>;
   /** Releases the runtime's sessions. */
   dispose(): Promise<void>;
 }

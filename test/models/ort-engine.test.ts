@@ -12,6 +12,7 @@ import {
   objectiveGradientAsync,
 } from '../../src/attacks/evasion/gradient-loop.js';
 import { fgsm, pgd } from '../../src/attacks/evasion/index.js';
+import { attackObjective, CE_MARGIN_WEIGHT } from '../../src/attacks/evasion/objective.js';
 import { disposeAttackResult } from '../../src/attacks/result.js';
 import { loadDataset, takeFirst } from '../../src/data/index.js';
 import { packageRoot } from '../../src/engine/paths.js';
@@ -55,6 +56,36 @@ describe('ONNX Runtime engine', () => {
       fast.dispose();
     },
     60_000,
+  );
+
+  it.each([
+    ['ce', false],
+    ['ce', true],
+    ['margin', false],
+    ['margin', true],
+  ] as const)(
+    'the %s loss head (targeted: %s) gives the gradient of the attack objective in one run',
+    async (loss, targeted) => {
+      const [slow, fast] = await Promise.all([
+        loadClassifier(CNN),
+        loadClassifier(CNN, { engine: 'ort' }),
+      ]);
+      const x = tf.randomUniform([8, 28, 28, 1], 0, 1, 'float32', 7);
+      const goal = tf.tensor1d([3, 1, 4, 1, 5, 9, 2, 6], 'int32');
+      const got = await fast.engine!.lossGradient(x, goal, {
+        kind: loss,
+        marginWeight: CE_MARGIN_WEIGHT,
+        targeted,
+      });
+      const want = tf.tidy(() =>
+        objectiveGradient(slow, x, (l) => attackObjective(l, goal, targeted, loss)),
+      );
+      expect(maxDiff(got.dataSync(), want.dataSync())).toBeLessThan(1e-4);
+      expect(maxDiff(want.dataSync(), new Float32Array(want.size))).toBeGreaterThan(1e-3);
+      tf.dispose([x, goal, got, want]);
+      slow.dispose();
+      fast.dispose();
+    },
   );
 
   it('PGD-10 and FGSM reach the same robust accuracy on both engines (within 1 in 200)', async () => {

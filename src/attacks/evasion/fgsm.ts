@@ -47,7 +47,18 @@ async function runFgsm(
     start: () => tf.clone(x),
     // The loop projects once, after the step (a second projection could move L2 points by an ulp).
     step: (xAdv) =>
-      ascentStepAsync(model, x, xAdv, objective, { ...c, stepSize: c.eps, constrain: 'none' }),
+      ascentStepAsync(
+        model,
+        x,
+        xAdv,
+        objective,
+        { ...c, stepSize: c.eps, constrain: 'none' },
+        {
+          goal,
+          targeted: c.targeted,
+          loss: c.loss,
+        },
+      ),
     iterate: (xAdv) => xAdv,
     dispose: (xAdv) => xAdv.dispose(),
   };

@@ -13,7 +13,7 @@ import type { Rng } from '../../engine/rng.js';
 import type { Classifier } from '../../models/classifier.js';
 import type { Norm } from '../../objectives/threat-model.js';
 import type { AttackResult } from '../result.js';
-import { type AttackLoss, attackObjective, attackSuccess } from './objective.js';
+import { type AttackLoss, attackObjective, attackSuccess, CE_MARGIN_WEIGHT } from './objective.js';
 import {
   clipToBounds,
   enforceThreatModel,
@@ -101,16 +101,28 @@ export function ascentStep(
   return tf.tidy(() => ascend(model, x, xAdv, objectiveGradient(model, xAdv, objective), s));
 }
 
-/** `ascentStep` with the gradient from the model's native engine when it has one. */
+/**
+ * `ascentStep` with the gradient from the model's native engine when it has one; `named`, when the
+ * objective is `attackObjective(logits, goal, targeted, loss)`, lets the engine compute it in one
+ * run (its loss head) instead of two.
+ */
 export async function ascentStepAsync(
   model: Classifier,
   x: tf.Tensor,
   xAdv: tf.Tensor,
   objective: Objective,
   s: AscentSetting,
+  named?: { goal: tf.Tensor1D; targeted: boolean; loss: AttackLoss },
 ): Promise<tf.Tensor> {
-  if (model.engine === undefined) return ascentStep(model, x, xAdv, objective, s);
-  const grad = await objectiveGradientAsync(model, xAdv, objective);
+  const engine = model.engine;
+  if (engine === undefined) return ascentStep(model, x, xAdv, objective, s);
+  const grad = named
+    ? await engine.lossGradient(xAdv, named.goal, {
+        kind: named.loss,
+        marginWeight: CE_MARGIN_WEIGHT,
+        targeted: named.targeted,
+      })
+    : await objectiveGradientAsync(model, xAdv, objective);
   try {
     return tf.tidy(() => ascend(model, x, xAdv, grad, s));
   } finally {

@@ -252,6 +252,45 @@ export const GRADIENT_RULES: Record<string, Rule> = {
 };
 
 /**
+ * A loss whose gradient in the logits the graph computes itself, so one run gives the logits and
+ * the input gradient: 'ce' is cross-entropy minus `marginWeight` × the logit margin (parry's
+ * attack objective), 'margin' the negated margin. Inputs `goal_onehot` (the goal class, one-hot) and
+ * `goal_sign` ([1]: +1 to ascend, −1 to descend, i.e. targeted).
+ */
+export interface LossHead {
+  kind: 'ce' | 'margin';
+  marginWeight: number;
+}
+
+export const HEAD_ONEHOT = 'goal_onehot';
+export const HEAD_SIGN = 'goal_sign';
+
+/** The nodes computing dL/dlogits of `head` from the logits; returns its name. */
+function lossHeadSeed(b: Builder, logits: string, head: LossHead): string {
+  const k = b.shape(logits)[1];
+  // d margin / d logits = onehot(goal) − onehot(best other class).
+  const big = b.constant('head_big', [], [1e9]);
+  const [pushed] = b.emit('Mul', [HEAD_ONEHOT, big]);
+  const [masked] = b.emit('Sub', [logits, pushed]);
+  const [other] = b.emit('ArgMax', [masked], { axis: 1, keepdims: 0 });
+  const depth = b.constant('head_depth', [1], [k], 'int32');
+  const values = b.constant('head_values', [2], [0, 1]);
+  const [otherOneHot] = b.emit('OneHot', [other, depth, values], { axis: -1 });
+  const [dMargin] = b.emit('Sub', [HEAD_ONEHOT, otherOneHot]);
+  let d: string;
+  if (head.kind === 'ce') {
+    const [p] = b.emit('Softmax', [logits], { axis: -1 });
+    const [dCe] = b.emit('Sub', [p, HEAD_ONEHOT]);
+    const w = b.constant(b.fresh('head_w'), [], [head.marginWeight]);
+    const [scaled] = b.emit('Mul', [dMargin, w]);
+    [d] = b.emit('Sub', [dCe, scaled]);
+  } else {
+    [d] = b.emit('Neg', [dMargin]);
+  }
+  return b.emit('Mul', [d, HEAD_SIGN])[0];
+}
+
+/**
  * MaxPool is differentiated through its indices: the forward node gains an `Indices` output and
  * dy is scattered (summed) onto the positions it names in a zero tensor of x's shape.
  */
@@ -278,6 +317,7 @@ export function vjpGraph(
   model: OnnxModel,
   shapes: Map<string, number[]>,
   output = model.graph.outputs[0].name,
+  head?: LossHead,
 ): OnnxModel {
   const g = model.graph;
   const inputName = g.inputs[0].name;
@@ -329,7 +369,7 @@ export function vjpGraph(
     }
   }
   const forwardCount = nodes.length;
-  const seed = `d_${output}`;
+  const seed = head ? lossHeadSeed(b, output, head) : `d_${output}`;
   const grads = new Map<string, string[]>([[output, [seed]]]);
   const gradientOf = (value: string): string | undefined => {
     const parts = grads.get(value);
@@ -381,7 +421,15 @@ export function vjpGraph(
     name: `${g.name}_vjp`,
     nodes,
     initializers,
-    inputs: [...g.inputs, { name: seed, shape: logits.shape }],
+    inputs: [
+      ...g.inputs,
+      ...(head
+        ? [
+            { name: HEAD_ONEHOT, shape: logits.shape },
+            { name: HEAD_SIGN, shape: [1] },
+          ]
+        : [{ name: seed, shape: logits.shape }]),
+    ],
     outputs: [logits, { name: outName, shape: g.inputs[0].shape }],
   };
   return { ...model, opsets: [{ domain: '', version: GRADIENT_OPSET }], graph };

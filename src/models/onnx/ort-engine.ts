@@ -5,7 +5,7 @@
  * as `logits` does, and maps the gradient back (through the normalisation: dx = dz / std).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { vjpGraph } from '../../engine/onnx/gradient.js';
+import { HEAD_ONEHOT, HEAD_SIGN, type LossHead, vjpGraph } from '../../engine/onnx/gradient.js';
 import type { OnnxModel } from '../../engine/onnx/ir.js';
 import { OrtSession } from '../../engine/ort/session.js';
 import type { NativeEngine } from '../classifier.js';
@@ -37,6 +37,18 @@ export async function createOrtEngine(
     await forward.release();
     throw e;
   }
+  // One session per loss head, made on first use.
+  const heads = new Map<string, Promise<OrtSession>>();
+  const headSession = (head: LossHead) => {
+    const key = `${head.kind}:${head.marginWeight}`;
+    let session = heads.get(key);
+    if (session === undefined) {
+      const graph = vjpGraph(model, setup.shapes, undefined, head);
+      session = OrtSession.create(writeOnnx(graph), `${source} (${head.kind} gradient)`);
+      heads.set(key, session);
+    }
+    return session;
+  };
   const input = model.graph.inputs[0].name;
   const output = model.graph.outputs[0].name;
   const mean = setup.mean ? tf.keep(tf.tensor1d(setup.mean)) : undefined;
@@ -54,6 +66,15 @@ export async function createOrtEngine(
     z.dispose();
     return value;
   };
+  /** The input gradient of a run's outputs, back in parry's layout and raw input space. */
+  const gradientOut = (out: Record<string, { data: Float32Array; dims: number[] }>) => {
+    const g = out[`d_${input}`];
+    return tf.tidy(() => {
+      let dz: tf.Tensor = tf.tensor(g.data, g.dims);
+      if (dz.rank === 4 && nchw) dz = tf.transpose(dz, [0, 2, 3, 1]);
+      return std ? tf.div(dz, std) : dz;
+    });
+  };
   return {
     name: 'ort',
     async logits(x) {
@@ -63,17 +84,24 @@ export async function createOrtEngine(
     },
     async vjp(x, cotangent) {
       const seed = { data: cotangent.dataSync() as Float32Array, dims: [...cotangent.shape] };
-      const out = await backward.run({ [input]: feed(x), [`d_${output}`]: seed });
-      const g = out[`d_${input}`];
-      return tf.tidy(() => {
-        let dz: tf.Tensor = tf.tensor(g.data, g.dims);
-        if (dz.rank === 4 && nchw) dz = tf.transpose(dz, [0, 2, 3, 1]);
-        return std ? tf.div(dz, std) : dz;
-      });
+      return gradientOut(await backward.run({ [input]: feed(x), [`d_${output}`]: seed }));
+    },
+    async lossGradient(x, goal, loss) {
+      const session = await headSession({ kind: loss.kind, marginWeight: loss.marginWeight });
+      const k = model.graph.outputs[0].shape[1] ?? setup.shapes.get(output)![1];
+      const onehot = tf.tidy(() => tf.cast(tf.oneHot(tf.cast(goal, 'int32'), k), 'float32'));
+      const feeds = {
+        [input]: feed(x),
+        [HEAD_ONEHOT]: { data: onehot.dataSync() as Float32Array, dims: [...onehot.shape] },
+        [HEAD_SIGN]: { data: Float32Array.of(loss.targeted ? -1 : 1), dims: [1] },
+      };
+      onehot.dispose();
+      return gradientOut(await session.run(feeds));
     },
     async dispose() {
       tf.dispose([mean, std].filter((t) => t !== undefined));
-      await Promise.all([forward.release(), backward.release()]);
+      const made = await Promise.all(heads.values());
+      await Promise.all([forward, backward, ...made].map((s) => s.release()));
     },
   };
 }
