@@ -22,6 +22,7 @@ const COMMAND_FLAGS = [
   'save-examples',
   'examples',
   'backend',
+  'engine',
   'json',
   'verbose',
   'seed',
