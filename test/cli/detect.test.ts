@@ -1,28 +1,11 @@
 /** `parry detect`: JSON contract and exit codes. Runs the compiled CLI (`npm run build` first). */
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { packageRoot } from '../../src/engine/paths.js';
+import { expectBadInput, parry } from './helpers.js';
 
 const root = packageRoot();
 const MLP = join(root, 'models', 'fmnist-mlp');
-
-function parry(...args: string[]) {
-  const r = spawnSync(process.execPath, [join(root, 'bin', 'parry.mjs'), ...args], {
-    encoding: 'utf8',
-    cwd: root,
-    env: { ...process.env, PARRY_BACKEND: 'wasm' },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function expectBadInput(r: ReturnType<typeof parry>, pattern: RegExp) {
-  expect(r.code, r.stderr).toBe(2);
-  expect(r.stdout).toBe('');
-  const lines = r.stderr.trim().split('\n');
-  expect(lines.length, r.stderr).toBe(1);
-  expect(lines[0]).toMatch(pattern);
-}
 
 describe('parry detect', () => {
   it('mahalanobis vs fgsm prints one JSON object with auc and tpr per attack', () => {

@@ -3,33 +3,16 @@
  * exactly as the TF.js model does, `parry info` reads it, and bad paths or files are one-line
  * errors with exit 2. Runs the compiled CLI (`npm run build` first).
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { packageRoot } from '../../src/engine/paths.js';
+import { expectBadInput, parry } from './helpers.js';
 
 const root = packageRoot();
 const MLP = join(root, 'models', 'fmnist-mlp');
 const dir = mkdtempSync(join(tmpdir(), 'parry-export-'));
-
-function parry(...args: string[]) {
-  const r = spawnSync(process.execPath, [join(root, 'bin', 'parry.mjs'), ...args], {
-    encoding: 'utf8',
-    cwd: root,
-    env: { ...process.env, PARRY_BACKEND: 'wasm' },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function expectBadInput(r: ReturnType<typeof parry>, pattern: RegExp) {
-  expect(r.code, r.stderr).toBe(2);
-  expect(r.stdout).toBe('');
-  const lines = r.stderr.trim().split('\n');
-  expect(lines.length, r.stderr).toBe(1);
-  expect(lines[0]).toMatch(pattern);
-}
 
 describe('parry export', () => {
   it('writes an ONNX file that parry attacks exactly as the TF.js model', () => {

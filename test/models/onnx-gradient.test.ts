@@ -16,16 +16,9 @@ import { loadClassifier } from '../../src/models/index.js';
 import { exportOnnx } from '../../src/models/onnx/from-layers.js';
 import { readOnnx, writeOnnx } from '../../src/models/onnx/graph.js';
 import { executeGraph, OnnxNetwork } from '../../src/models/onnx/network.js';
+import { type OperatorCase, oneNode, random, SHARED_OPERATOR_CASES } from './onnx-helpers.js';
 
 const root = packageRoot();
-
-const random = (n: number, seed: number) => {
-  let s = seed;
-  return Float32Array.from({ length: n }, () => {
-    s = (s * 1103515245 + 12345) % 2 ** 31;
-    return s / 2 ** 31 - 0.5;
-  });
-};
 
 /** [logits, dx] of the VJP graph through ONNX Runtime, for NCHW `x` and cotangent `d`. */
 async function ortVjp(model: OnnxModel, shapes: Map<string, number[]>, x: tf.Tensor, d: tf.Tensor) {
@@ -119,56 +112,9 @@ describe('gradient graphs on ONNX Runtime equal tfjs autodiff', () => {
   });
 });
 
-/** A one-node model on input x [2, 4, 9, 9] (values `x`), with its weights. */
-function oneNode(
-  opType: string,
-  attributes: Record<string, number | number[] | string>,
-  weights: Record<string, [number[], Float32Array]>,
-): OnnxModel {
-  const initializers = new Map(
-    Object.entries(weights).map(([name, [dims, data]]) => [
-      name,
-      { name, dims, dtype: 'float32' as const, data },
-    ]),
-  );
-  return {
-    irVersion: 8,
-    opsets: [{ domain: '', version: 13 }],
-    producerName: 'test',
-    metadata: {},
-    graph: {
-      name: 'g',
-      nodes: [
-        {
-          opType,
-          name: 'n',
-          domain: '',
-          inputs: ['x', ...Object.keys(weights)],
-          outputs: ['y'],
-          attributes,
-        },
-      ],
-      initializers,
-      inputs: [{ name: 'x', shape: [null, 4, 9, 9] }],
-      outputs: [{ name: 'y', shape: [] }],
-    },
-  };
-}
-
 describe('single operators: gradient graphs on ONNX Runtime equal tfjs autodiff', () => {
-  const cases: [
-    string,
-    string,
-    Record<string, number | number[] | string>,
-    Record<string, [number[], Float32Array]>,
-    Float32Array?,
-  ][] = [
-    [
-      'conv stride 2, same padding',
-      'Conv',
-      { strides: [2, 2], auto_pad: 'SAME_UPPER' },
-      { w: [[6, 4, 3, 3], random(216, 1)], b: [[6], random(6, 2)] },
-    ],
+  const cases: OperatorCase[] = [
+    ...SHARED_OPERATOR_CASES,
     [
       'conv stride 2 with leftover rows',
       'Conv',
@@ -176,24 +122,6 @@ describe('single operators: gradient graphs on ONNX Runtime equal tfjs autodiff'
       { w: [[3, 4, 2, 2], random(48, 11)] },
     ],
     ['conv asymmetric pads', 'Conv', { pads: [1, 0, 2, 1] }, { w: [[5, 4, 3, 3], random(180, 3)] }],
-    [
-      'grouped conv (2 groups)',
-      'Conv',
-      { group: 2, pads: [1, 1, 1, 1] },
-      { w: [[6, 2, 3, 3], random(108, 4)] },
-    ],
-    [
-      'depthwise conv (multiplier 2)',
-      'Conv',
-      { group: 4, strides: [2, 1] },
-      { w: [[8, 1, 3, 3], random(72, 5)] },
-    ],
-    [
-      'overlapping max pool with pads',
-      'MaxPool',
-      { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] },
-      {},
-    ],
     // Quantised values: many ties inside each window; the gradient goes where the forward pass took its max.
     [
       'max pool with ties',
@@ -203,18 +131,6 @@ describe('single operators: gradient graphs on ONNX Runtime equal tfjs autodiff'
       Float32Array.from(random(648, 9), (v) => Math.round(v * 2)),
     ],
     ['average pool', 'AveragePool', { kernel_shape: [3, 3], strides: [2, 2] }, {}],
-    ['global average pool', 'GlobalAveragePool', {}, {}],
-    [
-      'batch normalisation',
-      'BatchNormalization',
-      { epsilon: 0.001 },
-      {
-        s: [[4], random(4, 8)],
-        bb: [[4], random(4, 9)],
-        m: [[4], random(4, 10)],
-        v: [[4], Float32Array.from(random(4, 11), (v) => v + 1)],
-      },
-    ],
     ['leaky relu', 'LeakyRelu', { alpha: 0.2 }, {}],
     ['sigmoid', 'Sigmoid', {}, {}],
     ['tanh', 'Tanh', {}, {}],

@@ -17,6 +17,13 @@ import { loadClassifier } from '../../src/models/index.js';
 import { exportOnnx } from '../../src/models/onnx/from-layers.js';
 import { type OnnxModel, readOnnx, writeOnnx } from '../../src/models/onnx/graph.js';
 import { executeGraph } from '../../src/models/onnx/network.js';
+import {
+  maxDiff,
+  type OperatorCase,
+  oneNode,
+  random,
+  SHARED_OPERATOR_CASES,
+} from './onnx-helpers.js';
 
 const root = packageRoot();
 const dir = mkdtempSync(path.join(tmpdir(), 'parry-onnx-'));
@@ -41,13 +48,6 @@ async function ortLogits(
     await session.release();
   }
 }
-
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-};
 
 describe('ONNX export and import', () => {
   it.each(['fmnist-cnn-small', 'fmnist-mlp', 'fmnist-cnn-ibp'])(
@@ -103,111 +103,21 @@ describe('ONNX export and import', () => {
   });
 });
 
-/** A one-node model: input [2, 4, 9, 9] NCHW through `node`, with its initializers. */
-function oneNode(
-  opType: string,
-  attributes: OnnxModel['graph']['nodes'][0]['attributes'],
-  weights: Record<string, [number[], Float32Array]>,
-  outShape: number[],
-): OnnxModel {
-  const initializers = new Map(
-    Object.entries(weights).map(([name, [dims, values]]) => [
-      name,
-      { name, dims, dtype: 'float32' as const, data: values },
-    ]),
-  );
-  return {
-    irVersion: 8,
-    opsets: [{ domain: '', version: 13 }],
-    producerName: 'test',
-    metadata: {},
-    graph: {
-      name: 'g',
-      nodes: [
-        {
-          opType,
-          name: 'n',
-          domain: '',
-          inputs: ['x', ...Object.keys(weights)],
-          outputs: ['y'],
-          attributes,
-        },
-      ],
-      initializers,
-      inputs: [{ name: 'x', shape: [null, 4, 9, 9] }],
-      outputs: [{ name: 'y', shape: outShape }],
-    },
-  };
-}
-
-const random = (n: number, seed: number) => {
-  let s = seed;
-  return Float32Array.from({ length: n }, () => {
-    s = (s * 1103515245 + 12345) % 2 ** 31;
-    return s / 2 ** 31 - 0.5;
-  });
-};
-
 describe('ONNX operators against ONNX Runtime', () => {
-  const cases: [
-    string,
-    string,
-    Record<string, unknown>,
-    Record<string, [number[], Float32Array]>,
-  ][] = [
-    [
-      'conv stride 2, same padding',
-      'Conv',
-      { strides: [2, 2], auto_pad: 'SAME_UPPER' },
-      { w: [[6, 4, 3, 3], random(216, 1)], b: [[6], random(6, 2)] },
-    ],
+  const cases: OperatorCase[] = [
+    ...SHARED_OPERATOR_CASES,
     [
       'conv asymmetric pads, dilation 2',
       'Conv',
       { pads: [1, 0, 2, 1], dilations: [2, 2] },
       { w: [[5, 4, 3, 3], random(180, 3)] },
     ],
-    [
-      'grouped conv (2 groups)',
-      'Conv',
-      { group: 2, pads: [1, 1, 1, 1] },
-      { w: [[6, 2, 3, 3], random(108, 4)] },
-    ],
-    [
-      'depthwise conv (multiplier 2)',
-      'Conv',
-      { group: 4, strides: [2, 1] },
-      { w: [[8, 1, 3, 3], random(72, 5)] },
-    ],
-    [
-      'max pool with pads',
-      'MaxPool',
-      { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] },
-      {},
-    ],
     ['average pool', 'AveragePool', { kernel_shape: [2, 2], strides: [2, 2] }, {}],
-    ['global average pool', 'GlobalAveragePool', {}, {}],
     ['broadcast add', 'Add', {}, { c: [[4, 1, 1], random(4, 6)] }],
     ['broadcast mul', 'Mul', {}, { c: [[1, 9], random(9, 7)] }],
-    [
-      'batch normalisation',
-      'BatchNormalization',
-      { epsilon: 0.001 },
-      {
-        s: [[4], random(4, 8)],
-        bb: [[4], random(4, 9)],
-        m: [[4], random(4, 10)],
-        v: [[4], Float32Array.from(random(4, 11), (v) => v + 1)],
-      },
-    ],
   ];
   it.each(cases)('%s', async (_, op, attributes, weights) => {
-    const model = oneNode(
-      op,
-      attributes as OnnxModel['graph']['nodes'][0]['attributes'],
-      weights,
-      [],
-    );
+    const model = oneNode(op, attributes as OnnxModel['graph']['nodes'][0]['attributes'], weights);
     const bytes = writeOnnx(model);
     const x = random(2 * 4 * 9 * 9, 42);
     const session = await ort.InferenceSession.create(bytes);

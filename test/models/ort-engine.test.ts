@@ -18,16 +18,11 @@ import { loadDataset, takeFirst } from '../../src/data/index.js';
 import { packageRoot } from '../../src/engine/paths.js';
 import { loadClassifier } from '../../src/models/index.js';
 import { crossEntropy } from '../../src/objectives/losses.js';
+import { maxDiff } from './onnx-helpers.js';
 
 const root = packageRoot();
 const CNN = path.join(root, 'models', 'fmnist-cnn-small');
 const data = takeFirst(loadDataset('fashion-mnist-subset', 'test'), 200);
-
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-};
 
 describe('ONNX Runtime engine', () => {
   it.each([CNN, path.join(root, 'test', 'fixtures', 'torch-tiny')])(

@@ -13,6 +13,7 @@
  */
 import { ParryError } from '../../errors.js';
 import type { OnnxAttribute, OnnxGraph, OnnxModel, OnnxNode, OnnxTensor } from './ir.js';
+import { windowPads } from './pads.js';
 
 /** The opset gradient graphs use (ScatterElements with reduction 'add' needs 16). */
 export const GRADIENT_OPSET = 17;
@@ -40,26 +41,6 @@ const attr = <T extends OnnxAttribute>(n: OnnxNode, name: string, fallback: T): 
 const unsupported = (node: OnnxNode, why: string) =>
   new ParryError('UNSUPPORTED', `gradient of ${node.opType} node '${node.name}': ${why}`);
 
-/** The pads [top, left, bottom, right] a window op used (SAME_* resolved from the shapes). */
-function padsOf(b: Builder, n: OnnxNode, kernel: number[], strides: number[], dilations: number[]) {
-  const autoPad = attr(n, 'auto_pad', 'NOTSET');
-  if (autoPad === 'NOTSET') return attr(n, 'pads', [0, 0, 0, 0]);
-  if (autoPad === 'VALID') return [0, 0, 0, 0];
-  const inShape = b.shape(n.inputs[0]);
-  const pads = [0, 0, 0, 0];
-  for (let d = 0; d < 2; d++) {
-    const size = inShape[2 + d];
-    const out = Math.ceil(size / strides[d]);
-    const total = Math.max(0, (out - 1) * strides[d] + (kernel[d] - 1) * dilations[d] + 1 - size);
-    const small = Math.floor(total / 2);
-    const [before, after] =
-      autoPad === 'SAME_UPPER' ? [small, total - small] : [total - small, small];
-    pads[d] = before;
-    pads[d + 2] = after;
-  }
-  return pads;
-}
-
 /** dx of a 2-D window op through ConvTranspose with weights `w` (as the forward conv's). */
 function transposedConv(
   b: Builder,
@@ -71,7 +52,7 @@ function transposedConv(
 ): string {
   const strides = attr(n, 'strides', [1, 1]);
   const dilations = attr(n, 'dilations', [1, 1]);
-  const pads = padsOf(b, n, kernel, strides, dilations);
+  const pads = windowPads(n, b.shape(n.inputs[0]).slice(2), kernel, strides);
   const inShape = b.shape(n.inputs[0]);
   const outShape = b.shape(n.outputs[0]);
   // The rows and columns the forward pass never read (stride leftovers) get output padding.

@@ -5,6 +5,7 @@
  * returns its outputs; an operator not listed here is refused by name when the model loads.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { windowPads } from '../../engine/onnx/pads.js';
 import { ParryError } from '../../errors.js';
 import type { OnnxAttribute, OnnxNode } from './graph.js';
 
@@ -38,25 +39,9 @@ const unsupported = (c: OpContext, what: string) =>
 const toNhwc = (x: tf.Tensor) => tf.transpose(x, [0, 2, 3, 1]);
 const toNchw = (x: tf.Tensor) => tf.transpose(x, [0, 3, 1, 2]);
 
-/** ONNX `pads` [top, left, bottom, right] of a 2-D window op; SAME_* auto-padding resolved. */
-function windowPads(c: OpContext, x: tf.Tensor, kernel: number[], strides: number[]): number[] {
-  const autoPad = attr(c, 'auto_pad', 'NOTSET');
-  if (autoPad === 'NOTSET') return attr(c, 'pads', [0, 0, 0, 0]);
-  if (autoPad === 'VALID') return [0, 0, 0, 0];
-  const dilations = attr(c, 'dilations', [1, 1]);
-  const pads = [0, 0, 0, 0];
-  for (let d = 0; d < 2; d++) {
-    const size = x.shape[2 + d];
-    const out = Math.ceil(size / strides[d]);
-    const total = Math.max(0, (out - 1) * strides[d] + (kernel[d] - 1) * dilations[d] + 1 - size);
-    const small = Math.floor(total / 2);
-    const [before, after] =
-      autoPad === 'SAME_UPPER' ? [small, total - small] : [total - small, small];
-    pads[d] = before;
-    pads[d + 2] = after;
-  }
-  return pads;
-}
+/** A window op's pads [top, left, bottom, right] on x (NCHW). */
+const padsOn = (c: OpContext, x: tf.Tensor, kernel: number[], strides: number[]) =>
+  windowPads(c.node, x.shape.slice(2), kernel, strides);
 
 function conv(c: OpContext): tf.Tensor[] {
   const x = input(c, 0) as tf.Tensor4D;
@@ -67,7 +52,7 @@ function conv(c: OpContext): tf.Tensor[] {
   const strides = attr(c, 'strides', [1, 1]) as [number, number];
   const dilations = attr(c, 'dilations', [1, 1]) as [number, number];
   const group = attr(c, 'group', 1);
-  const [t, l, bo, r] = windowPads(c, x, kernel, strides);
+  const [t, l, bo, r] = padsOn(c, x, kernel, strides);
   const pad: [[number, number], [number, number], [number, number], [number, number]] = [
     [0, 0],
     [t, bo],
@@ -120,7 +105,7 @@ function pool(kind: 'max' | 'avg'): Op {
     if (attr(c, 'dilations', [1, 1]).some((d) => d !== 1)) throw unsupported(c, 'dilations');
     const kernel = attr(c, 'kernel_shape', [1, 1]) as [number, number];
     const strides = attr(c, 'strides', [1, 1]) as [number, number];
-    const [t, l, b, r] = windowPads(c, x, kernel, strides);
+    const [t, l, b, r] = padsOn(c, x, kernel, strides);
     let xs = toNhwc(x) as tf.Tensor4D;
     if (t + l + b + r > 0) {
       if (kind === 'avg' && attr(c, 'count_include_pad', 0) === 0) {
