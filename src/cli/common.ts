@@ -30,7 +30,7 @@ export function withCommonOptions(cmd: Command): Command {
     .addOption(
       new Option(
         '--engine <name>',
-        'gradients and logits: tfjs ops on the backend, or ONNX Runtime (native; PGD, BIM and FGSM use it)',
+        'gradients and logits: tfjs ops on the backend, or ONNX Runtime (native; FGSM, BIM, PGD and MIM use it)',
       )
         .choices(['tfjs', 'ort'])
         .env('PARRY_ENGINE'),

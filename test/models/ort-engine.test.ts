@@ -11,7 +11,7 @@ import {
   objectiveGradient,
   objectiveGradientAsync,
 } from '../../src/attacks/evasion/gradient-loop.js';
-import { fgsm, pgd } from '../../src/attacks/evasion/index.js';
+import { fgsm, mim, pgd } from '../../src/attacks/evasion/index.js';
 import { attackObjective, CE_MARGIN_WEIGHT } from '../../src/attacks/evasion/objective.js';
 import { disposeAttackResult } from '../../src/attacks/result.js';
 import { loadDataset, takeFirst } from '../../src/data/index.js';
@@ -83,7 +83,7 @@ describe('ONNX Runtime engine', () => {
     },
   );
 
-  it('PGD-10 and FGSM reach the same robust accuracy on both engines (within 1 in 200)', async () => {
+  it('PGD-10, FGSM and MIM reach the same robust accuracy on both engines (within 1 in 200)', async () => {
     const [slow, fast] = await Promise.all([
       loadClassifier(CNN),
       loadClassifier(CNN, { engine: 'ort' }),
@@ -107,6 +107,11 @@ describe('ONNX Runtime engine', () => {
       await robust(() => fgsm(fast, x, labels, { eps: 0.05 })),
     ];
     expect(Math.abs(fgsmSlow - fgsmFast)).toBeLessThanOrEqual(1);
+    const [mimSlow, mimFast] = [
+      await robust(() => mim(slow, x, labels, { eps: 0.05, steps: 10 })),
+      await robust(() => mim(fast, x, labels, { eps: 0.05, steps: 10 })),
+    ];
+    expect(Math.abs(mimSlow - mimFast)).toBeLessThanOrEqual(1);
     expect(fgsmFast).toBeGreaterThan(pgdFast); // the attacks did something
     tf.dispose([x, labels]);
     slow.dispose();

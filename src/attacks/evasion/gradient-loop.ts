@@ -101,28 +101,46 @@ export function ascentStep(
   return tf.tidy(() => ascend(model, x, xAdv, objectiveGradient(model, xAdv, objective), s));
 }
 
+/** The goal, direction and loss of `attackObjective`, by name, so a native engine can run it. */
+export interface NamedObjective {
+  goal: tf.Tensor1D;
+  targeted: boolean;
+  loss: AttackLoss;
+}
+
 /**
- * `ascentStep` with the gradient from the model's native engine when it has one; `named`, when the
- * objective is `attackObjective(logits, goal, targeted, loss)`, lets the engine compute it in one
- * run (its loss head) instead of two.
+ * ∇ₓ Σ attackObjective(logits, goal, targeted, loss) at `xAdv`: in one native run (the engine's
+ * loss head) when the model has an engine, else through tfjs. Caller owns the result.
+ */
+export async function attackGradient(
+  model: Classifier,
+  xAdv: tf.Tensor,
+  o: NamedObjective,
+): Promise<tf.Tensor> {
+  if (model.engine === undefined) {
+    return objectiveGradient(model, xAdv, (l) => attackObjective(l, o.goal, o.targeted, o.loss));
+  }
+  const loss = { kind: o.loss, marginWeight: CE_MARGIN_WEIGHT, targeted: o.targeted };
+  return model.engine.lossGradient(xAdv, o.goal, loss);
+}
+
+/**
+ * `ascentStep` of `attackObjective(…, named)`, with the gradient from the model's native engine
+ * when it has one (one run), else exactly `ascentStep`.
  */
 export async function ascentStepAsync(
   model: Classifier,
   x: tf.Tensor,
   xAdv: tf.Tensor,
-  objective: Objective,
+  named: NamedObjective,
   s: AscentSetting,
-  named?: { goal: tf.Tensor1D; targeted: boolean; loss: AttackLoss },
 ): Promise<tf.Tensor> {
-  const engine = model.engine;
-  if (engine === undefined) return ascentStep(model, x, xAdv, objective, s);
-  const grad = named
-    ? await engine.lossGradient(xAdv, named.goal, {
-        kind: named.loss,
-        marginWeight: CE_MARGIN_WEIGHT,
-        targeted: named.targeted,
-      })
-    : await objectiveGradientAsync(model, xAdv, objective);
+  if (model.engine === undefined) {
+    const objective = (l: tf.Tensor2D) =>
+      attackObjective(l, named.goal, named.targeted, named.loss);
+    return ascentStep(model, x, xAdv, objective, s);
+  }
+  const grad = await attackGradient(model, xAdv, named);
   try {
     return tf.tidy(() => ascend(model, x, xAdv, grad, s));
   } finally {

@@ -13,6 +13,7 @@ import type { Classifier } from '../../models/classifier.js';
 import type { AttackResult, AttackRunOptions } from '../result.js';
 import { evasionAttack } from './factory.js';
 import {
+  attackGradient,
   gradientAttack,
   objectiveGradient,
   type StepRule,
@@ -69,15 +70,44 @@ export function mimStep(
     const grad = objectiveGradient(model, state.xAdv, (logits) =>
       attackObjective(logits, goal, c.targeted, c.loss),
     );
-    const l1 = tf.sum(tf.abs(tf.reshape(grad, [grad.shape[0], -1])), 1);
-    const scale = tf.reshape(tf.maximum(l1, TINY), [
-      -1,
-      ...new Array<number>(grad.rank - 1).fill(1),
-    ]);
-    const g = tf.add(tf.mul(state.g, c.decay), tf.div(grad, scale));
-    const stepped = tf.add(state.xAdv, tf.mul(normalizeGradient(g, c.norm), c.stepSize));
-    return { xAdv: enforceThreatModel(stepped, x, c.eps, c.norm, model.bounds), g };
+    return mimUpdate(model, x, state, grad, c);
   });
+}
+
+/** The MIM step for a given gradient. Call inside `tf.tidy`. */
+function mimUpdate(
+  model: Classifier,
+  x: tf.Tensor,
+  state: MimState,
+  grad: tf.Tensor,
+  c: MimConfig,
+) {
+  const l1 = tf.sum(tf.abs(tf.reshape(grad, [grad.shape[0], -1])), 1);
+  const scale = tf.reshape(tf.maximum(l1, TINY), [-1, ...new Array<number>(grad.rank - 1).fill(1)]);
+  const g = tf.add(tf.mul(state.g, c.decay), tf.div(grad, scale));
+  const stepped = tf.add(state.xAdv, tf.mul(normalizeGradient(g, c.norm), c.stepSize));
+  return { xAdv: enforceThreatModel(stepped, x, c.eps, c.norm, model.bounds), g };
+}
+
+/** `mimStep` with the gradient from the model's native engine (one run) when it has one. */
+async function mimStepAsync(
+  model: Classifier,
+  x: tf.Tensor,
+  state: MimState,
+  goal: tf.Tensor1D,
+  c: MimConfig,
+): Promise<MimState> {
+  if (model.engine === undefined) return mimStep(model, x, state, goal, c);
+  const grad = await attackGradient(model, state.xAdv, {
+    goal,
+    targeted: c.targeted,
+    loss: c.loss,
+  });
+  try {
+    return tf.tidy(() => mimUpdate(model, x, state, grad, c));
+  } finally {
+    grad.dispose();
+  }
 }
 
 /** `createMim` validates a config once (the attack it returns does not re-check it); `mim`: validates `config`, runs MIM and re-clips the result to the eps-ball and bounds. */
@@ -97,7 +127,7 @@ async function runMim(
   const rng = new Rng(c.seed);
   const rule: StepRule<MimState> = {
     start: () => ({ xAdv: startingPoint(model, x, c, rng), g: tf.zerosLike(x) }),
-    step: (state) => mimStep(model, x, state, goal, c),
+    step: (state) => mimStepAsync(model, x, state, goal, c),
     iterate: (state) => state.xAdv,
     dispose: (state) => tf.dispose([state.xAdv, state.g]),
   };

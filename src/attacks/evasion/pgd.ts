@@ -85,11 +85,7 @@ async function runPgd(
     // One forked generator per restart: restart r draws the same start whatever `restarts` is.
     start: () => startingPoint(model, x, c, rng.fork()),
     step: (xAdv) =>
-      ascentStepAsync(model, x, xAdv, (l) => attackObjective(l, goal, c.targeted, c.loss), c, {
-        goal,
-        targeted: c.targeted,
-        loss: c.loss,
-      }),
+      ascentStepAsync(model, x, xAdv, { goal, targeted: c.targeted, loss: c.loss }, c),
     iterate: (xAdv) => xAdv,
     dispose: (xAdv) => xAdv.dispose(),
   };
