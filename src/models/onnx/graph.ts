@@ -3,7 +3,7 @@
  * inputs and outputs with their shapes, and `metadata_props` as a record. `readOnnx` decodes a
  * file's bytes (any malformed file is one 'BAD_FILE' error naming it), `writeOnnx` encodes.
  * Floating-point tensors become float32 (float16 and double are converted); integer ones int32,
- * which holds every shape, axis and index a classifier's graph carries (larger values are refused).
+ * which holds every shape, axis and index a classifier's graph carries.
  */
 import type {
   OnnxAttribute,
@@ -162,12 +162,8 @@ function decodeTensor(t: Obj, source: string): OnnxTensor {
   } else if (type === DataType.INT64) {
     const b = view(8);
     const values = b ? Array.from(new BigInt64Array(b), Number) : asArray<number>(t.int64Data);
-    if (values.some((v) => !(Math.abs(v) <= 2 ** 31 - 1))) {
-      // INT64_MAX / MIN stand for "to the end" in Slice; clamp those, refuse other large values.
-      data = Int32Array.from(values, (v) => Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, v)));
-    } else {
-      data = Int32Array.from(values);
-    }
+    // Beyond int32 only as Slice's "to the end" (±INT64_MAX): clamped, which means the same.
+    data = Int32Array.from(values, (v) => Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, v)));
     dtype = 'int32';
   } else if (
     type === DataType.INT32 ||
