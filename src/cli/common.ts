@@ -8,10 +8,11 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { DATASETS, type Dataset, loadDataset, sliceDataset } from '../data/index.js';
 import { initBackend } from '../engine/backend.js';
 import { ParryError } from '../errors.js';
+import { ENGINE_CHOICES, type EngineChoice, enginesUsed } from '../models/index.js';
 
 export interface CommonOptions {
   backend?: string;
-  engine?: 'tfjs' | 'ort';
+  engine?: EngineChoice;
   json?: boolean;
   verbose?: boolean;
   seed: number;
@@ -27,18 +28,23 @@ export function withCommonOptions(cmd: Command): Command {
         'tfjs backend: wasm (default), cpu, or any registered one',
       ).env('PARRY_BACKEND'),
     )
-    .addOption(
-      new Option(
-        '--engine <name>',
-        'gradients and logits: tfjs ops on the backend, or ONNX Runtime (native; FGSM, BIM, PGD and MIM use it)',
-      )
-        .choices(['tfjs', 'ort'])
-        .env('PARRY_ENGINE'),
-    )
+    .addOption(engineOption())
     .option('--json', 'print exactly one JSON object on stdout')
     .option('--verbose', 'print stack traces on errors')
     .option('--seed <n>', 'random seed (recorded in every result)', parseUint32, 0)
     .option('--workers <n>', 'worker threads (default: one per core)', parsePositiveInt);
+}
+
+/** `--engine auto|ort|tfjs|wasm` (env PARRY_ENGINE; default auto). */
+export function engineOption(): Option {
+  return new Option(
+    '--engine <name>',
+    'logits and gradients: ort (ONNX Runtime, native), tfjs (tfjs ops on --backend; alias wasm), ' +
+      'or auto: ort when the model has a gradient rule for every op',
+  )
+    .choices([...ENGINE_CHOICES])
+    .default('auto')
+    .env('PARRY_ENGINE');
 }
 
 export function parsePositiveInt(value: string): number {
@@ -95,14 +101,15 @@ export function parseBounds(value: string): [number, number] {
  * $PARRY_ENGINE, which every model load (worker threads' included) reads.
  */
 export function setUpBackend(opts: CommonOptions): Promise<string> {
-  if (opts.engine) process.env.PARRY_ENGINE = opts.engine;
+  process.env.PARRY_ENGINE = opts.engine ?? 'auto';
   return initBackend(opts.backend);
 }
 
 /** Writes the command's result: one JSON object with --json, readable lines otherwise. */
 export function emit(result: Record<string, unknown>, opts: CommonOptions, human: () => string) {
-  // The engine a run asked for is part of its record (numbers differ in the last digits).
-  const record = opts.engine ? { ...result, engine: opts.engine } : result;
+  // The engine that ran the models is part of the record (engines differ in the last digits).
+  const engines = enginesUsed();
+  const record = engines.length > 0 ? { ...result, engine: engines.join('+') } : result;
   if (opts.json) process.stdout.write(`${JSON.stringify(record)}\n`);
   else process.stdout.write(`${human()}\n`);
 }

@@ -14,9 +14,10 @@ import { loadEvaluateConfig } from '../evaluate/config.js';
 import { EXAMPLE_CONFIG } from '../evaluate/example-config.js';
 import type { EvaluationResults } from '../evaluate/results.js';
 import { RESULTS_FILE, runEvaluation, type StageInfo } from '../evaluate/run.js';
+import type { EngineChoice } from '../models/index.js';
 import { REPORT_FILE, renderReport } from '../report/index.js';
 import { evaluationSummary, headline } from '../report/summary.js';
-import { badOption, log, parsePositiveInt, parseUint32 } from './common.js';
+import { badOption, engineOption, log, parsePositiveInt, parseUint32 } from './common.js';
 import { progressBar } from './progress.js';
 
 interface EvaluateOptions {
@@ -27,6 +28,7 @@ interface EvaluateOptions {
   workers?: number;
   seed?: number;
   backend?: string;
+  engine?: EngineChoice;
   json?: boolean;
   verbose?: boolean;
 }
@@ -56,6 +58,7 @@ export function evaluateCommand(): Command {
         'tfjs backend: wasm (default), cpu, or any registered one',
       ).env('PARRY_BACKEND'),
     )
+    .addOption(engineOption())
     .option('--json', 'print exactly one JSON object (a summary) on stdout')
     .option('--verbose', 'print stack traces on errors')
     .action((opts: EvaluateOptions) => runEvaluate(opts));
@@ -71,6 +74,7 @@ async function runEvaluate(opts: EvaluateOptions): Promise<void> {
   if (opts.out === undefined) throw badOption('evaluate: --out DIR is required');
   const loaded = loadEvaluateConfig(opts.config);
   const config = opts.seed === undefined ? loaded : { ...loaded, seed: opts.seed };
+  process.env.PARRY_ENGINE = opts.engine ?? 'auto';
   const backend = await initBackend(opts.backend);
   const workers = chooseWorkers(opts.workers ?? config.workers);
   const pool = workers > 1 ? new WorkerPool({ workers, backend }) : undefined;

@@ -42,6 +42,8 @@ export interface TargetResults {
   defense: string | null;
   /** What the model was trained against (`none`, `pgd-at linf 0.1`, …), for the generalisation matrix. */
   trainedAgainst: string;
+  /** What ran the model's logits and gradients: 'ort' (ONNX Runtime) or 'tfjs'. */
+  engine: string;
   clean: {
     accuracy: number;
     /** Per example: predicted class (-1 = abstained/rejected). */

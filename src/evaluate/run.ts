@@ -75,7 +75,10 @@ export async function runEvaluation(
   const targets = await prepareTargets(config, data);
   try {
     await mkdir(opts.outDir, { recursive: true });
-    const store = await PartialStore.open(opts.outDir, configHash(config), opts.resume ?? false);
+    // Engines differ in the last digits, so a run resumes only on the engines it started on.
+    const engines = targets.map((t) => engineOf(t)).join(',');
+    const key = `${configHash(config)}:${engines}`;
+    const store = await PartialStore.open(opts.outDir, key, opts.resume ?? false);
     const ctx: EvalContext = { config, data, store, ...opts, notes: [] };
     if (opts.pool) {
       for (const t of targets.filter((t) => t.pooled === null)) {
@@ -141,6 +144,7 @@ async function evaluateTarget(
     model: t.model,
     defense: t.defense,
     trainedAgainst: t.trainedAgainst,
+    engine: engineOf(t),
     clean: {
       accuracy: clean.predictions.filter((p, i) => p === labels[i]).length / labels.length,
       predictions: clean.predictions,
@@ -156,6 +160,9 @@ async function evaluateTarget(
     cost: targetCost(ctx, t),
   };
 }
+
+/** The engine running a target's model. */
+const engineOf = (t: Target) => t.base.engine?.name ?? 'tfjs';
 
 function cleanStage(ctx: EvalContext, t: Target): Promise<CleanRecord> {
   const key = { target: t.id, stage: 'clean', attack: null, norm: null, eps: null };

@@ -15,18 +15,22 @@ export interface Classifier {
   logits(x: tf.Tensor): tf.Tensor2D;
   /**
    * A native runtime computing the same logits and input gradients faster (ONNX Runtime), when
-   * the classifier was loaded with one; attacks prefer it for their gradients.
+   * the classifier was loaded with one. `logits` already runs on it (its input gradient through
+   * the engine's vector-Jacobian product); attacks use its fused loss gradients directly.
    */
   readonly engine?: NativeEngine;
 }
 
-/** A native runtime behind a classifier: its logits and vector-Jacobian products, asynchronously. */
+/**
+ * A native runtime behind a classifier: its logits and vector-Jacobian products, synchronously
+ * (like tfjs ops; src/engine/ort/session.ts says how). Results are not differentiable.
+ */
 export interface NativeEngine {
   readonly name: string;
   /** Logits `[batch, numClasses]` for x (`[batch, ...inputShape]`). Caller owns the result. */
-  logits(x: tf.Tensor): Promise<tf.Tensor2D>;
+  logits(x: tf.Tensor): tf.Tensor2D;
   /** ∇ₓ Σ (cotangent ⊙ logits(x)), x's shape. Caller owns the result. */
-  vjp(x: tf.Tensor, cotangent: tf.Tensor2D): Promise<tf.Tensor>;
+  vjp(x: tf.Tensor, cotangent: tf.Tensor2D): tf.Tensor;
   /**
    * ∇ₓ of an attack objective in one run: 'ce' (cross-entropy minus `marginWeight` × the margin)
    * or 'margin' (the negated margin) of `goal`, ascended, or descended when `targeted`.
@@ -35,9 +39,9 @@ export interface NativeEngine {
     x: tf.Tensor,
     goal: tf.Tensor1D,
     loss: { kind: 'ce' | 'margin'; marginWeight: number; targeted: boolean },
-  ): Promise<tf.Tensor>;
+  ): tf.Tensor;
   /** Releases the runtime's sessions. */
-  dispose(): Promise<void>;
+  dispose(): void;
 }
 
 /** Black-box access: answers queries only (a local ONNX session, an HTTP service, ...). */

@@ -5,6 +5,7 @@ export {
   buildArchitecture,
 } from './architectures.js';
 export type { Classifier, QueryClassifier } from './classifier.js';
+export { ENGINE_CHOICES, type EngineChoice } from './engine-choice.js';
 export {
   decodeFloat16,
   encodeFloat16,
@@ -19,8 +20,10 @@ export {
   saveLayersModel,
   WEIGHTS_FILE,
 } from './io.js';
-export { type LoadClassifierOptions, loadClassifier } from './load.js';
+export { enginesUsed, type LoadClassifierOptions, loadClassifier } from './load.js';
 export { type ParryMetadata, readParryMetadata } from './metadata.js';
+export { craftingEngine, releaseCraftingEngine } from './onnx/crafting-engine.js';
+export { engineLogits } from './onnx/ort-engine.js';
 export {
   type ClassifierInfo,
   type LayerInfo,

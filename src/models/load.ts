@@ -11,6 +11,7 @@ import { type GraphModel, loadGraphModel } from '@tensorflow/tfjs-converter';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { ParryError } from '../errors.js';
+import { checkEngineChoice, type EngineChoice, engineFromEnvironment } from './engine-choice.js';
 import { fileHandler, MODEL_JSON } from './io.js';
 import { readParryMetadata } from './metadata.js';
 import { exportOnnx } from './onnx/from-layers.js';
@@ -35,10 +36,12 @@ export interface LoadClassifierOptions {
   /** Needed only when the model leaves input dimensions unknown. */
   inputShape?: number[];
   /**
-   * 'ort': attach ONNX Runtime (native kernels) for logits and input gradients — an ONNX model
-   * as it is, a LayersModel through its ONNX export. Default: $PARRY_ENGINE, else 'tfjs'.
+   * 'ort': run logits and input gradients on ONNX Runtime (native kernels) — an ONNX model as it
+   * is, a LayersModel through its ONNX export; an op without a gradient rule is refused by name.
+   * 'tfjs' (alias 'wasm'): tfjs ops on the active backend. 'auto': ORT when the model's ops are
+   * all covered, else tfjs. Default: $PARRY_ENGINE, else 'auto'.
    */
-  engine?: 'tfjs' | 'ort';
+  engine?: EngineChoice;
 }
 
 function detectFormat(artifacts: tf.io.ModelArtifacts, source: string): ModelFormat {
@@ -132,33 +135,45 @@ export async function loadClassifier(
   dir: string,
   opts: LoadClassifierOptions = {},
 ): Promise<TfjsClassifier> {
-  const engine = opts.engine ?? engineFromEnvironment();
+  const engine = checkEngineChoice(
+    opts.engine ?? engineFromEnvironment(),
+    'loadClassifier: engine',
+  );
   const classifier = await loadTfjsClassifier(dir, opts);
-  if (engine === 'ort') {
+  if (engine === 'ort' || engine === 'auto') {
     try {
-      await attachOrt(classifier, dir);
+      attachOrt(classifier, dir);
     } catch (e) {
-      classifier.dispose();
-      throw e;
+      // auto: a model ORT cannot run (an op without a rule, a GraphModel) stays on tfjs.
+      if (!(engine === 'auto' && e instanceof ParryError && e.code === 'UNSUPPORTED')) {
+        classifier.dispose();
+        throw e;
+      }
     }
   }
+  used.add(classifier.engine?.name ?? 'tfjs');
   return classifier;
 }
 
-/** $PARRY_ENGINE ('tfjs' or 'ort'; unset: tfjs). */
-function engineFromEnvironment(): 'tfjs' | 'ort' {
-  const v = process.env.PARRY_ENGINE;
-  if (v === undefined || v === '' || v === 'tfjs') return 'tfjs';
-  if (v === 'ort') return 'ort';
-  throw new ParryError('BAD_OPTION', `PARRY_ENGINE=${v}: choose tfjs or ort`);
+const used = new Set<string>();
+
+/** The engines the models loaded in this thread run on ('ort', 'tfjs'), sorted. */
+export function enginesUsed(): string[] {
+  return [...used].sort();
 }
 
 /** Attaches ONNX Runtime to `classifier` (its ONNX graph, or its LayersModel exported to one). */
-async function attachOrt(classifier: TfjsClassifier, source: string): Promise<void> {
+function attachOrt(classifier: TfjsClassifier, source: string): void {
+  if (classifier.format === 'graph-model') {
+    throw new ParryError(
+      'UNSUPPORTED',
+      `engine ort: ${source} is a GraphModel; export runs LayersModels and ONNX files`,
+    );
+  }
   const network =
     classifier.onnx ?? new OnnxNetwork(exportOnnx(classifier), source, { layout: 'NCHW' });
   try {
-    classifier.engine = await createOrtEngine(network.model, source, {
+    classifier.engine = createOrtEngine(network.model, source, {
       shapes: network.valueShapes(),
       layout: network.layout,
       mean: classifier.mean,

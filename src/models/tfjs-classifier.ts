@@ -8,6 +8,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { ParryError } from '../errors.js';
 import type { Classifier, NativeEngine } from './classifier.js';
 import { OnnxNetwork } from './onnx/network.js';
+import { engineLogits } from './onnx/ort-engine.js';
 
 export type ModelFormat = 'layers-model' | 'graph-model' | 'onnx';
 type Dims = (number | null)[];
@@ -231,9 +232,13 @@ export class TfjsClassifier implements Classifier {
     }
   }
 
-  /** Logits `[batch, numClasses]` in inference mode, differentiable in x. Caller owns them. */
+  /**
+   * Logits `[batch, numClasses]` in inference mode, differentiable in x. Caller owns them. With a
+   * native engine attached they come from it, and their gradient from its vector-Jacobian product.
+   */
   logits(x: tf.Tensor): tf.Tensor2D {
     this.checkInput(x);
+    if (this.engine !== undefined) return engineLogits(this.engine, x);
     return tf.tidy(() => {
       let z = x.dtype === 'float32' ? x : tf.cast(x, 'float32');
       if (this.meanT != null) z = tf.sub(z, this.meanT);
@@ -287,8 +292,7 @@ export class TfjsClassifier implements Classifier {
     this.layersModel?.dispose();
     this.graphModel?.dispose();
     this.onnx?.dispose();
-    // Sessions release in the background; nothing waits on them.
-    void this.engine?.dispose();
+    this.engine?.dispose();
     this.engine = undefined;
     this.meanT?.dispose();
     this.stdT?.dispose();

@@ -11,6 +11,7 @@ import type { WorkerPool } from '../engine/pool.js';
 import { Rng } from '../engine/rng.js';
 import { ParryError } from '../errors.js';
 import { DropoutSeeder } from '../models/dropout.js';
+import { releaseCraftingEngine } from '../models/index.js';
 import { countCorrect, smoothedCrossEntropy } from '../objectives/losses.js';
 import { parseWith } from '../options.js';
 import { type ParallelLoss, ParallelStep } from './parallel.js';
@@ -228,6 +229,8 @@ export async function trainModel(
   } finally {
     disposeOptimizer(optimizer);
     dropout.restore();
+    // The sessions adversarial training's crafting ran on, if any.
+    releaseCraftingEngine(model);
   }
   return { config: cfg, epochs, seconds: (performance.now() - started) / 1000 };
 }

@@ -101,6 +101,9 @@ describe('GraphModel directories', () => {
     const c = await loadClassifier(dir);
     expect(c.format).toBe('graph-model');
     expect(c.graphModel).toBeDefined();
+    // The default engine (auto) leaves a GraphModel on tfjs; asking for ORT is refused.
+    expect(c.engine).toBeUndefined();
+    await expect(loadClassifier(dir, { engine: 'ort' })).rejects.toThrow(/GraphModel/);
     expect(c.inputShape).toEqual([4]);
     expect(c.numClasses).toBe(3);
     expect(c.bounds).toEqual([-5, 5]);

@@ -7,14 +7,12 @@
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import {
-  objectiveGradient,
-  objectiveGradientAsync,
-} from '../../src/attacks/evasion/gradient-loop.js';
+import { attackGradient, objectiveGradient } from '../../src/attacks/evasion/gradient-loop.js';
 import { fgsm, mim, pgd } from '../../src/attacks/evasion/index.js';
 import { attackObjective, CE_MARGIN_WEIGHT } from '../../src/attacks/evasion/objective.js';
 import { disposeAttackResult } from '../../src/attacks/result.js';
 import { loadDataset, takeFirst } from '../../src/data/index.js';
+import { OrtSession } from '../../src/engine/ort/session.js';
 import { packageRoot } from '../../src/engine/paths.js';
 import { loadClassifier } from '../../src/models/index.js';
 import { crossEntropy } from '../../src/objectives/losses.js';
@@ -29,7 +27,7 @@ describe('ONNX Runtime engine', () => {
     'logits and input gradients equal tfjs: %s',
     async (dir) => {
       const [slow, fast] = await Promise.all([
-        loadClassifier(dir),
+        loadClassifier(dir, { engine: 'tfjs' }),
         loadClassifier(dir, { engine: 'ort' }),
       ]);
       expect(fast.engine?.name).toBe('ort');
@@ -39,11 +37,12 @@ describe('ONNX Runtime engine', () => {
         [0, 1, 2, 0, 1, 2, 0, 1].map((v) => v % slow.numClasses),
         'int32',
       );
-      const logits = await fast.engine!.logits(x);
+      // The classifier's logits run on the engine, their gradient through its VJP graph.
+      const logits = fast.logits(x);
       const want = tf.tidy(() => slow.logits(x));
       expect(maxDiff(logits.dataSync(), want.dataSync())).toBeLessThan(1e-4);
       const objective = (l: tf.Tensor2D) => crossEntropy(l, labels);
-      const g = await objectiveGradientAsync(fast, x, objective);
+      const g = tf.tidy(() => objectiveGradient(fast, x, objective));
       const gWant = tf.tidy(() => objectiveGradient(slow, x, objective));
       expect(maxDiff(g.dataSync(), gWant.dataSync())).toBeLessThan(1e-4);
       tf.dispose([x, labels, logits, want, g, gWant]);
@@ -62,12 +61,12 @@ describe('ONNX Runtime engine', () => {
     'the %s loss head (targeted: %s) gives the gradient of the attack objective in one run',
     async (loss, targeted) => {
       const [slow, fast] = await Promise.all([
-        loadClassifier(CNN),
+        loadClassifier(CNN, { engine: 'tfjs' }),
         loadClassifier(CNN, { engine: 'ort' }),
       ]);
       const x = tf.randomUniform([8, 28, 28, 1], 0, 1, 'float32', 7);
       const goal = tf.tensor1d([3, 1, 4, 1, 5, 9, 2, 6], 'int32');
-      const got = await fast.engine!.lossGradient(x, goal, {
+      const got = fast.engine!.lossGradient(x, goal, {
         kind: loss,
         marginWeight: CE_MARGIN_WEIGHT,
         targeted,
@@ -85,7 +84,7 @@ describe('ONNX Runtime engine', () => {
 
   it('PGD-10, FGSM and MIM reach the same robust accuracy on both engines (within 1 in 200)', async () => {
     const [slow, fast] = await Promise.all([
-      loadClassifier(CNN),
+      loadClassifier(CNN, { engine: 'tfjs' }),
       loadClassifier(CNN, { engine: 'ort' }),
     ]);
     const x = tf.tensor(data.x, data.shape);
@@ -118,16 +117,30 @@ describe('ONNX Runtime engine', () => {
     fast.dispose();
   }, 240_000);
 
-  it('1,000 gradient calls keep the tensor count flat', async () => {
+  it('1,000 gradient calls keep tensors and sessions flat; dispose releases the sessions', async () => {
+    const sessions = OrtSession.live;
     const fast = await loadClassifier(path.join(root, 'models', 'fmnist-mlp'), { engine: 'ort' });
     const x = tf.randomUniform([4, 28, 28, 1], 0, 1, 'float32', 5);
     const labels = tf.tensor1d([1, 2, 3, 4], 'int32');
     const objective = (l: tf.Tensor2D) => crossEntropy(l, labels);
-    (await objectiveGradientAsync(fast, x, objective)).dispose();
+    const named = { goal: labels, targeted: false, loss: 'ce' as const };
+    const call = (i: number) =>
+      (i % 2 ? objectiveGradient(fast, x, objective) : attackGradient(fast, x, named)).dispose();
+    call(0);
+    call(1);
     const before = tf.memory().numTensors;
-    for (let i = 0; i < 1000; i++) (await objectiveGradientAsync(fast, x, objective)).dispose();
+    const open = OrtSession.live;
+    for (let i = 0; i < 1000; i++) call(i);
     expect(tf.memory().numTensors).toBe(before);
+    expect(OrtSession.live).toBe(open);
     tf.dispose([x, labels]);
     fast.dispose();
+    expect(OrtSession.live).toBe(sessions);
   }, 120_000);
+
+  it('auto takes ORT when every op is covered', async () => {
+    const auto = await loadClassifier(CNN, { engine: 'auto' });
+    expect(auto.engine?.name).toBe('ort');
+    auto.dispose();
+  });
 });

@@ -317,6 +317,7 @@ function target(
     model: spec.model,
     defense: spec.defense,
     trainedAgainst: spec.trainedAgainst,
+    engine: 'tfjs',
     clean: {
       accuracy: mean(correct),
       predictions,

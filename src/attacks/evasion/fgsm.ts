@@ -9,8 +9,8 @@ import { z } from 'zod';
 import type { Classifier } from '../../models/classifier.js';
 import type { AttackResult, AttackRunOptions } from '../result.js';
 import { evasionAttack } from './factory.js';
-import { ascentStepAsync, gradientAttack, type StepRule } from './gradient-loop.js';
-import { attackGoal, attackObjective, parseWith } from './objective.js';
+import { ascentStep, gradientAttack, type StepRule } from './gradient-loop.js';
+import { attackGoal, parseWith } from './objective.js';
 
 export const fgsmConfigSchema = z
   .object({
@@ -42,12 +42,11 @@ async function runFgsm(
   opts: AttackRunOptions,
 ): Promise<FgsmResult> {
   const goal = attackGoal('fgsm', model, x, labels, c.targeted, opts.targetLabels);
-  const objective = (logits: tf.Tensor2D) => attackObjective(logits, goal, c.targeted, c.loss);
   const rule: StepRule<tf.Tensor> = {
     start: () => tf.clone(x),
     // The loop projects once, after the step (a second projection could move L2 points by an ulp).
     step: (xAdv) =>
-      ascentStepAsync(
+      ascentStep(
         model,
         x,
         xAdv,

@@ -35,30 +35,6 @@ export function objectiveGradient(
 }
 
 /**
- * `objectiveGradient` on the model's native engine when it has one (ONNX Runtime: the logits,
- * the objective's gradient in them here, then the engine's vector-Jacobian product), else tfjs.
- * Caller owns the result.
- */
-export async function objectiveGradientAsync(
-  model: Classifier,
-  xAdv: tf.Tensor,
-  objective: Objective,
-): Promise<tf.Tensor> {
-  const engine = model.engine;
-  if (engine === undefined) return objectiveGradient(model, xAdv, objective);
-  const logits = await engine.logits(xAdv);
-  const cotangent = tf.tidy(() =>
-    tf.grad((l: tf.Tensor) => tf.sum(objective(l as tf.Tensor2D)))(logits),
-  ) as tf.Tensor2D;
-  logits.dispose();
-  try {
-    return await engine.vjp(xAdv, cotangent);
-  } finally {
-    cotangent.dispose();
-  }
-}
-
-/**
  * Where a run starts: uniformly in the eps-ball around x, clipped into the bounds (`randomStart`,
  * drawing from `rng`), or at x itself. Caller owns the result.
  */
@@ -86,21 +62,6 @@ export interface AscentSetting {
   constrain?: 'ball' | 'bounds' | 'none';
 }
 
-/**
- * One projected ascent step of `objective`: along the gradient normalised in `norm`, `stepSize`
- * long, back onto the eps-ball around x and into the model's bounds. The step of FGSM, BIM/PGD
- * and of adversarial training's crafting. Pure; caller owns the result.
- */
-export function ascentStep(
-  model: Classifier,
-  x: tf.Tensor,
-  xAdv: tf.Tensor,
-  objective: Objective,
-  s: AscentSetting,
-): tf.Tensor {
-  return tf.tidy(() => ascend(model, x, xAdv, objectiveGradient(model, xAdv, objective), s));
-}
-
 /** The goal, direction and loss of `attackObjective`, by name, so a native engine can run it. */
 export interface NamedObjective {
   goal: tf.Tensor1D;
@@ -110,13 +71,9 @@ export interface NamedObjective {
 
 /**
  * ∇ₓ Σ attackObjective(logits, goal, targeted, loss) at `xAdv`: in one native run (the engine's
- * loss head) when the model has an engine, else through tfjs. Caller owns the result.
+ * fused loss head) when the model has an engine, else through `logits`. Caller owns the result.
  */
-export async function attackGradient(
-  model: Classifier,
-  xAdv: tf.Tensor,
-  o: NamedObjective,
-): Promise<tf.Tensor> {
+export function attackGradient(model: Classifier, xAdv: tf.Tensor, o: NamedObjective): tf.Tensor {
   if (model.engine === undefined) {
     return objectiveGradient(model, xAdv, (l) => attackObjective(l, o.goal, o.targeted, o.loss));
   }
@@ -125,27 +82,25 @@ export async function attackGradient(
 }
 
 /**
- * `ascentStep` of `attackObjective(…, named)`, with the gradient from the model's native engine
- * when it has one (one run), else exactly `ascentStep`.
+ * One projected ascent step of `objective` (a function of the logits, or an attack objective by
+ * name, which a native engine runs in one pass): along the gradient normalised in `norm`,
+ * `stepSize` long, back onto the eps-ball around x and into the model's bounds. The step of FGSM,
+ * BIM/PGD and of adversarial training's crafting. Pure; caller owns the result.
  */
-export async function ascentStepAsync(
+export function ascentStep(
   model: Classifier,
   x: tf.Tensor,
   xAdv: tf.Tensor,
-  named: NamedObjective,
+  objective: Objective | NamedObjective,
   s: AscentSetting,
-): Promise<tf.Tensor> {
-  if (model.engine === undefined) {
-    const objective = (l: tf.Tensor2D) =>
-      attackObjective(l, named.goal, named.targeted, named.loss);
-    return ascentStep(model, x, xAdv, objective, s);
-  }
-  const grad = await attackGradient(model, xAdv, named);
-  try {
-    return tf.tidy(() => ascend(model, x, xAdv, grad, s));
-  } finally {
-    grad.dispose();
-  }
+): tf.Tensor {
+  return tf.tidy(() => {
+    const grad =
+      typeof objective === 'function'
+        ? objectiveGradient(model, xAdv, objective)
+        : attackGradient(model, xAdv, objective);
+    return ascend(model, x, xAdv, grad, s);
+  });
 }
 
 /** The ascent step's move for a given gradient. Call inside `tf.tidy`. */
@@ -207,11 +162,8 @@ export interface Candidate {
 export interface StepRule<S> {
   /** The state a run starts from; the loop owns it. */
   start(run: Run): S;
-  /**
-   * Step k (0-based): a new state (the loop then disposes the old one). Pure; asynchronous only
-   * when the gradient comes from a native engine.
-   */
-  step(state: S, k: number, run: Run): S | Promise<S>;
+  /** Step k (0-based): a new state (the loop then disposes the old one). Pure. */
+  step(state: S, k: number, run: Run): S;
   /** The iterate of a state (not a copy). */
   iterate(state: S): tf.Tensor;
   /** Frees what `state` holds — except what `next`, the state that replaced it, still holds. */
@@ -335,7 +287,7 @@ async function runOnce<S>(
   try {
     for (let k = 0; k < s.steps; k++) {
       s.signal?.throwIfAborted();
-      const next = await rule.step(state, k, run);
+      const next = rule.step(state, k, run);
       rule.dispose(state, next);
       state = next;
       s.onProgress?.(++progress.done, progress.total);

@@ -12,14 +12,8 @@ import { Rng } from '../../engine/rng.js';
 import type { Classifier } from '../../models/classifier.js';
 import type { AttackResult, AttackRunOptions } from '../result.js';
 import { evasionAttack } from './factory.js';
-import {
-  attackGradient,
-  gradientAttack,
-  objectiveGradient,
-  type StepRule,
-  startingPoint,
-} from './gradient-loop.js';
-import { attackGoal, attackObjective, parseWith } from './objective.js';
+import { attackGradient, gradientAttack, type StepRule, startingPoint } from './gradient-loop.js';
+import { attackGoal, parseWith } from './objective.js';
 import { enforceThreatModel, normalizeGradient } from './projection.js';
 
 /** Guards the L1 normalisation of a zero gradient. */
@@ -67,9 +61,7 @@ export function mimStep(
   c: MimConfig,
 ): MimState {
   return tf.tidy(() => {
-    const grad = objectiveGradient(model, state.xAdv, (logits) =>
-      attackObjective(logits, goal, c.targeted, c.loss),
-    );
+    const grad = attackGradient(model, state.xAdv, { goal, targeted: c.targeted, loss: c.loss });
     return mimUpdate(model, x, state, grad, c);
   });
 }
@@ -89,27 +81,6 @@ function mimUpdate(
   return { xAdv: enforceThreatModel(stepped, x, c.eps, c.norm, model.bounds), g };
 }
 
-/** `mimStep` with the gradient from the model's native engine (one run) when it has one. */
-async function mimStepAsync(
-  model: Classifier,
-  x: tf.Tensor,
-  state: MimState,
-  goal: tf.Tensor1D,
-  c: MimConfig,
-): Promise<MimState> {
-  if (model.engine === undefined) return mimStep(model, x, state, goal, c);
-  const grad = await attackGradient(model, state.xAdv, {
-    goal,
-    targeted: c.targeted,
-    loss: c.loss,
-  });
-  try {
-    return tf.tidy(() => mimUpdate(model, x, state, grad, c));
-  } finally {
-    grad.dispose();
-  }
-}
-
 /** `createMim` validates a config once (the attack it returns does not re-check it); `mim`: validates `config`, runs MIM and re-clips the result to the eps-ball and bounds. */
 export const { create: createMim, call: mim } = evasionAttack(
   (config: MimConfigInput) => parseMimConfig(config),
@@ -127,7 +98,7 @@ async function runMim(
   const rng = new Rng(c.seed);
   const rule: StepRule<MimState> = {
     start: () => ({ xAdv: startingPoint(model, x, c, rng), g: tf.zerosLike(x) }),
-    step: (state) => mimStepAsync(model, x, state, goal, c),
+    step: (state) => mimStep(model, x, state, goal, c),
     iterate: (state) => state.xAdv,
     dispose: (state) => tf.dispose([state.xAdv, state.g]),
   };

@@ -12,13 +12,7 @@ import { Rng } from '../../engine/rng.js';
 import type { Classifier } from '../../models/classifier.js';
 import type { AttackResult, AttackRunOptions } from '../result.js';
 import { evasionAttack } from './factory.js';
-import {
-  ascentStep,
-  ascentStepAsync,
-  gradientAttack,
-  type StepRule,
-  startingPoint,
-} from './gradient-loop.js';
+import { ascentStep, gradientAttack, type StepRule, startingPoint } from './gradient-loop.js';
 import { attackGoal, attackObjective, parseWith } from './objective.js';
 
 export const pgdConfigSchema = z
@@ -84,8 +78,7 @@ async function runPgd(
   const rule: StepRule<tf.Tensor> = {
     // One forked generator per restart: restart r draws the same start whatever `restarts` is.
     start: () => startingPoint(model, x, c, rng.fork()),
-    step: (xAdv) =>
-      ascentStepAsync(model, x, xAdv, { goal, targeted: c.targeted, loss: c.loss }, c),
+    step: (xAdv) => ascentStep(model, x, xAdv, { goal, targeted: c.targeted, loss: c.loss }, c),
     iterate: (xAdv) => xAdv,
     dispose: (xAdv) => xAdv.dispose(),
   };

@@ -11,14 +11,15 @@ import { z } from 'zod';
 import {
   ascentStep,
   iterateSteps,
+  type NamedObjective,
   type Objective,
   startingPoint,
 } from '../../attacks/evasion/gradient-loop.js';
-import { attackObjective } from '../../attacks/evasion/objective.js';
 import { clipToBounds } from '../../attacks/evasion/projection.js';
 import { Rng } from '../../engine/rng.js';
 import { ParryError } from '../../errors.js';
 import type { Classifier } from '../../models/classifier.js';
+import { craftingEngine, engineLogits } from '../../models/index.js';
 import { klDivergence } from '../../objectives/losses.js';
 import { parseWith } from '../../options.js';
 import type { LossFn, PrepareFn, TrainProgress } from '../../train/loop.js';
@@ -59,14 +60,22 @@ export function defaultStepSize(eps: number, steps: number): number {
   return (2.5 * eps) / steps;
 }
 
-/** A Classifier on a LayersModel in inference mode, for crafting attacks against it. */
+/**
+ * A Classifier on a LayersModel in inference mode, for crafting attacks against it: on ONNX Runtime
+ * with the model's current weights when the engine choice allows (`craftingEngine`), else tfjs.
+ * Make one per training step: it reads the weights as they are now.
+ */
 export function trainingClassifier(model: tfl.LayersModel, bounds: [number, number]): Classifier {
   const out = model.outputs[0].shape;
+  const engine = craftingEngine(model, bounds);
   return {
     inputShape: (model.inputs[0].shape as number[]).slice(1),
     numClasses: out[out.length - 1] as number,
     bounds,
-    logits: (x) => model.apply(x, { training: false }) as tf.Tensor2D,
+    logits: engine
+      ? (x) => engineLogits(engine, x)
+      : (x) => model.apply(x, { training: false }) as tf.Tensor2D,
+    engine,
   };
 }
 
@@ -75,7 +84,7 @@ function iterate(
   model: Classifier,
   x: tf.Tensor,
   start: tf.Tensor,
-  objective: Objective,
+  objective: Objective | NamedObjective,
   norm: 'linf' | 'l2',
   s: AttackSetting,
 ): tf.Tensor {
@@ -110,7 +119,7 @@ export function craftPgd(
     start === 'uniform'
       ? startingPoint(model, x, { ...s, norm, randomStart: true }, rng)
       : gaussianStart(model, x, rng);
-  return iterate(model, x, x0, (logits) => attackObjective(logits, labels, false, 'ce'), norm, s);
+  return iterate(model, x, x0, { goal: labels, targeted: false, loss: 'ce' }, norm, s);
 }
 
 /**

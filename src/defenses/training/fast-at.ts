@@ -14,7 +14,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { ascentStep, startingPoint } from '../../attacks/evasion/gradient-loop.js';
-import { attackObjective } from '../../attacks/evasion/objective.js';
 import { Rng } from '../../engine/rng.js';
 import { ParryError } from '../../errors.js';
 import type { Classifier } from '../../models/classifier.js';
@@ -62,7 +61,7 @@ export function fgsmRandomStart(
       { eps: noise * c.eps, norm: c.norm, randomStart: noise > 0 },
       rng,
     );
-    const objective = (logits: tf.Tensor2D) => attackObjective(logits, labels, false, 'ce');
+    const objective = { goal: labels, targeted: false, loss: 'ce' as const };
     const constrain = project ? 'ball' : 'bounds';
     return ascentStep(model, x, x0, objective, { ...c, stepSize: c.alpha * c.eps, constrain });
   });

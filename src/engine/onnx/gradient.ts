@@ -20,6 +20,7 @@ export const GRADIENT_OPSET = 17;
 
 interface Builder {
   nodes: OnnxNode[];
+  /** The graph's constants (weights, and the ones rules add). */
   initializers: Map<string, OnnxTensor>;
   fresh(prefix: string): string;
   emit(
@@ -92,13 +93,48 @@ const elementwise =
   (b, node, dy, needs) =>
     needs[0] ? [b.emit('Mul', [dy, derivative(b, node.inputs[0], node.outputs[0], node)])[0]] : [];
 
-/** For Add/Sub/Mul: the operand that needs a gradient must have the output's shape. */
-function sameShape(b: Builder, node: OnnxNode, i: number): void {
+/**
+ * dy for operand `i` of a broadcasting binary op: summed over the axes the operand was broadcast
+ * along (at batch 1; the batch axis is the output's own), then reshaped to the operand's shape.
+ */
+function unbroadcast(b: Builder, node: OnnxNode, i: number, dy: string): string {
   const a = b.shape(node.inputs[i]);
   const y = b.shape(node.outputs[0]);
-  if (a.length !== y.length || a.some((d, k) => d !== y[k])) {
-    throw unsupported(node, `input ${i} is broadcast ([${a.join(', ')}] to [${y.join(', ')}])`);
+  const offset = y.length - a.length;
+  const axes: number[] = [];
+  for (let k = 0; k < y.length; k++) {
+    const dim = k < offset ? 1 : a[k - offset];
+    if (dim === 1 && y[k] !== 1) axes.push(k);
   }
+  if (axes.length === 0 && offset === 0) return dy;
+  let summed = dy;
+  if (axes.length > 0) {
+    const axesName = b.constant(b.fresh('axes'), [axes.length], axes, 'int32');
+    [summed] = b.emit('ReduceSum', [dy, axesName], { keepdims: 1 });
+  }
+  const [shape] = b.emit('Shape', [node.inputs[i]]);
+  return b.emit('Reshape', [summed, shape])[0];
+}
+
+/** A binary op's rule from the gradient of operand i before unbroadcasting. */
+const binaryRule =
+  (partial: (b: Builder, node: OnnxNode, dy: string, i: number) => string): Rule =>
+  (b, node, dy, needs) =>
+    node.inputs.map((_, i) =>
+      needs[i] ? unbroadcast(b, node, i, partial(b, node, dy, i)) : undefined,
+    );
+
+/** A constant input's values (an initializer or a Constant node), or undefined when the input is absent. */
+function constantInput(b: Builder, node: OnnxNode, i: number, what: string): number[] | undefined {
+  const name = node.inputs[i];
+  if (name === undefined || name === '') return undefined;
+  const t =
+    b.initializers.get(name) ??
+    (b.nodes.find((n) => n.opType === 'Constant' && n.outputs[0] === name)?.attributes.value as
+      | OnnxTensor
+      | undefined);
+  if (t === undefined) throw unsupported(node, `${what} computed in the graph (not a constant)`);
+  return Array.from(t.data as ArrayLike<number>);
 }
 
 export const GRADIENT_RULES: Record<string, Rule> = {
@@ -141,24 +177,81 @@ export const GRADIENT_RULES: Record<string, Rule> = {
     });
     return [b.emit('Transpose', [dy], { perm: inverse })[0]];
   },
-  Add: (b, node, dy, needs) =>
-    node.inputs.map((_, i) => {
-      if (!needs[i]) return undefined;
-      sameShape(b, node, i);
-      return dy;
-    }),
-  Sub: (b, node, dy, needs) =>
-    node.inputs.map((_, i) => {
-      if (!needs[i]) return undefined;
-      sameShape(b, node, i);
-      return i === 0 ? dy : b.emit('Neg', [dy])[0];
-    }),
-  Mul: (b, node, dy, needs) =>
-    node.inputs.map((_, i) => {
-      if (!needs[i]) return undefined;
-      sameShape(b, node, i);
-      return b.emit('Mul', [dy, node.inputs[1 - i]])[0];
-    }),
+  Elu: elementwise((b, x, y, n) => {
+    // y' = 1 for x > 0, else α·eˣ = y + α.
+    const zero = b.constant('zero', [], [0]);
+    const one = b.constant('one', [], [1]);
+    const alpha = b.constant(b.fresh('alpha'), [], [attr(n, 'alpha', 1)]);
+    const [positive] = b.emit('Greater', [x, zero]);
+    const [negative] = b.emit('Add', [y, alpha]);
+    return b.emit('Where', [positive, one, negative])[0];
+  }),
+  Softplus: elementwise((b, x) => b.emit('Sigmoid', [x])[0]),
+  Clip: elementwise((b, x, _y, n) => {
+    // 1 inside [min, max] (ends included, as PyTorch's clamp and tfjs's clipByValue), else 0.
+    const bound = (i: number, name: string, fallback: number) =>
+      n.inputs[i] !== undefined && n.inputs[i] !== ''
+        ? n.inputs[i]
+        : b.constant(b.fresh(name), [], [attr(n, name, fallback)]);
+    const [aboveMin] = b.emit('GreaterOrEqual', [x, bound(1, 'min', -3.4e38)]);
+    const [belowMax] = b.emit('LessOrEqual', [x, bound(2, 'max', 3.4e38)]);
+    const [inside] = b.emit('And', [aboveMin, belowMax]);
+    return b.emit('Cast', [inside], { to: 1 })[0];
+  }),
+  Softmax: (b, node, dy, needs) => {
+    if (!needs[0]) return [];
+    const rank = b.shape(node.inputs[0]).length;
+    const axis = attr(node, 'axis', -1);
+    if ((axis < 0 ? axis + rank : axis) !== rank - 1) {
+      throw unsupported(node, 'softmax over an axis other than the last');
+    }
+    // dx = y ⊙ (dy − Σ_axis dy ⊙ y).
+    const y = node.outputs[0];
+    const [dyY] = b.emit('Mul', [dy, y]);
+    const last = b.constant('last_axis', [1], [-1], 'int32');
+    const [sum] = b.emit('ReduceSum', [dyY, last], { keepdims: 1 });
+    const [centred] = b.emit('Sub', [dy, sum]);
+    return [b.emit('Mul', [y, centred])[0]];
+  },
+  Add: binaryRule((_b, _node, dy) => dy),
+  Sub: binaryRule((b, _node, dy, i) => (i === 0 ? dy : b.emit('Neg', [dy])[0])),
+  Mul: binaryRule((b, node, dy, i) => b.emit('Mul', [dy, node.inputs[1 - i]])[0]),
+  Div: binaryRule((b, node, dy, i) => {
+    // y = a / c: da = dy / c, dc = −dy · y / c.
+    const [quotient] = b.emit('Div', [dy, node.inputs[1]]);
+    if (i === 0) return quotient;
+    const [scaled] = b.emit('Mul', [quotient, node.outputs[0]]);
+    return b.emit('Neg', [scaled])[0];
+  }),
+  Concat: (b, node, dy, needs) => {
+    const rank = b.shape(node.outputs[0]).length;
+    const raw = attr(node, 'axis', 0);
+    const axis = raw < 0 ? raw + rank : raw;
+    if (axis === 0) throw unsupported(node, 'concatenation along the batch axis');
+    const sizes = node.inputs.map((i) => b.shape(i)[axis]);
+    const split = b.constant(b.fresh('split'), [sizes.length], sizes, 'int32');
+    const parts = b.emit('Split', [dy, split], { axis }, sizes.length);
+    return parts.map((p, i) => (needs[i] ? p : undefined));
+  },
+  Pad: (b, node, dy, needs) => {
+    if (!needs[0]) return [];
+    const mode = attr(node, 'mode', 'constant');
+    if (mode !== 'constant') throw unsupported(node, `mode '${mode}'`);
+    const pads = constantInput(b, node, 1, 'pads') ?? attr(node, 'pads', [] as number[]);
+    if (constantInput(b, node, 3, 'axes') !== undefined) throw unsupported(node, 'an axes input');
+    const inShape = b.shape(node.inputs[0]);
+    const rank = inShape.length;
+    if (pads[0] !== 0 || pads[rank] !== 0) throw unsupported(node, 'padding the batch axis');
+    if (pads.some((p) => p < 0)) throw unsupported(node, 'negative pads');
+    // dx is dy without the padding: a slice of every other axis.
+    const axes = Array.from({ length: rank - 1 }, (_, k) => k + 1);
+    const starts = axes.map((a) => pads[a]);
+    const ends = axes.map((a) => pads[a] + inShape[a]);
+    const name = (what: string, v: number[]) => b.constant(b.fresh(what), [v.length], v, 'int32');
+    return [
+      b.emit('Slice', [dy, name('starts', starts), name('ends', ends), name('axes', axes)])[0],
+    ];
+  },
   Gemm: (b, node, dy, needs) => {
     if (needs[1] || needs[2]) throw unsupported(node, 'a gradient for B or C');
     if (!needs[0]) return [];

@@ -3,8 +3,14 @@
  * `all` (NCHWc convolutions), one intra-op thread per session with spinning off (each worker
  * thread owns its sessions; spinning threads slowed shared cores 1.5–2× in our measurements), the
  * memory arena and pattern left on. Inputs and outputs are float32 arrays with their shapes.
+ *
+ * Runs are synchronous. onnxruntime-node's public `InferenceSession.run` only defers the native
+ * binding's synchronous call to the next macrotask; calling the binding directly (pinned version,
+ * `dist/binding.js`) lets a classifier's `logits` — synchronous like every tfjs op — run on ORT, so
+ * every attack, defence and certifier composes with the native engine unchanged.
  */
 import * as ort from 'onnxruntime-node';
+import { binding, initOrt } from 'onnxruntime-node/dist/binding.js';
 import { ParryError } from '../../errors.js';
 
 export interface SessionOptions {
@@ -17,17 +23,35 @@ export interface Float32Value {
   dims: number[];
 }
 
+type NativeSession = InstanceType<typeof binding.InferenceSession>;
+
+/** Sessions alive in this thread (leak tests read it). */
+let live = 0;
+
 export class OrtSession {
-  private constructor(private readonly session: ort.InferenceSession) {}
+  private released = false;
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  private readonly fetches: Record<string, null>;
+
+  private constructor(private readonly session: NativeSession) {
+    this.inputNames = session.inputMetadata.map((m) => m.name);
+    this.outputNames = session.outputMetadata.map((m) => m.name);
+    this.fetches = Object.fromEntries(this.outputNames.map((n) => [n, null]));
+    live++;
+  }
+
+  /** Sessions created and not yet released in this thread. */
+  static get live(): number {
+    return live;
+  }
 
   /** A session for the ONNX model `bytes`; `source` names it in errors. */
-  static async create(
-    bytes: Uint8Array,
-    source: string,
-    opts: SessionOptions = {},
-  ): Promise<OrtSession> {
+  static create(bytes: Uint8Array, source: string, opts: SessionOptions = {}): OrtSession {
     try {
-      const session = await ort.InferenceSession.create(bytes, {
+      initOrt();
+      const session = new binding.InferenceSession();
+      session.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, {
         executionProviders: ['cpu'],
         graphOptimizationLevel: 'all',
         intraOpNumThreads: opts.threads ?? 1,
@@ -45,29 +69,25 @@ export class OrtSession {
     }
   }
 
-  get inputNames(): readonly string[] {
-    return this.session.inputNames;
-  }
-
-  get outputNames(): readonly string[] {
-    return this.session.outputNames;
-  }
-
   /** Runs the graph on `feeds` (by input name); returns every output by name. */
-  async run(feeds: Record<string, Float32Value>): Promise<Record<string, Float32Value>> {
+  run(feeds: Record<string, Float32Value>): Record<string, Float32Value> {
+    if (this.released) throw new ParryError('INTERNAL', 'OrtSession: run after release');
     const inputs: Record<string, ort.Tensor> = {};
     for (const [name, v] of Object.entries(feeds))
       inputs[name] = new ort.Tensor('float32', v.data, v.dims);
-    const out = await this.session.run(inputs);
+    const out = this.session.run(inputs, this.fetches, {});
     const result: Record<string, Float32Value> = {};
     for (const [name, t] of Object.entries(out)) {
       result[name] = { data: t.data as Float32Array, dims: [...t.dims] };
-      t.dispose();
     }
     return result;
   }
 
-  async release(): Promise<void> {
-    await this.session.release();
+  /** Frees the native session; idempotent. */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    live--;
+    this.session.dispose();
   }
 }

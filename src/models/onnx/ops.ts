@@ -259,7 +259,10 @@ export const OPS: Record<string, Op> = {
   Elu: (c) => {
     const alpha = attr(c, 'alpha', 1);
     const x = input(c, 0);
-    return [alpha === 1 ? tf.elu(x) : tf.where(tf.greater(x, 0), x, tf.mul(tf.expm1(x), alpha))];
+    // max(x, 0) + α·(e^min(x, 0) − 1): differentiable in tfjs (a `where` on x's sign is not).
+    return [
+      alpha === 1 ? tf.elu(x) : tf.add(tf.relu(x), tf.mul(tf.expm1(tf.minimum(x, 0)), alpha)),
+    ];
   },
   Sigmoid: unary(tf.sigmoid),
   Tanh: unary(tf.tanh),

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { HEAD_ONEHOT, HEAD_SIGN, type LossHead, vjpGraph } from '../../engine/onnx/gradient.js';
 import type { OnnxModel } from '../../engine/onnx/ir.js';
-import { OrtSession } from '../../engine/ort/session.js';
+import { type Float32Value, OrtSession } from '../../engine/ort/session.js';
 import type { NativeEngine } from '../classifier.js';
 import { writeOnnx } from './graph.js';
 import type { Layout } from './network.js';
@@ -18,27 +18,26 @@ export interface OrtEngineSetup {
   layout: Layout;
   mean?: number[];
   std?: number[];
+  /** Inputs fed to every run besides x (the weights of a model being trained), by name. */
+  feeds?: () => Record<string, Float32Value>;
 }
 
 /** An ORT engine for `model`; `source` names it in errors. */
-export async function createOrtEngine(
+export function createOrtEngine(
   model: OnnxModel,
   source: string,
   setup: OrtEngineSetup,
-): Promise<NativeEngine> {
-  const forward = await OrtSession.create(writeOnnx(model), source);
+): NativeEngine {
+  const forward = OrtSession.create(writeOnnx(model), source);
   let backward: OrtSession;
   try {
-    backward = await OrtSession.create(
-      writeOnnx(vjpGraph(model, setup.shapes)),
-      `${source} (gradient)`,
-    );
+    backward = OrtSession.create(writeOnnx(vjpGraph(model, setup.shapes)), `${source} (gradient)`);
   } catch (e) {
-    await forward.release();
+    forward.release();
     throw e;
   }
   // One session per loss head, made on first use.
-  const heads = new Map<string, Promise<OrtSession>>();
+  const heads = new Map<string, OrtSession>();
   const headSession = (head: LossHead) => {
     const key = `${head.kind}:${head.marginWeight}`;
     let session = heads.get(key);
@@ -54,7 +53,7 @@ export async function createOrtEngine(
   const mean = setup.mean ? tf.keep(tf.tensor1d(setup.mean)) : undefined;
   const std = setup.std ? tf.keep(tf.tensor1d(setup.std)) : undefined;
   const nchw = setup.layout === 'NCHW';
-  /** x (NHWC, raw) as the graph's input values. */
+  /** x (NHWC, raw) as the graph's input values, with the extra feeds. */
   const feed = (x: tf.Tensor) => {
     const z = tf.tidy(() => {
       let v = x.dtype === 'float32' ? x : tf.cast(x, 'float32');
@@ -64,7 +63,7 @@ export async function createOrtEngine(
     });
     const value = { data: z.dataSync() as Float32Array, dims: [...z.shape] };
     z.dispose();
-    return value;
+    return { ...setup.feeds?.(), [input]: value };
   };
   /** The input gradient of a run's outputs, back in parry's layout and raw input space. */
   const gradientOut = (out: Record<string, { data: Float32Array; dims: number[] }>) => {
@@ -77,31 +76,48 @@ export async function createOrtEngine(
   };
   return {
     name: 'ort',
-    async logits(x) {
-      const out = await forward.run({ [input]: feed(x) });
+    logits(x) {
+      const out = forward.run(feed(x));
       const l = out[output];
       return tf.tensor2d(l.data, [l.dims[0], l.dims[1]]);
     },
-    async vjp(x, cotangent) {
+    vjp(x, cotangent) {
       const seed = { data: cotangent.dataSync() as Float32Array, dims: [...cotangent.shape] };
-      return gradientOut(await backward.run({ [input]: feed(x), [`d_${output}`]: seed }));
+      return gradientOut(backward.run({ ...feed(x), [`d_${output}`]: seed }));
     },
-    async lossGradient(x, goal, loss) {
-      const session = await headSession({ kind: loss.kind, marginWeight: loss.marginWeight });
+    lossGradient(x, goal, loss) {
+      const session = headSession({ kind: loss.kind, marginWeight: loss.marginWeight });
       const k = model.graph.outputs[0].shape[1] ?? setup.shapes.get(output)![1];
       const onehot = tf.tidy(() => tf.cast(tf.oneHot(tf.cast(goal, 'int32'), k), 'float32'));
       const feeds = {
-        [input]: feed(x),
+        ...feed(x),
         [HEAD_ONEHOT]: { data: onehot.dataSync() as Float32Array, dims: [...onehot.shape] },
         [HEAD_SIGN]: { data: Float32Array.of(loss.targeted ? -1 : 1), dims: [1] },
       };
       onehot.dispose();
-      return gradientOut(await session.run(feeds));
+      return gradientOut(session.run(feeds));
     },
-    async dispose() {
+    dispose() {
       tf.dispose([mean, std].filter((t) => t !== undefined));
-      const made = await Promise.all(heads.values());
-      await Promise.all([forward, backward, ...made].map((s) => s.release()));
+      for (const s of [forward, backward, ...heads.values()]) s.release();
+      heads.clear();
     },
   };
+}
+
+/**
+ * `engine`'s logits for x as a tfjs tensor whose gradient in x is the engine's vector-Jacobian
+ * product, so tfjs code differentiating a classifier's `logits` runs on the engine unchanged.
+ * Caller owns the result.
+ */
+export function engineLogits(engine: NativeEngine, x: tf.Tensor): tf.Tensor2D {
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [z, save] = args as [tf.Tensor, tf.GradSaveFunc];
+    save([z]);
+    return {
+      value: engine.logits(z),
+      gradFunc: (dy: tf.Tensor, [saved]: tf.Tensor[]) => engine.vjp(saved, dy as tf.Tensor2D),
+    };
+  });
+  return tf.tidy(() => f(x.dtype === 'float32' ? x : tf.cast(x, 'float32')) as tf.Tensor2D);
 }
