@@ -107,9 +107,11 @@ export function setUpBackend(opts: CommonOptions): Promise<string> {
 
 /** Writes the command's result: one JSON object with --json, readable lines otherwise. */
 export function emit(result: Record<string, unknown>, opts: CommonOptions, human: () => string) {
-  // The engine that ran the models is part of the record (engines differ in the last digits).
+  // The engine that ran the models is part of the record (engines differ in the last digits);
+  // a result that names its own engine keeps it.
   const engines = enginesUsed();
-  const record = engines.length > 0 ? { ...result, engine: engines.join('+') } : result;
+  const record =
+    engines.length > 0 && !('engine' in result) ? { ...result, engine: engines.join('+') } : result;
   if (opts.json) process.stdout.write(`${JSON.stringify(record)}\n`);
   else process.stdout.write(`${human()}\n`);
 }

@@ -242,6 +242,7 @@ export async function runTraining(
   const stored = await loadClassifier(opts.out);
   const storedAccuracy = (await predictDataset(stored, test)).accuracy;
   const storedExtra = (await defense.onStored?.(stored)) ?? {};
+  const storedEngine = stored.engine?.name ?? 'tfjs';
   stored.dispose?.();
   const summary = {
     command: 'train',
@@ -262,6 +263,9 @@ export async function runTraining(
     ...finished,
     seed: opts.seed,
     backend,
+    // The engine the stored model was measured on; adversarial crafting ran on the same one
+    // (both follow $PARRY_ENGINE and cover the same layers).
+    engine: storedEngine,
     workers,
     params: model.countParams(),
     weights_dtype: opts.float16 ? 'float16' : 'float32',

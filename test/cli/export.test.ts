@@ -55,12 +55,12 @@ describe('parry export', () => {
       '5',
     ];
     const run = (...more: string[]) => parry(...attack, '--n', '64', '--json', ...more);
-    const [tfjs, ort] = [run(), run('--engine', 'ort')].map((r) => {
+    const [tfjs, ort] = [run('--engine', 'tfjs'), run()].map((r) => {
       expect(r.code, r.stderr).toBe(0);
       return JSON.parse(r.stdout);
     });
     expect(ort.engine).toBe('ort');
-    expect(tfjs.engine).toBeUndefined();
+    expect(tfjs.engine).toBe('tfjs');
     expect(ort.clean_accuracy).toBe(tfjs.clean_accuracy);
     expect(Math.abs(ort.robust_accuracy - tfjs.robust_accuracy)).toBeLessThanOrEqual(1 / 64);
     expect(tfjs.robust_accuracy).toBeLessThan(tfjs.clean_accuracy);
