@@ -1,7 +1,8 @@
 /**
  * Attack benchmark on the committed `models/fmnist-cnn-small` (Fashion-MNIST subset test images,
  * batch 128, L∞ eps 0.1). Throughput runs use the worker pool with one worker per core, like
- * `parry attack`; the PGD step split runs in one thread: forward, backward (gradient minus
+ * `parry attack`, once per engine (tfjs on the backend, then ONNX Runtime: keys end in the
+ * engine's name); the PGD step split runs in one thread on tfjs: forward, backward (gradient minus
  * forward) and projection (the step, the ball projection and the clip). PGD-20 on one batch in
  * one thread also runs once per engine (tfjs on the backend, ONNX Runtime with one intra-op
  * thread), in the same process, so their ratio is measured under the same load.
@@ -20,7 +21,7 @@ import { packageRoot } from '../src/engine/paths.js';
 import { WorkerPool } from '../src/engine/pool.js';
 import { evaluateAttackPooled } from '../src/evaluate/robustness.js';
 import { loadClassifier } from '../src/models/index.js';
-import { timeMs } from './engine.js';
+import { ENGINES, timeMs, withEngine } from './engine.js';
 
 const BATCH = 128;
 const EPS = 0.1;
@@ -28,23 +29,49 @@ const EPS = 0.1;
 export async function benchAttacks(backend?: string): Promise<Record<string, unknown>> {
   const name = await initBackend(backend);
   const modelDir = path.join(packageRoot(), 'models', 'fmnist-cnn-small');
-  const model = await loadClassifier(modelDir);
   const test = loadDataset('fashion-mnist-subset', 'test');
   const workers = availableParallelism();
-  const pool = new WorkerPool({ workers, backend: name });
-  await pool.ready();
-  const throughput = async (attack: string, n: number, extra: Partial<AttackParams>) => {
-    const data = takeFirst(test, n);
-    const params: AttackParams = { norm: 'linf', eps: EPS, targeted: false, seed: 0, ...extra };
-    const r = await evaluateAttackPooled(pool, modelDir, 10, data, findAttack(attack)!, params, {
-      batchSize: BATCH,
+  const throughput: Record<string, number> = {};
+  for (const engine of ENGINES) {
+    await withEngine(engine, async () => {
+      const pool = new WorkerPool({ workers, backend: name });
+      await pool.ready();
+      const run = async (attack: string, n: number, extra: Partial<AttackParams>) => {
+        const data = takeFirst(test, n);
+        const params: AttackParams = { norm: 'linf', eps: EPS, targeted: false, seed: 0, ...extra };
+        const r = await evaluateAttackPooled(
+          pool,
+          modelDir,
+          10,
+          data,
+          findAttack(attack)!,
+          params,
+          {
+            batchSize: BATCH,
+          },
+        );
+        return { imagesPerS: round(n / r.seconds), robust: r.robustAccuracy };
+      };
+      try {
+        await run('fgsm', workers * BATCH, {}); // warm-up: every worker loads the model
+        const pgd = await run('pgd', 4 * BATCH, { steps: 20 });
+        const apgd = await run('apgd-ce', 2 * BATCH, { steps: 100 });
+        const square = await run('square', 2 * BATCH, { maxQueries: 5000 });
+        Object.assign(throughput, {
+          [`pgd20_linf_images_per_s_${engine}`]: pgd.imagesPerS,
+          [`pgd20_linf_robust_accuracy_${engine}`]: pgd.robust,
+          [`apgd_ce_100_images_per_s_${engine}`]: apgd.imagesPerS,
+          [`apgd_ce_100_robust_accuracy_${engine}`]: apgd.robust,
+          [`square_5000_images_per_s_${engine}`]: square.imagesPerS,
+          [`square_5000_robust_accuracy_${engine}`]: square.robust,
+        });
+      } finally {
+        await pool.close();
+      }
     });
-    return { imagesPerS: n / r.seconds, robust: r.robustAccuracy };
-  };
+  }
+  const model = await loadClassifier(modelDir, { engine: 'tfjs' });
   try {
-    const pgd = await throughput('pgd', 4 * BATCH, { steps: 20 });
-    const apgd = await throughput('apgd-ce', 2 * BATCH, { steps: 100 });
-    const square = await throughput('square', 2 * BATCH, { maxQueries: 5000 });
     const split = pgdStepSplit(model, takeFirst(test, BATCH));
     const engines = await pgdPerEngine(modelDir, takeFirst(test, BATCH));
     return {
@@ -54,17 +81,15 @@ export async function benchAttacks(backend?: string): Promise<Record<string, unk
       model: 'fmnist-cnn-small',
       eps: EPS,
       batch: BATCH,
-      pgd20_linf_images_per_s: round(pgd.imagesPerS),
-      pgd20_linf_robust_accuracy: pgd.robust,
-      apgd_ce_100_images_per_s: round(apgd.imagesPerS),
-      apgd_ce_100_robust_accuracy: apgd.robust,
-      square_5000_images_per_s: round(square.imagesPerS),
-      square_5000_robust_accuracy: square.robust,
+      ...throughput,
+      pgd20_linf_ort_over_tfjs: round(
+        throughput.pgd20_linf_images_per_s_ort / throughput.pgd20_linf_images_per_s_tfjs,
+        2,
+      ),
       ...split,
       ...engines,
     };
   } finally {
-    await pool.close();
     model.dispose();
   }
 }

@@ -23,6 +23,7 @@ import { packageRoot } from '../src/engine/paths.js';
 import { WorkerPool } from '../src/engine/pool.js';
 import { predictDatasetPooled } from '../src/evaluate/predictions.js';
 import { loadClassifier, type TfjsClassifier } from '../src/models/index.js';
+import { ENGINES, withEngine } from './engine.js';
 
 const IMAGES = 1000;
 const BATCH = 100;
@@ -63,7 +64,7 @@ export async function benchBounds(): Promise<Record<string, unknown>> {
       certifyCrown(m, x, y, EPS, config);
   const out: Record<string, unknown> = { images: IMAGES, eps: EPS, batch: BATCH };
   for (const name of ['fmnist-mlp', 'fmnist-cnn-small']) {
-    const model = await loadClassifier(join(packageRoot(), 'models', name));
+    const model = await loadClassifier(join(packageRoot(), 'models', name), { engine: 'tfjs' });
     out[name] = {
       ibp: await timeCertifier(model, data, (m, x, y) => certifyIbp(m, x, y, EPS)),
       crown: await timeCertifier(model, data, crown({})),
@@ -75,7 +76,8 @@ export async function benchBounds(): Promise<Record<string, unknown>> {
 }
 
 /**
- * Smoothing throughput on `models/fmnist-cnn-noise025` (cnn-small) with one worker per core:
+ * Smoothing throughput on `models/fmnist-cnn-noise025` (cnn-small) with one worker per core, on
+ * the engine $PARRY_ENGINE names (the benchmark runs it per engine):
  * base-classifier forward passes per second while certifying (noise sampled and counted on the
  * workers, batches of 1,000 noisy copies), against plain batched inference of as many images in
  * batches of 1,000 on the same pool.
@@ -126,10 +128,14 @@ export async function benchSmoothing(backend: string): Promise<Record<string, un
 
 export async function benchCertify(backend?: string): Promise<Record<string, unknown>> {
   const name = await initBackend(backend);
+  const smoothing: Record<string, unknown> = {};
+  for (const engine of ENGINES) {
+    smoothing[engine] = await withEngine(engine, () => benchSmoothing(name));
+  }
   return {
     benchmark: 'certify',
     backend: name,
-    smoothing: await benchSmoothing(name),
+    smoothing,
     bounds: await benchBounds(),
   };
 }

@@ -3,7 +3,8 @@
  * Fashion-MNIST training images (the bundled subset's 2,000 when the full set is not installed),
  * batch 128, for plain training and each robust method at L∞ eps 0.1, data-parallel over one
  * worker per core like `parry train`. Also the speed-up of the pool over one thread for PGD-AT,
- * on a quarter of the images. `--n N` changes N.
+ * on a quarter of the images. `--n N` changes N. `--engine tfjs|ort` (default: both, one after the
+ * other) picks where the robust methods craft their attacks (the weight update stays on tfjs).
  */
 import { availableParallelism } from 'node:os';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -19,6 +20,7 @@ import { initBackend } from '../src/engine/backend.js';
 import { WorkerPool } from '../src/engine/pool.js';
 import { buildArchitecture } from '../src/models/index.js';
 import { type TrainHooks, trainModel } from '../src/train/loop.js';
+import { ENGINES, withEngine } from './engine.js';
 
 const EPS = 0.1;
 const BATCH = 128;
@@ -79,6 +81,25 @@ async function epochSeconds(
 
 export async function benchTraining(backend?: string): Promise<Record<string, unknown>> {
   const name = await initBackend(backend);
+  const ei = process.argv.indexOf('--engine');
+  const engines = ei >= 0 ? [process.argv[ei + 1]] : ENGINES;
+  const out: Record<string, unknown> = { benchmark: 'training', backend: name };
+  for (const engine of engines) {
+    out[engine] = await withEngine(engine, () => trainingPerEngine(name));
+  }
+  const seconds = (e: string) =>
+    (out[e] as { seconds_per_epoch?: Record<string, number> } | undefined)?.seconds_per_epoch;
+  const tfjs = seconds('tfjs');
+  const ort = seconds('ort');
+  if (tfjs && ort) {
+    out.tfjs_over_ort = Object.fromEntries(
+      Object.keys(tfjs).map((k) => [k, round(tfjs[k] / ort[k])]),
+    );
+  }
+  return out;
+}
+
+async function trainingPerEngine(name: string): Promise<Record<string, unknown>> {
   const ni = process.argv.indexOf('--n');
   const n = ni >= 0 ? Number(process.argv[ni + 1]) : 10_000;
   const { data, name: dataset } = trainingData(n);
@@ -101,8 +122,7 @@ export async function benchTraining(backend?: string): Promise<Record<string, un
     const single = await epochSeconds(pgdAt, quarter, undefined);
     const ratio = (k: string) => round(perEpoch[k] / perEpoch.none);
     return {
-      benchmark: 'training',
-      backend: name,
+      engine: process.env.PARRY_ENGINE,
       workers,
       model: 'cnn-small',
       dataset,

@@ -3,11 +3,12 @@
  * exactly as the TF.js model does, `parry info` reads it, and bad paths or files are one-line
  * errors with exit 2. Runs the compiled CLI (`npm run build` first).
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { packageRoot } from '../../src/engine/paths.js';
+import { readOnnx, writeOnnx } from '../../src/models/onnx/graph.js';
 import { expectBadInput, parry } from './helpers.js';
 
 const root = packageRoot();
@@ -39,6 +40,22 @@ describe('parry export', () => {
     const bad = join(dir, 'bad.onnx');
     writeFileSync(bad, 'not a protobuf at all');
     expectBadInput(parry('info', '--model', bad), /bad\.onnx is not an ONNX model/);
+  });
+
+  it('an operator without a gradient rule: --engine ort refuses it by name, auto runs tfjs', () => {
+    const out = join(dir, 'mlp-cast.onnx');
+    expect(parry('export', '--model', MLP, '--format', 'onnx', '--out', out).code).toBe(0);
+    const model = readOnnx(readFileSync(out), out);
+    // A float-to-float Cast in place of the first Relu: tfjs runs it, ORT has no gradient rule.
+    const relu = model.graph.nodes.find((n) => n.opType === 'Relu')!;
+    relu.opType = 'Cast';
+    relu.attributes = { to: 1 };
+    writeFileSync(out, writeOnnx(model));
+    const predict = ['predict', '--model', out, '--n', '16'];
+    expectBadInput(parry(...predict, '--engine', 'ort'), /mlp-cast\.onnx.*Cast/);
+    const r = parry(...predict, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).engine).toBe('tfjs');
   });
 
   it('the PyTorch ResNet: attacked on ONNX Runtime as on tfjs, and the run records its engine', () => {

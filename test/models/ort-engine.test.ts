@@ -23,7 +23,19 @@ const CNN = path.join(root, 'models', 'fmnist-cnn-small');
 const data = takeFirst(loadDataset('fashion-mnist-subset', 'test'), 200);
 
 describe('ONNX Runtime engine', () => {
-  it.each([CNN, path.join(root, 'test', 'fixtures', 'torch-tiny')])(
+  // Every reference classifier (the denoiser is an image-to-image model, not one).
+  const REFERENCE = [
+    'fmnist-mlp',
+    'fmnist-mlp-ibp',
+    'fmnist-cnn-small',
+    'fmnist-cnn-ibp',
+    'fmnist-cnn-noise025',
+    'fmnist-cnn-pgd-at',
+    'fmnist-cnn-fast-at',
+    'fmnist-cnn-trades',
+    'fmnist-resnet',
+  ].map((name) => path.join(root, 'models', name));
+  it.each([...REFERENCE, path.join(root, 'test', 'fixtures', 'torch-tiny')])(
     'logits and input gradients equal tfjs: %s',
     async (dir) => {
       const [slow, fast] = await Promise.all([

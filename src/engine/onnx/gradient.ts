@@ -467,7 +467,7 @@ export function vjpGraph(
       if (rule === undefined) {
         throw new ParryError(
           'UNSUPPORTED',
-          `parry has no gradient rule for ONNX operator ${node.opType} (node '${node.name}')`,
+          `no gradient rule for ONNX operator ${node.opType} (node '${node.name}')`,
         );
       }
       dxs = rule(b, node, dy, needs);

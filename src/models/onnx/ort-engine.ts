@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { HEAD_ONEHOT, HEAD_SIGN, type LossHead, vjpGraph } from '../../engine/onnx/gradient.js';
 import type { OnnxModel } from '../../engine/onnx/ir.js';
 import { type Float32Value, OrtSession } from '../../engine/ort/session.js';
+import { ParryError } from '../../errors.js';
 import type { NativeEngine } from '../classifier.js';
 import { writeOnnx } from './graph.js';
 import type { Layout } from './network.js';
@@ -28,10 +29,21 @@ export function createOrtEngine(
   source: string,
   setup: OrtEngineSetup,
 ): NativeEngine {
+  let gradient: OnnxModel;
+  try {
+    gradient = vjpGraph(model, setup.shapes);
+  } catch (e) {
+    if (!(e instanceof ParryError && e.code === 'UNSUPPORTED')) throw e;
+    throw new ParryError(
+      'UNSUPPORTED',
+      `${source}: engine ort: ${e.message}; --engine tfjs runs it on tfjs ops`,
+      { cause: e },
+    );
+  }
   const forward = OrtSession.create(writeOnnx(model), source);
   let backward: OrtSession;
   try {
-    backward = OrtSession.create(writeOnnx(vjpGraph(model, setup.shapes)), `${source} (gradient)`);
+    backward = OrtSession.create(writeOnnx(gradient), `${source} (gradient)`);
   } catch (e) {
     forward.release();
     throw e;
