@@ -65,7 +65,7 @@ describe('crafting engine', () => {
     const ref = tf.tidy(() =>
       tf.grad((z: tf.Tensor) => tf.sum(kl(model.apply(z, { training: false }) as tf.Tensor2D)))(xs),
     );
-    expect(maxDiff(got.dataSync(), ref.dataSync())).toBeLessThan(1e-5);
+    expect(maxDiff(got.dataSync(), ref.dataSync())).toBeLessThan(1e-4);
     releaseCraftingEngine(model);
     expect(OrtSession.live).toBe(sessions);
     tf.dispose([x, goal, first, want, second, want2, clean, xs, got, ref]);

@@ -171,6 +171,16 @@ export function backSubstitute(s: State, last: number, spec: tf.Tensor): tf.Tens
       case 'reshape':
         lam = tf.reshape(lam, [lam.shape[0], lam.shape[1] as number, ...inShape]);
         break;
+      case 'transpose': {
+        const inverse: number[] = [];
+        op.perm.forEach((j, i) => {
+          inverse[j] = i;
+        });
+        lam = tf.transpose(lam, [0, 1, ...inverse.map((j) => j + 2)]);
+        break;
+      }
+      case 'residual':
+        throw new Error('backSubstitute: residual ops are refused before CROWN starts');
       default:
         lam = linearBack(op, lam, inShape);
     }

@@ -38,7 +38,7 @@ import {
   propagate,
   readCertificates,
 } from './interval.js';
-import { buildNetwork, type Network, sizeOf } from './layers.js';
+import { buildNetwork, describe, type Network, sizeOf, unsupported } from './layers.js';
 
 export const crownConfigSchema = z
   .object({
@@ -66,7 +66,8 @@ function crownIntermediate(net: Network, k: number, cfg: CrownConfig): boolean {
   if (cfg.intermediate !== 'crown' || k === 0 || isNonlinear(net.ops[k - 1])) return false;
   if (sizeOf(net.shapes[k]) > cfg.maxIntermediateNeurons) return false;
   const before = net.ops.slice(0, k);
-  const mixing = before.filter((op) => op.kind !== 'scale' && op.kind !== 'reshape').length;
+  const reorders = new Set(['scale', 'reshape', 'transpose']);
+  const mixing = before.filter((op) => !reorders.has(op.kind)).length;
   return before.some(isNonlinear) || mixing > 1;
 }
 
@@ -175,7 +176,17 @@ function crownAll(
   const cfg = parseWith(fn, crownConfigSchema, config);
   const batch = x.shape[0];
   const rowsFinal = (labels != null ? 3 : 2) * model.numClasses;
-  const size = tf.tidy(() => chunkSize(buildNetwork(model, fn), rowsFinal, cfg, batch));
+  const size = tf.tidy(() => {
+    const net = buildNetwork(model, fn);
+    const join = net.ops.find((op) => op.kind === 'residual');
+    if (join != null) {
+      throw unsupported(
+        fn,
+        `${describe(join.source)} joins two branches (a residual block): CROWN here back-substitutes straight chains only; IBP bounds this model`,
+      );
+    }
+    return chunkSize(net, rowsFinal, cfg, batch);
+  });
   const pieces: tf.Tensor2D[][] = [];
   let passes = 0;
   try {

@@ -145,6 +145,18 @@ export function intervalStep(op: Op, iv: Interval, outShape: number[]): Interval
         lower: tf.reshape(l, [l.shape[0], ...outShape]),
         upper: tf.reshape(u, [u.shape[0], ...outShape]),
       };
+    case 'transpose': {
+      const perm = [0, ...op.perm.map((j) => j + 1)];
+      return { lower: tf.transpose(l, perm), upper: tf.transpose(u, perm) };
+    }
+    case 'residual': {
+      // The box of a sum is the sum of the boxes (sound; blind to how the branches correlate).
+      const ends = op.branches.map((branch) => propagate(branch, iv));
+      return {
+        lower: tf.addN(ends.map((e) => e.lower)),
+        upper: tf.addN(ends.map((e) => e.upper)),
+      };
+    }
   }
 }
 

@@ -7,7 +7,8 @@
  * (x − mean) / std become one elementwise affine `scale` op; Dropout and other train-time noise
  * layers vanish (identity at inference). Only straight chains are supported (Sequential, nested
  * Sequential, or a functional model whose output depends on its input through one path);
- * anything else throws 'UNSUPPORTED' naming the layer's class and name.
+ * anything else throws 'UNSUPPORTED' naming the layer's class and name. ONNX models take the
+ * same ops (from-onnx.ts), with residual blocks as `residual` ops.
  *
  * Ops hold the layers' weight variables themselves (so bounds are differentiable w.r.t. the
  * weights, for certified training) and a few tensors derived from them: call `buildNetwork`
@@ -17,6 +18,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { ParryError } from '../../errors.js';
 import type { TfjsClassifier } from '../tfjs-classifier.js';
+import { onnxNetworkOf } from './from-onnx.js';
 
 /** Monotone non-decreasing elementwise functions (tfjs-layers' definitions). */
 export type ActivationFn =
@@ -32,11 +34,21 @@ export type ActivationFn =
   | 'softplus'
   | 'softsign';
 
-/** Where an op came from, for error messages: "Conv2D layer 'conv1'". */
+/** Where an op came from, for error messages: "Conv2D layer 'conv1'", "Conv node '/conv/Conv'". */
 export interface Source {
   className: string;
   name: string;
+  /** 'layer' (tfjs-layers, the default) or 'node' (ONNX). */
+  what?: 'layer' | 'node';
 }
+
+/** Zero padding of an NHWC convolution: [[0, 0], [top, bottom], [left, right], [0, 0]]. */
+export type ExplicitPadding = [
+  [number, number],
+  [number, number],
+  [number, number],
+  [number, number],
+];
 
 export interface PoolGeometry {
   poolSize: [number, number];
@@ -51,7 +63,7 @@ export type Op = { source: Source } & (
       kernel: tf.Tensor4D;
       bias?: tf.Tensor1D;
       strides: [number, number];
-      padding: 'same' | 'valid';
+      padding: 'same' | 'valid' | ExplicitPadding;
       dilations: [number, number];
     }
   /** y = x·scale + shift, both broadcast along the last axis. */
@@ -61,6 +73,10 @@ export type Op = { source: Source } & (
   | ({ kind: 'avgPool' } & PoolGeometry)
   | { kind: 'globalAvgPool' }
   | { kind: 'reshape' }
+  /** Axes of one example permuted (the batch axis stays first): out axis j is in axis perm[j]. */
+  | { kind: 'transpose'; perm: number[] }
+  /** The sum of several branches that all start from this op's input (a residual block). */
+  | { kind: 'residual'; branches: Network[] }
 );
 
 export interface Network {
@@ -69,7 +85,7 @@ export interface Network {
   shapes: number[][];
 }
 
-export const describe = (s: Source) => `${s.className} layer '${s.name}'`;
+export const describe = (s: Source) => `${s.className} ${s.what ?? 'layer'} '${s.name}'`;
 
 export function unsupported(fn: string, what: string): ParryError {
   return new ParryError('UNSUPPORTED', `${fn}: ${what}`);
@@ -279,10 +295,31 @@ function chain(model: tfl.LayersModel, fn: string): tfl.layers.Layer[] {
  * Creates tensors (normalisation and BatchNormalization constants): call inside `tf.tidy`.
  */
 export function buildNetwork(model: TfjsClassifier, fn: string): Network {
+  if (model.onnx != null) {
+    const net = onnxNetworkOf(model.onnx, fn);
+    return withNormalisation(net, model.inputShape, model.mean, model.std);
+  }
   if (model.layersModel == null) {
-    throw unsupported(fn, `bounds need a tfjs LayersModel, got a ${model.format}`);
+    throw unsupported(fn, `bounds need a tfjs LayersModel or an ONNX model, got a ${model.format}`);
   }
   return networkOf(model.layersModel, model.inputShape, fn, model.mean, model.std);
+}
+
+/** `net` after the classifier's input normalisation (x − mean) / std, if it has one. */
+function withNormalisation(
+  net: Network,
+  inputShape: number[],
+  mean?: number[],
+  std?: number[],
+): Network {
+  if (mean == null && std == null) return net;
+  const s = tf.div(1, tf.tensor1d(std ?? [1]));
+  const shift = tf.neg(tf.mul(tf.tensor1d(mean ?? [0]), s));
+  const source = { className: 'Classifier', name: 'normalisation' };
+  return {
+    ops: [{ kind: 'scale', scale: s, shift, source }, ...net.ops],
+    shapes: [[...inputShape], ...net.shapes],
+  };
 }
 
 /** `buildNetwork` for a bare LayersModel, with optional per-channel normalisation. */
@@ -295,17 +332,6 @@ export function networkOf(
 ): Network {
   const ops: Op[] = [];
   const shapes: number[][] = [[...inputShape]];
-  if (mean != null || std != null) {
-    const s = tf.div(1, tf.tensor1d(std ?? [1]));
-    const shift = tf.neg(tf.mul(tf.tensor1d(mean ?? [0]), s));
-    ops.push({
-      kind: 'scale',
-      scale: s,
-      shift,
-      source: { className: 'Classifier', name: 'normalisation' },
-    });
-    shapes.push([...inputShape]);
-  }
   let shape = [...inputShape];
   for (const layer of chain(layersModel, fn)) {
     const layerShape = layer.computeOutputShape([null, ...shape]) as (number | null)[];
@@ -317,7 +343,7 @@ export function networkOf(
     }
     shape = out;
   }
-  return { ops, shapes };
+  return withNormalisation({ ops, shapes }, inputShape, mean, std);
 }
 
 /** Elements of one example of shape `s`. */

@@ -123,8 +123,20 @@ export class OnnxNetwork {
     return executeGraph(this.model.graph, values, this.outputName);
   }
 
+  /** The initializer `name` (kept by the network: do not dispose), if there is one. */
+  initializer(name: string): tf.Tensor | undefined {
+    return this.weights.get(name);
+  }
+
+  private shapes?: Map<string, number[]>;
+
   /** Every value's shape (inputs, initializers and node outputs) for one example. */
   valueShapes(): Map<string, number[]> {
+    if (this.shapes === undefined) this.shapes = this.computeShapes();
+    return new Map(this.shapes);
+  }
+
+  private computeShapes(): Map<string, number[]> {
     const shapes = new Map<string, number[]>();
     for (const [name, t] of this.weights) shapes.set(name, [...t.shape]);
     tf.tidy(() => {
