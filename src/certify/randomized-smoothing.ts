@@ -105,13 +105,20 @@ export async function sampleCounts(
     'BAD_OPTION',
   );
   const shape = model.inputShape;
+  const base = x.dataSync();
+  const d = base.length;
   let counts = tf.zeros([model.numClasses], 'int32');
   for (let remaining = num; remaining > 0; remaining -= batchSize) {
     const b = Math.min(batchSize, remaining);
+    // x + N(0, σ²) noise, drawn from rng in one pass (tfjs's randomNormal and a broadcast add
+    // took a third as long as the forward pass itself on ONNX Runtime).
+    const noisy = rng.fillNormal(new Float32Array(b * d), sigma);
+    for (let e = 0; e < b; e++) {
+      const o = e * d;
+      for (let j = 0; j < d; j++) noisy[o + j] += base[j];
+    }
     const next = tf.tidy(() => {
-      const xs = tf.broadcastTo(tf.reshape(x, [1, ...shape]), [b, ...shape]);
-      const noise = tf.randomNormal([b, ...shape], 0, sigma, 'float32', rng.nextSeed());
-      const predictions = tf.argMax(model.logits(tf.add(xs, noise)), 1);
+      const predictions = tf.argMax(model.logits(tf.tensor(noisy, [b, ...shape])), 1);
       return tf.add(counts, tf.sum(tf.oneHot(predictions, model.numClasses), 0));
     });
     counts.dispose();

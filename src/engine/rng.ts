@@ -69,6 +69,34 @@ export class Rng {
     return u * m;
   }
 
+  /**
+   * Fills `out` with independent N(0, std²) draws: the values `normal()` would return one by one
+   * (the same stream, spare included), generated in one loop for large arrays such as a batch of
+   * noise. Returns `out`.
+   */
+  fillNormal(out: Float32Array, std = 1): Float32Array {
+    let i = 0;
+    if (this.spareNormal !== null && out.length > 0) {
+      out[i++] = this.spareNormal * std;
+      this.spareNormal = null;
+    }
+    for (; i + 1 < out.length; i += 2) {
+      let u: number;
+      let v: number;
+      let s: number;
+      do {
+        u = 2 * this.next() - 1;
+        v = 2 * this.next() - 1;
+        s = u * u + v * v;
+      } while (s >= 1 || s === 0);
+      const m = Math.sqrt((-2 * Math.log(s)) / s) * std;
+      out[i] = u * m;
+      out[i + 1] = v * m;
+    }
+    if (i < out.length) out[i] = this.normal() * std;
+    return out;
+  }
+
   /** A seed for a tfjs random op: never 0, which tfjs treats as "unseeded". */
   nextSeed(): number {
     return (this.nextUint32() % 2147483646) + 1;

@@ -29,6 +29,29 @@ describe('Rng', () => {
     expect(Math.abs(sn2 / n - 1)).toBeLessThan(0.05);
   });
 
+  it('fills arrays with the normal() stream, scaled, across odd lengths and a pending spare', () => {
+    for (const [skip, length] of [
+      [0, 7],
+      [1, 6],
+      [1, 1],
+      [0, 0],
+    ]) {
+      const a = new Rng(11);
+      const b = new Rng(11);
+      for (let i = 0; i < skip; i++) expect(a.normal()).toBe(b.normal());
+      const filled = a.fillNormal(new Float32Array(length), 0.25);
+      const one = Float32Array.from({ length }, () => b.normal() * 0.25);
+      expect(Array.from(filled)).toEqual(Array.from(one));
+      expect(a.normal()).toBe(b.normal());
+    }
+    const big = new Rng(3).fillNormal(new Float32Array(40_000), 2);
+    const mean = big.reduce((s, v) => s + v, 0) / big.length;
+    const variance = big.reduce((s, v) => s + (v - mean) ** 2, 0) / big.length;
+    // Standard errors: mean 0.01, variance 0.03.
+    expect(Math.abs(mean)).toBeLessThan(0.05);
+    expect(Math.abs(variance - 4)).toBeLessThan(0.15);
+  });
+
   it('never hands tfjs a zero seed and forks independent streams', () => {
     const r = new Rng(0);
     for (let i = 0; i < 1000; i++) expect(r.nextSeed()).toBeGreaterThan(0);
