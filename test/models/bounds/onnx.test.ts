@@ -155,10 +155,11 @@ describe.each([
   });
 });
 
-/** input [N, 2, 4, 4] → the nodes given → output 'y' [N, K]. */
+/** input x (default [N, 2, 4, 4]) → the nodes given → output 'y' [N, K]. */
 function graph(
   nodes: [string, string[], string[], Record<string, unknown>?][],
   weights: Record<string, [number[], number[]]>,
+  input: (number | null)[] = [null, 2, 4, 4],
 ): OnnxModel {
   return {
     irVersion: 8,
@@ -181,14 +182,41 @@ function graph(
           { name, dims, dtype: 'float32' as const, data: Float32Array.from(v) },
         ]),
       ),
-      inputs: [{ name: 'x', shape: [null, 2, 4, 4] }],
+      inputs: [{ name: 'x', shape: input }],
       outputs: [{ name: 'y', shape: [null, 3] }],
     },
   };
 }
 
-const classifier = (m: OnnxModel) => new Classifier(new OnnxNetwork(m, 'test.onnx'));
+const classifier = (m: OnnxModel, layout: 'NCHW' | 'NHWC' = 'NCHW') =>
+  new Classifier(new OnnxNetwork(m, 'test.onnx', { layout }));
 const fill = (n: number, seed: number) => Array.from(random(n, seed));
+
+/** IBP at eps 0 is the logits; at `eps` its box holds the logits of 200 sampled points each. */
+function expectExactAndSound(model: TfjsClassifier, x: tf.Tensor, eps: number): void {
+  const z = model.logits(x);
+  const exact = ibpBounds(model, x, 0);
+  expect(maxDiff(read(exact.lower), read(z))).toBeLessThan(1e-5);
+  expect(maxDiff(read(exact.upper), read(z))).toBeLessThan(1e-5);
+  const b = ibpBounds(model, x, eps);
+  const [lo, hi] = tf.tidy(() => [
+    tf.maximum(tf.sub(x, eps), model.bounds[0]),
+    tf.minimum(tf.add(x, eps), model.bounds[1]),
+  ]);
+  const per = 200;
+  const points = sampleBox(lo, hi, per, 11);
+  const logits = read(model.logits(points));
+  const [lower, upper] = [read(b.lower), read(b.upper)];
+  const k = model.numClasses;
+  let outside = 0;
+  logits.forEach((v, i) => {
+    const j = Math.floor(i / (per * k)) * k + (i % k);
+    if (v < lower[j] - 1e-5 || v > upper[j] + 1e-5) outside++;
+  });
+  expect(outside).toBe(0);
+  expect(upper.every((u, i) => u > lower[i])).toBe(true);
+  tf.dispose([z, exact.lower, exact.upper, b.lower, b.upper, lo, hi, points]);
+}
 
 describe('graph shapes', () => {
   it('transposes, reshapes, constant arithmetic, Sub joins and BatchNormalization follow the ONNX element order', async () => {
@@ -233,24 +261,45 @@ describe('graph shapes', () => {
       Float32Array.from(random(64, 9), (v) => v + 0.5),
       [2, 4, 4, 2],
     );
-    const z = model.logits(x);
-    const exact = ibpBounds(model, x, 0);
-    expect(maxDiff(read(exact.lower), read(z))).toBeLessThan(1e-5);
-    expect(maxDiff(read(exact.upper), read(z))).toBeLessThan(1e-5);
-    const b = ibpBounds(model, x, 0.05);
-    const [lo, hi] = tf.tidy(() => [
-      tf.maximum(tf.sub(x, 0.05), 0),
-      tf.minimum(tf.add(x, 0.05), 1),
-    ]);
-    const points = sampleBox(lo, hi, 200, 11);
-    const logits = read(model.logits(points));
-    const [lower, upper] = [read(b.lower), read(b.upper)];
-    logits.forEach((v, i) => {
-      const j = Math.floor(i / 600) * 3 + (i % 3);
-      expect(v).toBeGreaterThanOrEqual(lower[j] - 1e-5);
-      expect(v).toBeLessThanOrEqual(upper[j] + 1e-5);
-    });
-    tf.dispose([x, z, exact.lower, exact.upper, b.lower, b.upper, lo, hi, points]);
+    expectExactAndSound(model, x, 0.05);
+    x.dispose();
+    model.dispose();
+  });
+
+  it('an NHWC-layout graph: grouped convolution, same pads, Clip, LeakyRelu, pooling, GAP', async () => {
+    // x [N, 4, 4, 2] (NHWC) → Transpose to NCHW → Conv(group 2, SAME_UPPER) → Clip(0, 6)
+    //   → AveragePool 2×2 → LeakyRelu → MaxPool 1×1 → GAP → Flatten → Gemm(transB).
+    const model = classifier(
+      graph(
+        [
+          ['Transpose', ['x'], ['t'], { perm: [0, 3, 1, 2] }],
+          ['Conv', ['t', 'w'], ['c'], { group: 2, auto_pad: 'SAME_UPPER' }],
+          ['Clip', ['c', 'lo', 'hi'], ['r']],
+          ['AveragePool', ['r'], ['p'], { kernel_shape: [2, 2], strides: [2, 2] }],
+          ['LeakyRelu', ['p'], ['l'], { alpha: 0.1 }],
+          ['MaxPool', ['l'], ['m'], { kernel_shape: [1, 1] }],
+          ['GlobalAveragePool', ['m'], ['g']],
+          ['Flatten', ['g'], ['f']],
+          ['Gemm', ['f', 'k', 'kb'], ['y'], { transB: 1 }],
+        ],
+        {
+          w: [[4, 1, 3, 3], fill(36, 6).map((v) => 4 * v)],
+          lo: [[], [0]],
+          hi: [[], [6]],
+          k: [[3, 4], fill(12, 7)],
+          kb: [[3], [0.1, 0, -0.1]],
+        },
+        [null, 4, 4, 2],
+      ),
+      'NHWC',
+    );
+    expect(model.inputShape).toEqual([4, 4, 2]);
+    const x = tf.tensor(
+      Float32Array.from(random(64, 10), (v) => v + 0.5),
+      [2, 4, 4, 2],
+    );
+    expectExactAndSound(model, x, 0.1);
+    x.dispose();
     model.dispose();
   });
 
