@@ -1,5 +1,5 @@
 /** Detection defenses: detectors, their metrics, a classifier that abstains. */
-export { type FeatureModel, featureModel, readFeatures } from './activations.js';
+export { type FeatureModel, featureModel, readFeatures } from '../../models/features.js';
 export {
   DetectingClassifier,
   type DetectionAccuracy,

@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../../engine/rng.js';
 import type { Classifier } from '../../models/classifier.js';
-import { type FeatureModel, featureModel, readFeatures } from './activations.js';
+import { type FeatureModel, featureModel, readFeatures } from '../../models/features.js';
 import { BaseDetector, fitted } from './detector.js';
 
 export interface LearnedConfig {

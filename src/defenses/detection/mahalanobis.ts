@@ -13,7 +13,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { check } from '../../errors.js';
 import type { Classifier } from '../../models/classifier.js';
-import { type FeatureModel, featureModel, readFeatures } from './activations.js';
+import { type FeatureModel, featureModel, readFeatures } from '../../models/features.js';
 import { BaseDetector, fitted } from './detector.js';
 import { invertSpd } from './linalg.js';
 

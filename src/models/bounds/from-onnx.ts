@@ -34,7 +34,7 @@ import {
   type Source,
   sizeOf,
   unsupported,
-} from './layers.js';
+} from './ops.js';
 
 /** Held = transpose(ONNX value, TO_HELD) for rank-4 values; per example (batch axis dropped). */
 const TO_HELD = [1, 2, 0];

@@ -1,16 +1,21 @@
 /**
- * Internal activations of a Sequential tfjs LayersModel behind a TfjsClassifier, by applying its
+ * Internal activations (features) of a Sequential tfjs LayersModel behind a TfjsClassifier, by applying its
  * layers one after another (the same ops as `logits`, so gradients flow to the input). Each
  * activation is flattened to `[batch, features]`. Dropout layers can be run in training mode
  * (MC dropout) without switching any other layer (batch norm keeps its moving statistics).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { ParryError } from '../../errors.js';
-import type { Classifier } from '../../models/classifier.js';
-import { DropoutSeeder } from '../../models/dropout.js';
-import { TfjsClassifier } from '../../models/tfjs-classifier.js';
-import { SCORE_BATCH, sliceRows } from './detector.js';
+import { ParryError } from '../errors.js';
+import type { Classifier } from './classifier.js';
+import { DropoutSeeder } from './dropout.js';
+import { TfjsClassifier } from './tfjs-classifier.js';
+
+/** Examples per forward pass when reading features. */
+const FEATURE_BATCH = 128;
+
+const sliceRows = (x: tf.Tensor, start: number, size: number) =>
+  tf.slice(x, [start, ...x.shape.slice(1).map(() => 0)], [size, ...x.shape.slice(1)]);
 
 export interface FeatureModel {
   /** Layers in order; `activations` indexes into this list. */
@@ -101,8 +106,8 @@ function isChain(lm: tfl.LayersModel, layers: tfl.layers.Layer[]): boolean {
 export function readFeatures(fm: FeatureModel, x: tf.Tensor, layer: number): Float64Array {
   const n = x.shape[0];
   const parts: Float32Array[] = [];
-  for (let start = 0; start < n; start += SCORE_BATCH) {
-    const size = Math.min(SCORE_BATCH, n - start);
+  for (let start = 0; start < n; start += FEATURE_BATCH) {
+    const size = Math.min(FEATURE_BATCH, n - start);
     const f = tf.tidy(() => {
       const r = fm.activations(sliceRows(x, start, size), [layer]);
       r.logits.dispose();
