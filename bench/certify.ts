@@ -88,7 +88,7 @@ export async function benchSmoothing(backend: string): Promise<Record<string, un
   const pool = new WorkerPool({ workers, backend });
   await pool.ready();
   try {
-    const examples = takeFirst(loadDataset('fashion-mnist-subset', 'test'), 2 * workers);
+    const examples = takeFirst(loadDataset('fashion-mnist-subset', 'test'), 8 * workers);
     const config = { sigma: 0.25, n0: 100, n: 4000, alpha: 0.001, batchSize: 1000 };
     // Warm-up: every worker loads the model and compiles its kernels.
     await certifySmoothingDatasetPooled(
