@@ -25,7 +25,7 @@ import {
   TfjsClassifier,
   type TfjsClassifierOptions,
 } from './tfjs-classifier.js';
-import { linearizeGraphSoftmax, linearizeLayersSoftmax } from './topology.js';
+import { linearizeGraphSoftmax, linearizeLayersSoftmax, linearizeOnnxSoftmax } from './topology.js';
 
 export interface LoadClassifierOptions {
   /** Override the stored parry metadata. */
@@ -253,7 +253,8 @@ async function loadOnnxClassifier(
     model.metadata.parry = readFileSync(sidecar, 'utf8');
   }
   const meta = readOnnxMetadata(model, file);
-  const network = new OnnxNetwork(model, file, {
+  const { model: linear, replaced } = linearizeOnnxSoftmax(model);
+  const network = new OnnxNetwork(linear, file, {
     inputShape: opts.inputShape,
     layout: meta.layout,
   });
@@ -262,5 +263,6 @@ async function loadOnnxClassifier(
     mean: opts.mean ?? meta.mean,
     std: opts.std ?? meta.std,
     classNames: opts.classNames ?? meta.classNames,
+    outputWasSoftmax: replaced,
   });
 }

@@ -1,7 +1,8 @@
 /**
- * Edits of a model's topology JSON before it is built: a final softmax becomes linear, so the
- * model outputs logits. Both functions work on a deep copy and leave their input unchanged.
+ * Edits of a model's topology before it is built: a final softmax becomes linear, so the model
+ * outputs logits. Every function works on a copy and leaves its input unchanged.
  */
+import type { OnnxModel } from '../engine/onnx/ir.js';
 
 type Json = Record<string, unknown>;
 type LayerJson = { class_name?: string; name?: string; config?: Json };
@@ -76,4 +77,22 @@ export function linearizeGraphSoftmax(topology: unknown): { topology: Json; repl
   if (node?.op !== 'Softmax') return { topology: copy, replaced: false };
   node.op = 'Identity';
   return { topology: copy, replaced: true };
+}
+
+/**
+ * Replaces the Softmax that feeds an ONNX graph's first output (possibly through Identity
+ * nodes) by an Identity, keeping value names. (A final LogSoftmax stays: log-probabilities are
+ * logits shifted per example, with the same argmax, cross-entropy and margins.)
+ */
+export function linearizeOnnxSoftmax(model: OnnxModel): { model: OnnxModel; replaced: boolean } {
+  const output = model.graph.outputs[0]?.name;
+  const producer = new Map(model.graph.nodes.flatMap((n) => n.outputs.map((o) => [o, n])));
+  let node = output === undefined ? undefined : producer.get(output);
+  while (node?.opType === 'Identity') node = producer.get(node.inputs[0]);
+  if (node?.opType !== 'Softmax') return { model, replaced: false };
+  const softmax = node;
+  const nodes = model.graph.nodes.map((n) =>
+    n === softmax ? { ...n, opType: 'Identity', attributes: {} } : n,
+  );
+  return { model: { ...model, graph: { ...model.graph, nodes } }, replaced: true };
 }

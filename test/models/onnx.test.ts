@@ -101,6 +101,50 @@ describe('ONNX export and import', () => {
     expect((err as ParryError).code).toBe('UNSUPPORTED');
     expect((err as ParryError).message).toMatch(/no rule for ONNX operator Hardmax/);
   });
+
+  it.each(['tfjs', 'ort'] as const)(
+    'a final Softmax (behind an Identity) is replaced, so logits are logits (engine %s)',
+    async (engine) => {
+      const tfjs = await loadClassifier(path.join(root, 'models', 'fmnist-mlp'), { engine });
+      const model = exportOnnx(tfjs);
+      const out = model.graph.outputs[0].name;
+      model.graph.nodes.push(
+        {
+          opType: 'Softmax',
+          name: 'p',
+          domain: '',
+          inputs: [out],
+          outputs: ['probs'],
+          attributes: { axis: -1 },
+        },
+        {
+          opType: 'Identity',
+          name: 'i',
+          domain: '',
+          inputs: ['probs'],
+          outputs: ['y'],
+          attributes: {},
+        },
+      );
+      model.graph.outputs[0] = { ...model.graph.outputs[0], name: 'y' };
+      const file = path.join(dir, `softmax-${engine}.onnx`);
+      writeFileSync(file, writeOnnx(model));
+      const onnx = await loadClassifier(file, { engine });
+      expect(onnx.outputWasSoftmax).toBe(true);
+      expect(onnx.engine?.name ?? 'tfjs').toBe(engine);
+      expect(tfjs.outputWasSoftmax).toBe(false);
+      const x = tf.tensor(data.x, data.shape);
+      const want = tf.tidy(() => tfjs.logits(x).dataSync());
+      const got = tf.tidy(() => onnx.logits(x).dataSync());
+      expect(maxDiff(got, want)).toBeLessThan(1e-4);
+      // The written file itself still ends in Softmax: probabilities in ONNX Runtime.
+      const probs = await ortLogits(writeOnnx(model), data.x, data.shape);
+      expect(Math.abs(probs.slice(0, 10).reduce((a, b) => a + b, 0) - 1)).toBeLessThan(1e-5);
+      x.dispose();
+      tfjs.dispose();
+      onnx.dispose();
+    },
+  );
 });
 
 describe('ONNX operators against ONNX Runtime', () => {
