@@ -3,6 +3,7 @@
  * success rate, perturbation sizes and cost; optionally PNGs of the first examples. The attack's
  * options are generated from the registry's schemas (src/attacks/registry.ts).
  */
+
 import { type Command, Option } from 'commander';
 import {
   ATTACKS,
@@ -13,6 +14,7 @@ import {
   fitUniversalPerturbation,
 } from '../attacks/registry.js';
 import { loadDataset, takeFirst } from '../data/index.js';
+import { checkOutputDir } from '../engine/output-path.js';
 import { chooseWorkers, WorkerPool } from '../engine/pool.js';
 import {
   attackSummary,
@@ -74,6 +76,7 @@ export function attackCommand(): Command {
 }
 
 async function runAttack(opts: AttackOptions, given: Record<string, unknown>, norm: string) {
+  if (opts.saveExamples) checkOutputDir(opts.saveExamples, '--save-examples');
   const backend = await setUpBackend(opts);
   const attack = findAttack(opts.attack)!;
   const eps = attack.minimumNorm ? {} : { eps: given.eps ?? DEFAULT_EPS };

@@ -4,10 +4,12 @@
  * HTML report DIR/report.html. Finished cells go to DIR/partial.jsonl as they finish; `--resume`
  * continues an interrupted run. `--example` prints a config to start from.
  */
+
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { initBackend } from '../engine/backend.js';
+import { checkOutputDir } from '../engine/output-path.js';
 import { chooseWorkers, WorkerPool } from '../engine/pool.js';
 import { isParryError, ParryError } from '../errors.js';
 import { loadEvaluateConfig } from '../evaluate/config.js';
@@ -72,6 +74,7 @@ async function runEvaluate(opts: EvaluateOptions): Promise<void> {
   if (opts.config === undefined)
     throw badOption('evaluate: --config FILE is required (or --example)');
   if (opts.out === undefined) throw badOption('evaluate: --out DIR is required');
+  checkOutputDir(opts.out, '--out');
   const loaded = loadEvaluateConfig(opts.config);
   const config = opts.seed === undefined ? loaded : { ...loaded, seed: opts.seed };
   process.env.PARRY_ENGINE = opts.engine ?? 'auto';

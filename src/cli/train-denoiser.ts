@@ -3,6 +3,7 @@
  * and `magnet` preprocessors on a data set and saves it as a TF.js LayersModel directory. Reports
  * the reconstruction error on noisy test inputs next to the error of the noise itself.
  */
+
 import * as tf from '@tensorflow/tfjs-core';
 import { Command } from 'commander';
 import { exampleSize, loadDataset, takeFirst } from '../data/index.js';
@@ -13,6 +14,7 @@ import {
   saveDenoiser,
   trainDenoiser,
 } from '../defenses/preprocess/autoencoder.js';
+import { checkOutputDir } from '../engine/output-path.js';
 import { Rng } from '../engine/rng.js';
 import {
   type CommonOptions,
@@ -84,6 +86,7 @@ async function reconstructionErrors(
 }
 
 async function runTrainDenoiser(opts: TrainDenoiserOptions): Promise<void> {
+  checkOutputDir(opts.out, '--out');
   const backend = await setUpBackend(opts);
   let train = loadDataset(opts.dataset, 'train', { seed: opts.seed });
   if (opts.n !== undefined) train = takeFirst(train, opts.n);

@@ -4,8 +4,10 @@
  * writes a LayersModel directory plus training.json. The methods' options are generated from the
  * registry's schemas (src/defenses/training/registry.ts); the run is src/evaluate/train-run.ts.
  */
+
 import { Command, Option } from 'commander';
 import { TRAINING_METHODS } from '../defenses/training/registry.js';
+import { checkOutputDir } from '../engine/output-path.js';
 import { runTraining, type TrainRunOptions } from '../evaluate/train-run.js';
 import { ARCHITECTURES } from '../models/index.js';
 import type { BatchProgress } from '../train/loop.js';
@@ -82,6 +84,7 @@ export function trainCommand(): Command {
     );
   const keys = addEntryOptions(cmd, TRAINING_METHODS, ['seed']);
   return withCommonOptions(cmd).action(async (opts: TrainOptions) => {
+    checkOutputDir(opts.out, '--out');
     const backend = await setUpBackend(opts);
     const method = { ...givenEntryOptions(cmd, keys), seed: opts.seed };
     const progress = epochProgress(opts.epochs);

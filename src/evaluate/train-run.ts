@@ -4,6 +4,7 @@
  * method's held-out robust accuracy or IBP-certified accuracy), and stores it as a LayersModel
  * directory plus training.json. Progress and log lines go to callbacks; nothing is printed.
  */
+
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -12,6 +13,7 @@ import { type Dataset, loadDataset, splitDataset, takeFirst } from '../data/inde
 import { createIbpLoss, type IbpTrainingConfig, ibpSchedule } from '../defenses/index.js';
 import { TRAINING_METHODS } from '../defenses/training/registry.js';
 import { type RobustOptions, robustRun } from '../defenses/training/robust-training.js';
+import { checkOutputDir } from '../engine/output-path.js';
 import { chooseWorkers, WorkerPool } from '../engine/pool.js';
 import { Rng } from '../engine/rng.js';
 import {
@@ -152,8 +154,9 @@ export async function runTraining(
   hooks: TrainRunHooks = {},
 ): Promise<Record<string, unknown>> {
   const onLog = hooks.onLog ?? (() => {});
-  // The method's options are checked before any data is loaded.
+  // The method's options and the output folder are checked before any data is loaded.
   parseEntryOptions(findEntry(TRAINING_METHODS, opts.defense, 'training method'), opts.method);
+  checkOutputDir(opts.out, 'out');
   const backend = opts.backend;
   let train = loadDataset(opts.dataset, 'train', { seed: opts.seed });
   const test = loadDataset(opts.dataset, 'test', { seed: opts.seed });
