@@ -111,6 +111,34 @@ async function probeNumClasses(model: GraphModel, inputShape: number[], source: 
   return shape[1];
 }
 
+/**
+ * Refuses a weight holding NaN or infinity: such a model predicts garbage, and an attack on it
+ * would report it "perfectly robust".
+ */
+function checkFinite(name: string, data: ArrayLike<number>, source: string): void {
+  let bad = 0;
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) bad++;
+  if (bad > 0) {
+    throw new ParryError(
+      'BAD_FILE',
+      `loadClassifier: ${source}: weight '${name}' has ${bad} of ${data.length} values NaN or infinite`,
+    );
+  }
+}
+
+/** `checkFinite` for every floating-point weight of a tfjs model's artifacts. */
+function checkFiniteArtifacts(artifacts: tf.io.ModelArtifacts, source: string): void {
+  if (artifacts.weightSpecs == null || artifacts.weightData == null) return;
+  const weights = tf.io.decodeWeights(artifacts.weightData, artifacts.weightSpecs);
+  try {
+    for (const [name, t] of Object.entries(weights)) {
+      if (t.dtype === 'float32') checkFinite(name, t.dataSync(), source);
+    }
+  } finally {
+    tf.dispose(Object.values(weights));
+  }
+}
+
 const memoryHandler = (artifacts: tf.io.ModelArtifacts): tf.io.IOHandler => ({
   load: async () => artifacts,
 });
@@ -197,6 +225,7 @@ async function loadTfjsClassifier(
   const source = path.join(dir, MODEL_JSON);
   const meta = readParryMetadata(artifacts.userDefinedMetadata, source);
   const format = detectFormat(artifacts, source);
+  checkFiniteArtifacts(artifacts, source);
   const common: TfjsClassifierOptions = {
     bounds: opts.bounds ?? meta.bounds,
     mean: opts.mean ?? meta.mean,
@@ -253,6 +282,9 @@ async function loadOnnxClassifier(
     model.metadata.parry = readFileSync(sidecar, 'utf8');
   }
   const meta = readOnnxMetadata(model, file);
+  for (const t of model.graph.initializers.values()) {
+    if (t.dtype === 'float32') checkFinite(t.name, t.data, file);
+  }
   const { model: linear, replaced } = linearizeOnnxSoftmax(model);
   const network = new OnnxNetwork(linear, file, {
     inputShape: opts.inputShape,

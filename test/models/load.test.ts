@@ -3,7 +3,9 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadClassifier, saveLayersModel } from '../../src/models/index.js';
+import { loadClassifier, saveLayersModel, TfjsClassifier } from '../../src/models/index.js';
+import { exportOnnx } from '../../src/models/onnx/from-layers.js';
+import { writeOnnx } from '../../src/models/onnx/graph.js';
 import { caught, tempDir } from './tmp.js';
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
@@ -211,6 +213,45 @@ describe('LayersModel with a softmax output', () => {
     x.dispose();
     model.dispose();
     c.dispose();
+  });
+});
+
+describe('non-finite weights', () => {
+  it.each([
+    ['float32', false],
+    ['float16', true],
+  ] as const)(
+    'a %s LayersModel with a NaN weight is refused, naming the weight',
+    async (_, float16) => {
+      const d = tfl.layers.dense({ units: 3, inputShape: [4], name: 'head' });
+      const m = tfl.sequential({ layers: [d] });
+      const w = W.map((row) => [...row]);
+      w[2][1] = Number.NaN;
+      w[0][0] = Number.POSITIVE_INFINITY;
+      d.setWeights([tf.tensor2d(w), tf.tensor1d(B)]);
+      const dir = tmp.next();
+      await saveLayersModel(m, dir, { float16 });
+      m.dispose();
+      const before = tf.memory().numTensors;
+      const e = await caught(() => loadClassifier(dir));
+      expect(e.code).toBe('BAD_FILE');
+      expect(e.message).toMatch(
+        /model\.json: weight 'head\/kernel' has 2 of 12 values NaN or infinite/,
+      );
+      expect(tf.memory().numTensors).toBe(before);
+    },
+  );
+
+  it('an ONNX model with an infinite initializer is refused', async () => {
+    const m = tfl.sequential({ layers: [tfl.layers.dense({ units: 3, inputShape: [4] })] });
+    m.layers[0].setWeights([tf.tensor2d(W), tf.tensor1d([0.1, Number.NEGATIVE_INFINITY, 0.3])]);
+    const file = path.join(tmp.root, 'inf.onnx');
+    // Export writes what it is given: the check is on load.
+    await writeFile(file, writeOnnx(exportOnnx(new TfjsClassifier(m))));
+    m.dispose();
+    const e = await caught(() => loadClassifier(file));
+    expect(e.code).toBe('BAD_FILE');
+    expect(e.message).toMatch(/inf\.onnx: weight '.*' has 1 of 3 values NaN or infinite/);
   });
 });
 
