@@ -22,6 +22,10 @@ export interface SyntheticOptions {
   split?: Split;
 }
 
+/** Largest class count and largest array (prototypes, or examples) a synthetic set may have. */
+export const MAX_CLASSES = 100_000;
+export const MAX_VALUES = 2 ** 28;
+
 /** Labels are balanced (n / numClasses each, up to one) and in random order. */
 export function syntheticDataset(opts: SyntheticOptions): Dataset {
   const { shape, numClasses, n, seed, noise = 0.1, split = 'train' } = opts;
@@ -43,6 +47,18 @@ export function syntheticDataset(opts: SyntheticOptions): Dataset {
 
   const [h, w, c] = shape;
   const size = h * w * c;
+  // Refuse what cannot be allocated, before trying (a typed array tops out near 2^32 bytes).
+  if (numClasses > MAX_CLASSES) bad(`numClasses ${numClasses} exceeds ${MAX_CLASSES}`);
+  for (const [what, count] of [
+    ['numClasses', numClasses],
+    ['n', n],
+  ] as const) {
+    if (count * size > MAX_VALUES) {
+      bad(
+        `${what} ${count} × ${h}x${w}x${c} = ${count * size} values exceeds ${MAX_VALUES} (1 GiB of float32)`,
+      );
+    }
+  }
   const rng = new Rng(seed);
   const prototypes = new Float32Array(numClasses * size);
   for (let i = 0; i < prototypes.length; i++) prototypes[i] = rng.next();

@@ -97,6 +97,22 @@ describe('loadDataset', () => {
     expectParryError(() => loadDataset('synthetic:28x28:10', 'test'), 'BAD_OPTION', 'HxWxC');
     expectParryError(() => loadDataset('synthetic:2x2x1:1', 'test'), 'BAD_OPTION', 'numClasses');
     expectParryError(() => loadDataset('synthetic:2x2x1:3:abc', 'test'), 'BAD_OPTION', 'NaN');
+    // Impossible allocations are refused up front, not a RangeError from a typed array.
+    expectParryError(
+      () => loadDataset('synthetic:2x2x1:1000000000', 'test'),
+      'BAD_OPTION',
+      'numClasses 1000000000 exceeds 100000',
+    );
+    expectParryError(
+      () => loadDataset('synthetic:100000x100000x3:10', 'test'),
+      'BAD_OPTION',
+      'numClasses 10 × 100000x100000x3',
+    );
+    expectParryError(
+      () => loadDataset('synthetic:512x512x3:10:1000', 'test'),
+      'BAD_OPTION',
+      'n 1000 × 512x512x3 = 786432000 values exceeds 268435456',
+    );
     expectParryError(
       () => loadDataset('synthetic:4x4x1:3', 'val' as 'test'),
       'BAD_OPTION',
