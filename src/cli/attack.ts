@@ -87,6 +87,7 @@ async function runAttack(opts: AttackOptions, given: Record<string, unknown>, no
   model.checkInput(data.shape);
   const fit = attack.name === 'uap' ? await fitUniversal(opts, model, params) : undefined;
   if (fit) params.universalPerturbation = fit.perturbation;
+  const workers = chooseWorkers(opts.workers, Math.ceil(data.shape[0] / opts.batchSize));
   const bar = progressBar(`${attack.name} |{bar}| {value}/{total} examples | ETA {eta_formatted}`);
   bar.start(data.shape[0], 0);
   const keep = opts.saveExamples ? Math.min(opts.examples, data.shape[0]) : 0;
@@ -95,7 +96,6 @@ async function runAttack(opts: AttackOptions, given: Record<string, unknown>, no
     keepExamples: keep,
     onProgress: (done: number) => bar.update(done),
   };
-  const workers = chooseWorkers(opts.workers, Math.ceil(data.shape[0] / opts.batchSize));
   const pool = workers > 1 ? new WorkerPool({ workers, backend }) : undefined;
   const r = await (pool
     ? evaluateAttackPooled(pool, opts.model, model.numClasses, data, attack, params, evalOpts)

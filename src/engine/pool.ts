@@ -109,6 +109,7 @@ export class WorkerPool {
       () => `WorkerPool: workers must be an integer >= 0, got ${n}`,
       'BAD_OPTION',
     );
+    checkWorkerCount(n);
     this.size = n;
     this.backend = resolveBackendName(options.backend);
     if (n === 0) {
@@ -486,5 +487,19 @@ export function chooseWorkers(
   requested: number | undefined,
   jobs = Number.POSITIVE_INFINITY,
 ): number {
+  if (requested !== undefined) checkWorkerCount(requested);
   return Math.min(requested ?? availableParallelism(), jobs);
+}
+
+/**
+ * Refuses more than four workers per core: each holds its own backend, model and engine
+ * sessions, so past the cores they only add memory and contention.
+ */
+export function checkWorkerCount(n: number): void {
+  const cores = availableParallelism();
+  check(
+    n <= 4 * cores,
+    () => `workers ${n} is more than 4 per core (${cores} cores here: at most ${4 * cores})`,
+    'BAD_OPTION',
+  );
 }
