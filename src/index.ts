@@ -2,6 +2,7 @@
 
 export * from './adaptive/index.js';
 export * from './attacks/evasion/index.js';
+export * from './attacks/poisoning/index.js';
 export { ATTACKS, type AttackEntry, type AttackParams, findAttack } from './attacks/registry.js';
 export * from './certify/index.js';
 export * from './data/index.js';

@@ -30,6 +30,7 @@ export {
   readMaybeGzip,
   writeIdx,
 } from './idx.js';
+export { unitToBytes, writeMnistFormat } from './idx-dataset.js';
 export {
   FASHION_MNIST_CLASSES,
   FASHION_MNIST_DIR,

@@ -45,15 +45,15 @@ export function featureModel(model: Classifier): FeatureModel {
   if (lm == null) {
     throw new ParryError(
       'UNSUPPORTED',
-      'detection: internal activations need a TfjsClassifier around a LayersModel',
+      'featureModel: internal activations need a TfjsClassifier around a LayersModel',
     );
   }
   const layers = lm.layers.filter((l) => l.getClassName() !== 'InputLayer');
   if (lm.getClassName() !== 'Sequential' && !isChain(lm, layers)) {
-    throw new ParryError('UNSUPPORTED', 'detection: only Sequential (chain) models are supported');
+    throw new ParryError('UNSUPPORTED', 'featureModel: only Sequential (chain) models are supported');
   }
   if (layers.length < 2) {
-    throw new ParryError('UNSUPPORTED', 'detection: the model needs at least two layers');
+    throw new ParryError('UNSUPPORTED', 'featureModel: the model needs at least two layers');
   }
   const tc = model as TfjsClassifier;
   const mean = tc.mean && tf.keep(tf.tensor1d(tc.mean));
