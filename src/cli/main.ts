@@ -12,6 +12,7 @@ import { detectCommand } from './detect.js';
 import { evaluateCommand } from './evaluate.js';
 import { exportCommand } from './export.js';
 import { infoCommand } from './info.js';
+import { poisonCommand } from './poison.js';
 import { predictCommand } from './predict.js';
 import { schemaCommand } from './schema.js';
 import { trainCommand } from './train.js';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
     evaluateCommand(),
     schemaCommand(),
     exportCommand(),
+    poisonCommand(),
   ]) {
     program.addCommand(cmd.exitOverride());
   }
