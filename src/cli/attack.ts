@@ -29,6 +29,7 @@ import {
   type CommonOptions,
   emit,
   modelCommand,
+  optionGiven,
   parseNonNegativeInt,
   parsePositiveInt,
   pct,
@@ -49,6 +50,8 @@ interface AttackOptions extends CommonOptions {
   offset: number;
   batchSize: number;
   saveExamples?: string;
+  /** Whether --n was given (else its default is cut to the data set). */
+  nGiven?: boolean;
   examples: number;
 }
 
@@ -71,7 +74,11 @@ export function attackCommand(): Command {
     .option('--examples <k>', 'how many examples --save-examples writes', parsePositiveInt, 8);
   const keys = addEntryOptions(cmd, ATTACKS, ['norm', 'seed']);
   return withCommonOptions(cmd).action((opts: AttackOptions) =>
-    runAttack(opts, givenEntryOptions(cmd, keys), cmd.opts().norm),
+    runAttack(
+      { ...opts, nGiven: optionGiven(cmd, 'n') },
+      givenEntryOptions(cmd, keys),
+      cmd.opts().norm,
+    ),
   );
 }
 
@@ -83,7 +90,7 @@ async function runAttack(opts: AttackOptions, given: Record<string, unknown>, no
   const params = { ...given, ...eps, norm, seed: opts.seed } as AttackParams;
   await withFlagNames(attack.name, async () => attackOptions(attack, params)); // before any work
   const model = await loadClassifier(opts.model);
-  const data = testSlice(opts.dataset, opts.offset, opts.n, opts.seed);
+  const data = testSlice(opts.dataset, opts.offset, opts.n, opts.seed, opts.nGiven);
   model.checkInput(data.shape);
   const fit = attack.name === 'uap' ? await fitUniversal(opts, model, params) : undefined;
   if (fit) params.universalPerturbation = fit.perturbation;

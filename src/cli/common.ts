@@ -149,11 +149,32 @@ const MODEL_HELP = 'TF.js LayersModel or GraphModel directory, or an ONNX file (
 /** Help text of --dataset, from the data registry. */
 export const DATASET_HELP = `data set: ${DATASETS.map((d) => d.usage).join(' | ')}`;
 
-/** test[offset, offset + n) of `dataset` (`--offset`, `--n`); an offset past the end is bad input. */
-export function testSlice(dataset: string, offset: number, n: number, seed: number): Dataset {
+/**
+ * test[offset, offset + n) of `dataset` (`--offset`, `--n`); an offset past the end is bad input,
+ * and so is an `n` the user gave (`nGiven`) that runs past it (a default `n` is cut to fit).
+ */
+export function testSlice(
+  dataset: string,
+  offset: number,
+  n: number,
+  seed: number,
+  nGiven = false,
+): Dataset {
   const test = loadDataset(dataset, 'test', { seed });
-  if (offset >= test.shape[0]) {
-    throw badOption(`--offset ${offset} leaves no examples: ${test.name} has ${test.shape[0]}`);
+  const size = test.shape[0];
+  if (offset >= size) {
+    throw badOption(`--offset ${offset} leaves no examples: ${test.name} has ${size}`);
+  }
+  if (nGiven && offset + n > size) {
+    throw badOption(
+      `--n ${n} runs past the end of ${test.name}: it has ${size} examples${offset > 0 ? ` (--offset ${offset})` : ''}`,
+    );
   }
   return sliceDataset(test, offset, offset + n);
+}
+
+/** Whether the user gave option `key` (not its default). */
+export function optionGiven(cmd: Command, key: string): boolean {
+  const source = cmd.getOptionValueSource(key);
+  return source === 'cli' || source === 'env';
 }

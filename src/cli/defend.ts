@@ -5,7 +5,7 @@
  */
 import { type Command, Option } from 'commander';
 import { ATTACKS, type AttackParams, attackOptions, findAttack } from '../attacks/registry.js';
-import { loadDataset, takeFirst } from '../data/index.js';
+import { firstExamples, loadDataset, takeFirst } from '../data/index.js';
 import { DefendedClassifier } from '../defenses/preprocess/defended-classifier.js';
 import {
   buildPreprocessors,
@@ -26,6 +26,7 @@ import {
   type CommonOptions,
   emit,
   modelCommand,
+  optionGiven,
   parsePositiveInt,
   pct,
   round,
@@ -44,6 +45,8 @@ interface DefendOptions extends CommonOptions {
   norm: Norm;
   eotSamples: number;
   n: number;
+  /** Whether --n was given (else its default is cut to the data set). */
+  nGiven?: boolean;
   batchSize: number;
 }
 
@@ -81,7 +84,7 @@ export function defendCommand(): Command {
   const entries = ATTACKS.filter((a) => GRADIENT_ATTACKS.includes(a.name));
   const keys = addEntryOptions(cmd, entries, ['norm', 'targeted', 'seed']);
   return withCommonOptions(cmd).action((opts: DefendOptions) =>
-    runDefend(opts, givenEntryOptions(cmd, keys)),
+    runDefend({ ...opts, nGiven: optionGiven(cmd, 'n') }, givenEntryOptions(cmd, keys)),
   );
 }
 
@@ -91,7 +94,8 @@ async function runDefend(opts: DefendOptions, given: Record<string, unknown>): P
   const backend = await setUpBackend(opts);
   const preprocessors = await buildPreprocessors(spec);
   const model = await loadClassifier(opts.model);
-  const data = takeFirst(loadDataset(opts.dataset, 'test', { seed: opts.seed }), opts.n);
+  const test = loadDataset(opts.dataset, 'test', { seed: opts.seed });
+  const data = opts.nGiven ? firstExamples(test, opts.n, '--n') : takeFirst(test, opts.n);
   model.checkInput(data.shape);
   // Checks here that the model takes images; its flags decide the warnings below.
   const defended = new DefendedClassifier(model, preprocessors);

@@ -1,7 +1,7 @@
 /** `parry predict --model DIR --dataset NAME --n N`: accuracy and predictions on a data set. */
 
 import { type Command, Option } from 'commander';
-import { loadDataset, takeFirst } from '../data/index.js';
+import { firstExamples, loadDataset } from '../data/index.js';
 import { chooseWorkers, WorkerPool } from '../engine/pool.js';
 import { type Predictions, predictDataset, predictDatasetPooled } from '../evaluate/predictions.js';
 import { loadClassifier } from '../models/index.js';
@@ -41,7 +41,7 @@ async function runPredict(opts: PredictOptions): Promise<void> {
   const backend = await setUpBackend(opts);
   const model = await loadClassifier(opts.model);
   let data = loadDataset(opts.dataset, opts.split, { seed: opts.seed });
-  if (opts.n !== undefined) data = takeFirst(data, opts.n);
+  if (opts.n !== undefined) data = firstExamples(data, opts.n, '--n');
   model.checkInput(data.shape);
   const started = performance.now();
   const bar = progressBar('predict |{bar}| {value}/{total} examples | ETA {eta_formatted}');

@@ -6,7 +6,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { Command } from 'commander';
-import { exampleSize, loadDataset, takeFirst } from '../data/index.js';
+import { exampleSize, firstExamples, loadDataset, takeFirst } from '../data/index.js';
 import {
   buildDenoiser,
   loadDenoiser,
@@ -89,7 +89,7 @@ async function runTrainDenoiser(opts: TrainDenoiserOptions): Promise<void> {
   checkOutputDir(opts.out, '--out');
   const backend = await setUpBackend(opts);
   let train = loadDataset(opts.dataset, 'train', { seed: opts.seed });
-  if (opts.n !== undefined) train = takeFirst(train, opts.n);
+  if (opts.n !== undefined) train = firstExamples(train, opts.n, '--n');
   const test = takeFirst(loadDataset(opts.dataset, 'test', { seed: opts.seed }), 500);
   const inputShape = train.shape.slice(1);
   const model = buildDenoiser(inputShape, opts.filters, opts.seed);

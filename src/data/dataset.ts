@@ -109,6 +109,21 @@ export function takeFirst(ds: Dataset, n: number): Dataset {
   return sliceDataset(ds, 0, n);
 }
 
+/**
+ * The first `n` examples, refusing an `n` the set cannot give (where `takeFirst` would quietly
+ * return fewer): `what` names the option in the message.
+ */
+export function firstExamples(ds: Dataset, n: number, what = 'n'): Dataset {
+  const size = datasetSize(ds);
+  if (n > size) {
+    throw new ParryError(
+      'BAD_OPTION',
+      `${what} ${n} is more than the ${size} examples of ${ds.name}`,
+    );
+  }
+  return takeFirst(ds, n);
+}
+
 /** All examples in an order drawn from `rng`, copied. */
 export function shuffleDataset(ds: Dataset, rng: Rng): Dataset {
   return selectExamples(ds, rng.permutation(datasetSize(ds)));

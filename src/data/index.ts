@@ -8,6 +8,7 @@ export {
   type Dataset,
   datasetSize,
   exampleSize,
+  firstExamples,
   type Split,
   selectExamples,
   shuffleDataset,

@@ -9,7 +9,13 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { certifyDataset, fraction } from '../certify/bound-certificates.js';
-import { type Dataset, loadDataset, splitDataset, takeFirst } from '../data/index.js';
+import {
+  type Dataset,
+  firstExamples,
+  loadDataset,
+  splitDataset,
+  takeFirst,
+} from '../data/index.js';
 import { createIbpLoss, type IbpTrainingConfig, ibpSchedule } from '../defenses/index.js';
 import { TRAINING_METHODS } from '../defenses/training/registry.js';
 import { type RobustOptions, robustRun } from '../defenses/training/robust-training.js';
@@ -160,7 +166,7 @@ export async function runTraining(
   const backend = opts.backend;
   let train = loadDataset(opts.dataset, 'train', { seed: opts.seed });
   const test = loadDataset(opts.dataset, 'test', { seed: opts.seed });
-  if (opts.n !== undefined) train = takeFirst(train, opts.n);
+  if (opts.n !== undefined) train = firstExamples(train, opts.n);
   // Robust accuracy each epoch is measured on the validation split, or on the first 500 test
   // examples when there is none (reported as such; early stopping needs the split).
   let heldOut = { data: takeFirst(test, Math.min(500, test.shape[0])), name: 'test[:500]' };

@@ -26,6 +26,57 @@ describe('limits', () => {
     expect(performance.now() - started).toBeLessThan(20_000);
   });
 
+  it('an --n the data set cannot give is refused, not cut silently (a default --n is cut)', () => {
+    expectBadInput(
+      parry('attack', '--model', 'models/fmnist-mlp', '--attack', 'fgsm', '--n', '5000', '--json'),
+      /--n 5000 runs past the end of fashion-mnist-subset\/test: it has 1000 examples/,
+    );
+    expectBadInput(
+      parry(
+        'attack',
+        '--model',
+        'models/fmnist-mlp',
+        '--attack',
+        'fgsm',
+        '--n',
+        '10',
+        '--offset',
+        '995',
+        '--json',
+      ),
+      /--n 10 runs past the end .*\(--offset 995\)/,
+    );
+    expectBadInput(
+      parry('predict', '--model', 'models/fmnist-mlp', '--n', '1001', '--json'),
+      /--n 1001 is more than the 1000 examples of fashion-mnist-subset\/test/,
+    );
+    expectBadInput(
+      parry(
+        'defend',
+        '--model',
+        'models/fmnist-mlp',
+        '--preprocess',
+        'squeeze-bits:bits=4',
+        '--n',
+        '2000',
+        '--json',
+      ),
+      /--n 2000 is more than the 1000 examples/,
+    );
+    const r = parry(
+      'attack',
+      '--model',
+      'models/fmnist-mlp',
+      '--attack',
+      'fgsm',
+      '--offset',
+      '990',
+      '--json',
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).n).toBe(10);
+  });
+
   it('a synthetic data set too large to allocate is refused', () => {
     expectBadInput(
       parry(
