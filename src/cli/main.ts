@@ -4,7 +4,7 @@
  * no stack trace unless --verbose), 1 on internal errors.
  */
 import { Command, CommanderError } from 'commander';
-import { isParryError } from '../errors.js';
+import { isParryError, ParryError } from '../errors.js';
 import { attackCommand } from './attack.js';
 import { certifyCommand } from './certify.js';
 import { defendCommand } from './defend.js';
@@ -46,10 +46,21 @@ export function buildProgram(): Command {
 export async function main(argv: string[]): Promise<number> {
   const verbose = argv.includes('--verbose');
   try {
+    refuseContradictions(argv);
     await buildProgram().parseAsync(argv, { from: 'user' });
     return 0;
   } catch (e) {
     return reportError(e, verbose);
+  }
+}
+
+/** `--x` and `--no-x` together are refused (commander would let the last one win, silently). */
+function refuseContradictions(argv: string[]): void {
+  const flags = new Set(argv.filter((a) => a.startsWith('--')).map((a) => a.split('=')[0]));
+  for (const flag of flags) {
+    if (flag.startsWith('--no-') && flags.has(`--${flag.slice(5)}`)) {
+      throw new ParryError('BAD_OPTION', `--${flag.slice(5)} and ${flag} contradict each other`);
+    }
   }
 }
 

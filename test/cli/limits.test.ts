@@ -77,6 +77,20 @@ describe('limits', () => {
     expect(JSON.parse(r.stdout).n).toBe(10);
   });
 
+  it('a flag and its --no- form together are refused', () => {
+    expectBadInput(
+      parry(
+        'attack',
+        '--model',
+        'models/fmnist-mlp',
+        '--random-start',
+        '--no-random-start',
+        '--json',
+      ),
+      /^parry: --random-start and --no-random-start contradict each other$/,
+    );
+  });
+
   it('a synthetic data set too large to allocate is refused', () => {
     expectBadInput(
       parry(
