@@ -22,6 +22,7 @@ import {
   evaluateAttackPooled,
   foolingRate,
 } from '../evaluate/robustness.js';
+import { checkDataFits } from '../models/data-fit.js';
 import { loadClassifier, type TfjsClassifier } from '../models/index.js';
 import { NORMS } from '../objectives/threat-model.js';
 import { saveAttackExamples } from '../report/examples.js';
@@ -92,6 +93,7 @@ async function runAttack(opts: AttackOptions, given: Record<string, unknown>, no
   const model = await loadClassifier(opts.model);
   const data = testSlice(opts.dataset, opts.offset, opts.n, opts.seed, opts.nGiven);
   model.checkInput(data.shape);
+  checkDataFits(model, data);
   const fit = attack.name === 'uap' ? await fitUniversal(opts, model, params) : undefined;
   if (fit) params.universalPerturbation = fit.perturbation;
   const workers = chooseWorkers(opts.workers, Math.ceil(data.shape[0] / opts.batchSize));

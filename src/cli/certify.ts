@@ -9,11 +9,13 @@
  * (centre and radius); crown every specification row it back-substitutes (an upper estimate)
  * plus its interval passes, plus the 2 per example of the IBP run reported beside it.
  */
+
 import { type Command, Option } from 'commander';
 import { CERTIFICATES, runCertificate } from '../certify/registry.js';
 import { loadDataset, takeFirst } from '../data/index.js';
 import { chooseWorkers, WorkerPool } from '../engine/pool.js';
 import { predictDataset } from '../evaluate/predictions.js';
+import { checkDataFits } from '../models/data-fit.js';
 import { loadClassifier } from '../models/index.js';
 import { findEntry, parseEntryOptions } from '../options.js';
 import {
@@ -64,6 +66,7 @@ async function runCertify(opts: CertifyOptions, given: Record<string, unknown>):
   const model = await loadClassifier(opts.model);
   const data = takeFirst(loadDataset(opts.dataset, 'test', { seed: opts.seed }), opts.nExamples);
   model.checkInput(data.shape);
+  checkDataFits(model, data);
   const started = performance.now();
   const clean = await predictDataset(model, data);
   // Smoothing spreads examples over one worker per core; bound propagation runs here.

@@ -3,6 +3,7 @@
  * before and after) and what it buys against an attack that ignores it versus one adapted to it
  * (BPDA through non-differentiable steps, EOT over randomised ones), with honesty flags.
  */
+
 import { type Command, Option } from 'commander';
 import { ATTACKS, type AttackParams, attackOptions, findAttack } from '../attacks/registry.js';
 import { firstExamples, loadDataset, takeFirst } from '../data/index.js';
@@ -20,6 +21,7 @@ import {
   evaluateDefense,
   evaluateDefensePooled,
 } from '../evaluate/defense.js';
+import { checkDataFits } from '../models/data-fit.js';
 import { loadClassifier } from '../models/index.js';
 import { NORMS, type Norm } from '../objectives/threat-model.js';
 import {
@@ -97,6 +99,7 @@ async function runDefend(opts: DefendOptions, given: Record<string, unknown>): P
   const test = loadDataset(opts.dataset, 'test', { seed: opts.seed });
   const data = opts.nGiven ? firstExamples(test, opts.n, '--n') : takeFirst(test, opts.n);
   model.checkInput(data.shape);
+  checkDataFits(model, data);
   // Checks here that the model takes images; its flags decide the warnings below.
   const defended = new DefendedClassifier(model, preprocessors);
   const kind = { adaptive: opts.adaptive, eotSamples: opts.eotSamples };

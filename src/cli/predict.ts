@@ -4,6 +4,7 @@ import { type Command, Option } from 'commander';
 import { firstExamples, loadDataset } from '../data/index.js';
 import { chooseWorkers, WorkerPool } from '../engine/pool.js';
 import { type Predictions, predictDataset, predictDatasetPooled } from '../evaluate/predictions.js';
+import { checkDataFits } from '../models/data-fit.js';
 import { loadClassifier } from '../models/index.js';
 import {
   type CommonOptions,
@@ -43,6 +44,7 @@ async function runPredict(opts: PredictOptions): Promise<void> {
   let data = loadDataset(opts.dataset, opts.split, { seed: opts.seed });
   if (opts.n !== undefined) data = firstExamples(data, opts.n, '--n');
   model.checkInput(data.shape);
+  checkDataFits(model, data);
   const started = performance.now();
   const bar = progressBar('predict |{bar}| {value}/{total} examples | ETA {eta_formatted}');
   bar.start(data.shape[0], 0);

@@ -11,6 +11,7 @@
  * The attacks' examples, which do not depend on the detector, are crafted once and scored by every
  * detector; the joint attack runs per detector.
  */
+
 import * as tf from '@tensorflow/tfjs-core';
 import { createJointAttack } from '../adaptive/joint.js';
 import type { AttackEntry, AttackParams } from '../attacks/registry.js';
@@ -28,6 +29,7 @@ import {
   isSupervised,
 } from '../defenses/detection/protocol.js';
 import { chooseWorkers, WorkerPool } from '../engine/pool.js';
+import { checkDataFits } from '../models/data-fit.js';
 import { loadClassifier, type TfjsClassifier } from '../models/index.js';
 import type { Norm } from '../objectives/threat-model.js';
 import { type AttackBatchInput, attackBatch, attackBatchTask } from './robustness.js';
@@ -72,6 +74,7 @@ export async function evaluateDetectors(
   const { fit: train, calibration: calSet } = detectorSplit(trainAll, split);
   const evalSet = takeFirst(loadDataset(opts.dataset, 'test', { seed: opts.seed }), opts.n);
   model.checkInput(train.shape);
+  checkDataFits(model, train);
   // Each attack gets what it reads: eps unless it is minimum-norm, steps when it iterates.
   const paramsFor = (attack: AttackEntry, seed: number): AttackParams => ({
     norm: attack.norms.includes(opts.norm) ? opts.norm : attack.norms[0],

@@ -3,6 +3,7 @@
  * groups, and the targets (each model, loaded once, optionally behind its defense). Errors name
  * the config path they come from.
  */
+
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -21,6 +22,7 @@ import type { Preprocessor } from '../defenses/preprocess/preprocessor.js';
 import { buildPreprocessors } from '../defenses/preprocess/spec.js';
 import { isParryError, ParryError } from '../errors.js';
 import type { Classifier } from '../models/classifier.js';
+import { checkDataFits } from '../models/data-fit.js';
 import { loadClassifier, type TfjsClassifier } from '../models/index.js';
 import {
   type CertifyConfig,
@@ -156,7 +158,10 @@ export async function prepareTargets(config: EvaluateConfig, data: Dataset): Pro
         base = await at(`models[${i}].path`, () => loadClassifier(m.path));
         loaded.set(m.path, base);
         const model = base;
-        await at(`models[${i}]`, () => model.checkInput(data.shape));
+        await at(`models[${i}]`, () => {
+          model.checkInput(data.shape);
+          checkDataFits(model, data);
+        });
         if (base.numClasses !== data.numClasses) {
           throw new ParryError(
             'BAD_OPTION',

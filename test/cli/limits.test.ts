@@ -4,6 +4,8 @@
  */
 import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
+import { checkDataFits } from '../../src/models/data-fit.js';
+import { caught } from '../models/tmp.js';
 import { expectBadInput, parry } from './helpers.js';
 
 describe('limits', () => {
@@ -75,6 +77,40 @@ describe('limits', () => {
     );
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).n).toBe(10);
+  });
+
+  it('a data set with labels the model has no class for is refused', () => {
+    for (const command of [['predict'], ['attack', '--attack', 'fgsm']]) {
+      expectBadInput(
+        parry(
+          ...command,
+          '--model',
+          'models/fmnist-mlp',
+          '--dataset',
+          'synthetic:28x28x1:12:60',
+          '--json',
+        ),
+        /synthetic.*: label 11 \(example \d+\) is not a class of the model, which has 10/,
+      );
+    }
+  });
+
+  it('checkDataFits: shape, emptiness and labels', async () => {
+    const model = { inputShape: [2, 2, 1], numClasses: 3 };
+    const set = (shape: number[], labels: number[]) => ({ name: 'd', shape, labels });
+    expect(() => checkDataFits(model, set([2, 2, 2, 1], [0, 2]))).not.toThrow();
+    for (const [data, pattern] of [
+      [
+        set([1, 2, 3, 1], [0]),
+        /examples of shape \[2, 3, 1\] do not fit the model's input \[2, 2, 1\]/,
+      ],
+      [set([0, 2, 2, 1], []), /d has no examples/],
+      [set([2, 2, 2, 1], [0, 3]), /label 3 \(example 1\) is not a class of the model, which has 3/],
+    ] as const) {
+      const e = await caught(() => checkDataFits(model, data));
+      expect(e.code).toBe('BAD_INPUT');
+      expect(e.message).toMatch(pattern);
+    }
   });
 
   it('a flag and its --no- form together are refused', () => {
