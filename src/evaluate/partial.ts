@@ -1,8 +1,9 @@
 /**
  * `OUT/partial.jsonl`: every finished cell of an evaluation, one JSON line each, appended as it
  * finishes, so that an interrupted run can resume where it stopped. The first line records the
- * config hash; a resumed run with another config is refused. A torn last line (the process was
- * killed while writing) is ignored and recomputed.
+ * config hash and the content hashes of every model and data set read; a resumed run with another
+ * config, or after any of those changed, is refused. A torn last line (the process was killed
+ * while writing) is ignored and recomputed.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { appendFile, rm, writeFile } from 'node:fs/promises';
@@ -30,18 +31,32 @@ export class PartialStore {
   ) {}
 
   /**
-   * Opens `outDir/partial.jsonl`. With `resume`, reads the cells a previous run finished (its
-   * config hash must be `hash`); without, starts a new file, refusing to overwrite cells of an
-   * interrupted run.
+   * Opens `outDir/partial.jsonl`. With `resume`, reads the cells a previous run finished: its
+   * config hash must be `hash` and every input it read (`inputs`: name → content hash, see
+   * fingerprint.ts) must be unchanged; without, starts a new file, refusing to overwrite cells of
+   * an interrupted run.
    */
-  static async open(outDir: string, hash: string, resume: boolean): Promise<PartialStore> {
+  static async open(
+    outDir: string,
+    hash: string,
+    resume: boolean,
+    inputs: Record<string, string> = {},
+  ): Promise<PartialStore> {
     const file = path.join(outDir, PARTIAL_FILE);
     const cells = new Map<string, unknown>();
     if (existsSync(file)) {
       const lines = readFileSync(file, 'utf8')
         .split('\n')
         .filter((l) => l.trim() !== '');
-      const header = parseLine(lines[0]) as { hash?: string } | undefined;
+      const header = parseLine(lines[0]) as
+        | { hash?: string; inputs?: Record<string, string> }
+        | undefined;
+      if (typeof header?.hash !== 'string') {
+        throw new ParryError(
+          'BAD_FILE',
+          `evaluate: ${file} is not a partial-results file (its first line is not parry's header); remove it to start over`,
+        );
+      }
       if (!resume) {
         throw new ParryError(
           'BAD_OPTION',
@@ -49,11 +64,19 @@ export class PartialStore {
             'set resume to continue it, or remove the file to start over',
         );
       }
-      if (header?.hash !== hash) {
+      if (header.hash !== hash) {
         throw new ParryError(
           'BAD_OPTION',
-          `evaluate: ${file} was written for another config (hash ${header?.hash ?? 'missing'}, ` +
+          `evaluate: ${file} was written for another config (hash ${header.hash}, ` +
             `this config ${hash}); write to another outDir, or remove the file to start over`,
+        );
+      }
+      const changed = Object.keys(inputs).filter((k) => header.inputs?.[k] !== inputs[k]);
+      if (changed.length > 0) {
+        throw new ParryError(
+          'BAD_OPTION',
+          `evaluate: cannot resume ${file}: ${changed.join('; ')} changed since the interrupted run ` +
+            '(content hashes differ); remove the file to start over',
         );
       }
       for (const line of lines.slice(1)) {
@@ -62,7 +85,8 @@ export class PartialStore {
       }
       return new PartialStore(file, cells);
     }
-    await writeFile(file, `${JSON.stringify({ hash, started: new Date().toISOString() })}\n`);
+    const header = { hash, inputs, started: new Date().toISOString() };
+    await writeFile(file, `${JSON.stringify(header)}\n`);
     return new PartialStore(file, cells);
   }
 

@@ -6,6 +6,7 @@
  * appended to `OUT/partial.jsonl`, so that `resume` continues an interrupted run; the same config
  * and seed give the same numbers, in one thread or across a pool.
  */
+
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { WorkerPool } from '../engine/pool.js';
@@ -22,6 +23,7 @@ import {
 import { configHash, type EvaluateConfig, type SmoothingConfig } from './config.js';
 import { cell, type EvalContext, type StageHandle, type StageInfo } from './context.js';
 import { fairness } from './fairness.js';
+import { inputFingerprints } from './fingerprint.js';
 import { skipped } from './honesty.js';
 import { honestyStage } from './honesty-runs.js';
 import {
@@ -33,6 +35,7 @@ import {
   resolveGroups,
   type Target,
 } from './inputs.js';
+import { lockOutDir } from './out-lock.js';
 import { PartialStore } from './partial.js';
 import { predictDataset } from './predictions.js';
 import {
@@ -73,12 +76,15 @@ export async function runEvaluation(
   const data = loadExamples(config);
   const groups = resolveGroups(config, data.labels, data.classNames);
   const targets = await prepareTargets(config, data);
+  let unlock: (() => void) | undefined;
   try {
     await mkdir(opts.outDir, { recursive: true });
+    unlock = lockOutDir(opts.outDir);
     // Engines differ in the last digits, so a run resumes only on the engines it started on.
     const engines = targets.map((t) => engineOf(t)).join(',');
     const key = `${configHash(config)}:${engines}`;
-    const store = await PartialStore.open(opts.outDir, key, opts.resume ?? false);
+    const inputs = inputFingerprints(config, data);
+    const store = await PartialStore.open(opts.outDir, key, opts.resume ?? false, inputs);
     const ctx: EvalContext = { config, data, store, ...opts, notes: [] };
     if (opts.pool) {
       for (const t of targets.filter((t) => t.pooled === null)) {
@@ -109,6 +115,7 @@ export async function runEvaluation(
     await store.remove();
     return out;
   } finally {
+    unlock?.();
     disposeTargets(targets);
   }
 }
