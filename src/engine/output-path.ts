@@ -1,9 +1,20 @@
 /**
  * Output locations checked before any work starts: a command that would train for an hour and
  * then fail to write its model refuses at once instead, naming the path and what is wrong with
- * it ('BAD_OPTION', exit 2 from the CLI).
+ * it ('BAD_OPTION', exit 2 from the CLI); and folders written whole (`writeFolder`).
  */
-import { accessSync, constants, type Stats, statSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  type Stats,
+  statSync,
+} from 'node:fs';
 import path from 'node:path';
 import { ParryError } from '../errors.js';
 
@@ -67,4 +78,37 @@ export function checkOutputFile(file: string, what: string): void {
   const st = probe(file, what);
   if (st?.isDirectory()) throw bad(`${what} ${file} is a folder, not a file`);
   checkOutputDir(path.dirname(path.resolve(file)), what);
+}
+
+/**
+ * Writes a folder's files all at once: `fill` writes them into a fresh temporary folder beside
+ * `dir`, which then becomes `dir` by one rename (when `dir` is absent or empty), so a crash
+ * never leaves half of them. Into a folder that already holds files, the new files are moved in
+ * one by one, `last` (e.g. model.json, which names the others) after the rest. The temporary
+ * folder is removed if `fill` fails.
+ */
+export async function writeFolder(
+  dir: string,
+  fill: (temporary: string) => Promise<void>,
+  last: readonly string[] = [],
+): Promise<void> {
+  const parent = path.dirname(path.resolve(dir));
+  mkdirSync(parent, { recursive: true });
+  const temporary = mkdtempSync(path.join(parent, `.${path.basename(dir)}.partial-`));
+  try {
+    await fill(temporary);
+    const existing = probe(dir, 'out');
+    if (existing === undefined || readdirSync(dir).length === 0) {
+      if (existing !== undefined) rmdirSync(dir);
+      renameSync(temporary, dir);
+      return;
+    }
+    const names = readdirSync(temporary).sort(
+      (a, b) =>
+        Number(last.includes(a)) - Number(last.includes(b)) || last.indexOf(a) - last.indexOf(b),
+    );
+    for (const name of names) renameSync(path.join(temporary, name), path.join(dir, name));
+  } finally {
+    rmSync(temporary, { recursive: true, force: true });
+  }
 }

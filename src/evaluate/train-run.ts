@@ -5,7 +5,7 @@
  * directory plus training.json. Progress and log lines go to callbacks; nothing is printed.
  */
 
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { certifyDataset, fraction } from '../certify/bound-certificates.js';
@@ -19,7 +19,7 @@ import {
 import { createIbpLoss, type IbpTrainingConfig, ibpSchedule } from '../defenses/index.js';
 import { TRAINING_METHODS } from '../defenses/training/registry.js';
 import { type RobustOptions, robustRun } from '../defenses/training/robust-training.js';
-import { checkOutputDir } from '../engine/output-path.js';
+import { checkOutputDir, writeFolder } from '../engine/output-path.js';
 import { chooseWorkers, WorkerPool } from '../engine/pool.js';
 import { Rng } from '../engine/rng.js';
 import {
@@ -239,53 +239,61 @@ export async function runTraining(
     'weights_from_epoch' in finished
       ? (await predictDataset(classifier, test)).accuracy
       : result.epochs[result.epochs.length - 1].test_accuracy;
-  await mkdir(opts.out, { recursive: true });
   const metadata = {
     arch: opts.arch,
     bounds: opts.bounds,
     classNames: train.classNames,
     dataset: opts.dataset,
   };
-  await saveLayersModel(model, opts.out, { float16: opts.float16 === true, metadata });
-  // The accuracy of the model as stored (float16 rounding included), read back from disk.
-  const stored = await loadClassifier(opts.out);
-  const storedAccuracy = (await predictDataset(stored, test)).accuracy;
-  const storedExtra = (await defense.onStored?.(stored)) ?? {};
-  const storedEngine = stored.engine?.name ?? 'tfjs';
-  stored.dispose?.();
-  const summary = {
-    command: 'train',
-    arch: opts.arch,
-    dataset: opts.dataset,
-    train_examples: train.shape[0],
-    test_examples: test.shape[0],
-    epochs: opts.epochs,
-    batch_size: opts.batchSize,
-    lr: opts.lr,
-    lr_schedule: opts.lrSchedule,
-    optimizer: opts.optimizer,
-    dropout: opts.dropout,
-    weight_decay: opts.weightDecay,
-    label_smoothing: opts.labelSmoothing,
-    noise_sigma: opts.noiseSigma,
-    ...defense.record,
-    ...finished,
-    seed: opts.seed,
-    backend,
-    // The engine the stored model was measured on; adversarial crafting ran on the same one
-    // (both follow $PARRY_ENGINE and cover the same layers).
-    engine: storedEngine,
-    workers,
-    params: model.countParams(),
-    weights_dtype: opts.float16 ? 'float16' : 'float32',
-    per_epoch: result.epochs.map((e) => ({ ...e, seconds: round(e.seconds, 2) })),
-    test_accuracy: testAccuracy,
-    stored_test_accuracy: storedAccuracy,
-    ...storedExtra,
-    seconds: round(result.seconds, 2),
-    out: opts.out,
-  };
-  await writeFile(path.join(opts.out, 'training.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  // The model, measured as stored, and training.json appear in opts.out together (a crash
+  // leaves the previous contents, never half a model).
+  const summary: Record<string, unknown> = {};
+  await writeFolder(
+    opts.out,
+    async (dir) => {
+      await saveLayersModel(model, dir, { float16: opts.float16 === true, metadata });
+      // The accuracy of the model as stored (float16 rounding included), read back from disk.
+      const stored = await loadClassifier(dir);
+      const storedAccuracy = (await predictDataset(stored, test)).accuracy;
+      const storedExtra = (await defense.onStored?.(stored)) ?? {};
+      const storedEngine = stored.engine?.name ?? 'tfjs';
+      stored.dispose?.();
+      Object.assign(summary, {
+        command: 'train',
+        arch: opts.arch,
+        dataset: opts.dataset,
+        train_examples: train.shape[0],
+        test_examples: test.shape[0],
+        epochs: opts.epochs,
+        batch_size: opts.batchSize,
+        lr: opts.lr,
+        lr_schedule: opts.lrSchedule,
+        optimizer: opts.optimizer,
+        dropout: opts.dropout,
+        weight_decay: opts.weightDecay,
+        label_smoothing: opts.labelSmoothing,
+        noise_sigma: opts.noiseSigma,
+        ...defense.record,
+        ...finished,
+        seed: opts.seed,
+        backend,
+        // The engine the stored model was measured on; adversarial crafting ran on the same one
+        // (both follow $PARRY_ENGINE and cover the same layers).
+        engine: storedEngine,
+        workers,
+        params: model.countParams(),
+        weights_dtype: opts.float16 ? 'float16' : 'float32',
+        per_epoch: result.epochs.map((e) => ({ ...e, seconds: round(e.seconds, 2) })),
+        test_accuracy: testAccuracy,
+        stored_test_accuracy: storedAccuracy,
+        ...storedExtra,
+        seconds: round(result.seconds, 2),
+        out: opts.out,
+      });
+      await writeFile(path.join(dir, 'training.json'), `${JSON.stringify(summary, null, 2)}\n`);
+    },
+    ['model.json', 'training.json'],
+  );
   model.dispose();
   return summary;
 }

@@ -4,10 +4,19 @@
  * too. (Root ignores permission bits, so an unwritable folder is tested through the library's
  * check only when not running as root.)
  */
-import { mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { checkOutputDir, checkOutputFile } from '../../src/engine/output-path.js';
+import { checkOutputDir, checkOutputFile, writeFolder } from '../../src/engine/output-path.js';
+import { packageRoot } from '../../src/engine/paths.js';
 import { caught, tempDir } from '../models/tmp.js';
 import { expectBadInput, parry } from './helpers.js';
 
@@ -107,4 +116,76 @@ describe('checkOutputDir / checkOutputFile', () => {
       /cannot be created: .*locked is not writable/,
     );
   });
+});
+
+describe('writeFolder', () => {
+  const fill = (files: Record<string, string>) => async (dir: string) => {
+    for (const [name, text] of Object.entries(files)) writeFileSync(path.join(dir, name), text);
+  };
+  const contents = (dir: string) =>
+    Object.fromEntries(
+      readdirSync(dir)
+        .sort()
+        .map((n) => [n, readFileSync(path.join(dir, n), 'utf8')]),
+    );
+
+  it('creates a folder whole, replaces files in an existing one (others kept), and leaves no temporary', async () => {
+    const base = path.join(tmp.root, 'wf');
+    mkdirSync(base);
+    const dir = path.join(base, 'model');
+    await writeFolder(dir, fill({ 'model.json': 'a', 'w.bin': '1' }), ['model.json']);
+    expect(contents(dir)).toEqual({ 'model.json': 'a', 'w.bin': '1' });
+    writeFileSync(path.join(dir, 'notes.txt'), 'mine');
+    await writeFolder(dir, fill({ 'model.json': 'b', 'w.bin': '2' }), ['model.json']);
+    expect(contents(dir)).toEqual({ 'model.json': 'b', 'notes.txt': 'mine', 'w.bin': '2' });
+    expect(readdirSync(base)).toEqual(['model']);
+  });
+
+  it('a failing fill leaves the previous contents and no temporary', async () => {
+    const base = path.join(tmp.root, 'wf-fail');
+    mkdirSync(base);
+    const dir = path.join(base, 'model');
+    await writeFolder(dir, fill({ 'model.json': 'old' }));
+    const failing = async (d: string) => {
+      writeFileSync(path.join(d, 'model.json'), 'half');
+      throw new Error('disk full');
+    };
+    await expect(writeFolder(dir, failing)).rejects.toThrow('disk full');
+    expect(contents(dir)).toEqual({ 'model.json': 'old' });
+    expect(readdirSync(base)).toEqual(['model']);
+  });
+
+  it('parry train killed mid-run leaves no model folder', async () => {
+    const out = path.join(tmp.root, 'killed', 'model');
+    const root = packageRoot();
+    const child = spawn(
+      process.execPath,
+      [
+        path.join(root, 'bin', 'parry.mjs'),
+        'train',
+        '--dataset',
+        'synthetic:16x16x1:3:3000',
+        '--arch',
+        'cnn-small',
+        '--epochs',
+        '50',
+        '--workers',
+        '1',
+        '--out',
+        out,
+      ],
+      { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    // Kill once the first epoch has been logged (training is under way).
+    const training = await new Promise<boolean>((resolve) => {
+      child.stderr.on('data', (d: Buffer) => {
+        if (/epoch 1:/.test(String(d))) resolve(true);
+      });
+      child.once('exit', () => resolve(false));
+    });
+    expect(training).toBe(true);
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    expect(existsSync(out)).toBe(false);
+  }, 120_000);
 });
