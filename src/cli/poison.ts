@@ -6,7 +6,7 @@
  * triggered instead (the examples not already of the target class, labelled with the attacker's
  * target), to measure the attack success rate with `parry predict` or `parry attack`.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import {
@@ -18,7 +18,7 @@ import {
   triggeredTestSet,
 } from '../attacks/poisoning/index.js';
 import { type Dataset, loadDataset, writeMnistFormat } from '../data/index.js';
-import { checkOutputDir } from '../engine/output-path.js';
+import { checkOutputDir, writeFolder } from '../engine/output-path.js';
 import { ParryError } from '../errors.js';
 import { loadClassifier } from '../models/index.js';
 import { parseEntryOptions } from '../options.js';
@@ -103,13 +103,14 @@ async function poison(opts: PoisonOptions, given: Record<string, unknown>): Prom
     if (barStarted) bar.stop();
     model?.dispose();
   }
-  const files = [
-    ...writeMnistFormat(result.dataset, opts.out, 'train'),
-    ...writeMnistFormat(test, opts.out, 'test'),
-  ];
-  const manifestFile = path.join(opts.out, 'poison.json');
   const recipe = { ...result.manifest, source: opts.dataset, summary: result.summary ?? null };
-  writeFileSync(manifestFile, `${JSON.stringify(recipe, null, 2)}\n`);
+  const written = await intoFolder(opts.out, (dir) => {
+    writeMnistFormat(result.dataset, dir, 'train');
+    writeMnistFormat(test, dir, 'test');
+    writeFileSync(path.join(dir, 'poison.json'), `${JSON.stringify(recipe, null, 2)}\n`);
+  });
+  const manifestFile = path.join(opts.out, 'poison.json');
+  const files = written.filter((f) => f !== manifestFile);
   const n = result.dataset.shape[0];
   const poisoned = result.poisonedIndices.length;
   const out = {
@@ -154,7 +155,9 @@ async function applyTriggerTo(opts: PoisonOptions, given: Record<string, unknown
   const manifest = parseManifest(fields);
   const test: Dataset = loadDataset(opts.dataset, 'test', { seed: opts.seed });
   const triggered = triggeredTestSet(test, manifest);
-  const files = writeMnistFormat(triggered, opts.out, 'test');
+  const files = await intoFolder(opts.out, (dir) => {
+    writeMnistFormat(triggered, dir, 'test');
+  });
   const out = {
     command: 'poison',
     apply_trigger: file,
@@ -173,4 +176,18 @@ async function applyTriggerTo(opts: PoisonOptions, given: Record<string, unknown
       `wrote ${opts.out}: attack success rate = accuracy on --dataset mnist:${opts.out}`,
     ].join('\n'),
   );
+}
+
+/** Writes files with `write` into `out` all at once (writeFolder); returns their final paths. */
+async function intoFolder(out: string, write: (dir: string) => void): Promise<string[]> {
+  let names: string[] = [];
+  await writeFolder(
+    out,
+    async (dir) => {
+      write(dir);
+      names = readdirSync(dir).sort();
+    },
+    ['poison.json'],
+  );
+  return names.map((n) => path.join(out, n));
 }
