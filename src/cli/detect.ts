@@ -6,6 +6,7 @@
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { type AttackEntry, attackNames, findAttack } from '../attacks/registry.js';
+import { FPR_RULE, isValidFpr } from '../defenses/detection/detector.js';
 import { DETECTORS, type DetectorName } from '../defenses/detection/index.js';
 import { DETECTOR_SPLIT } from '../defenses/detection/protocol.js';
 import { type DetectOptions, evaluateDetectors } from '../evaluate/detection.js';
@@ -41,7 +42,7 @@ export function detectCommand(): Command {
       `comma-separated detectors, or all: ${DETECTORS.map((d) => `${d.name}: ${d.description}`).join('; ')}`,
     )
     .option('--attacks <list>', `comma-separated attacks (${attackNames().join(', ')})`, 'fgsm,pgd')
-    .option('--fpr <a>', 'false-positive rate the threshold is calibrated at', parseFraction, 0.05)
+    .option('--fpr <a>', 'false-positive rate the threshold is calibrated at', parseFpr, 0.05)
     .option('--eps <e>', 'perturbation budget', parseNonNegativeNumber, 0.1)
     .addOption(new Option('--norm <norm>', 'threat model').choices([...NORMS]).default('linf'))
     .option('--steps <k>', 'iterations of iterative attacks', parsePositiveInt)
@@ -69,9 +70,11 @@ export function detectCommand(): Command {
   return withCommonOptions(cmd).action((opts: DetectCliOptions) => runDetect(opts));
 }
 
-function parseFraction(value: string): number {
-  const v = parseNonNegativeNumber(value);
-  if (v > 1) throw new InvalidArgumentError(`must be in [0, 1], got '${value}'`);
+function parseFpr(value: string): number {
+  const v = Number(value);
+  if (value.trim() === '' || !isValidFpr(v)) {
+    throw new InvalidArgumentError(`must be ${FPR_RULE}, got '${value}'`);
+  }
   return v;
 }
 

@@ -13,6 +13,7 @@ import { type core, z } from 'zod';
 import { ATTACKS, attackNames, findAttack } from '../attacks/registry.js';
 import { DEFAULT_RADII } from '../certify/curve.js';
 import { DATASETS } from '../data/index.js';
+import { fprSchema } from '../defenses/detection/detector.js';
 import { DETECTOR_SPLIT } from '../defenses/detection/protocol.js';
 import { DETECTORS, type DetectorName } from '../defenses/detection/registry.js';
 import { checkPreprocessSpec, parsePreprocessSpec } from '../defenses/preprocess/spec.js';
@@ -93,7 +94,7 @@ const modelSchema = z.strictObject({
       detector: z
         .strictObject({
           name: z.enum(DETECTORS.map((d) => d.name) as [DetectorName, ...DetectorName[]]),
-          fpr: z.number().gt(0).lt(1).default(0.05),
+          fpr: fprSchema.default(0.05),
           fitExamples: z.number().int().min(10).default(DETECTOR_SPLIT.fitExamples),
           calibrationExamples: z.number().int().min(10).default(DETECTOR_SPLIT.calibrationExamples),
           /** Iterations of the joint attack per detector weight λ. */

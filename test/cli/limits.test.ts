@@ -113,6 +113,24 @@ describe('limits', () => {
     }
   });
 
+  it('one rule for a detector false-positive rate: the CLI refuses 0 and 1 like the config', () => {
+    for (const fpr of ['0', '1']) {
+      expectBadInput(
+        parry(
+          'detect',
+          '--model',
+          'models/fmnist-mlp',
+          '--detector',
+          'mahalanobis',
+          '--fpr',
+          fpr,
+          '--json',
+        ),
+        new RegExp(`--fpr .*must be a false-positive rate strictly between 0 and 1, got '${fpr}'`),
+      );
+    }
+  });
+
   it('a flag and its --no- form together are refused', () => {
     expectBadInput(
       parry(

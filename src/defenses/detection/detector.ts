@@ -8,7 +8,9 @@
  * non-differentiable part), or not usefully (`'none'`, e.g. a k-nearest-neighbour selection);
  * the joint adaptive attack (`adaptive/joint.ts`) reads it.
  */
+
 import * as tf from '@tensorflow/tfjs-core';
+import { z } from 'zod';
 import { check } from '../../errors.js';
 import type { Classifier } from '../../models/classifier.js';
 import { thresholdAtFpr } from './metrics.js';
@@ -42,6 +44,15 @@ export interface Detector {
   dispose(): void;
 }
 
+/**
+ * The one rule for a detector's false-positive rate, shared by `calibrate`, `parry detect` and
+ * the evaluate config: strictly between 0 and 1 (at 0 the threshold sits above every clean
+ * score and nothing is flagged; at 1 everything is).
+ */
+export const FPR_RULE = 'a false-positive rate strictly between 0 and 1';
+export const fprSchema = z.number().gt(0).lt(1);
+export const isValidFpr = (fpr: number) => fprSchema.safeParse(fpr).success;
+
 /** Examples per scoring batch: bounds memory of pairwise-distance detectors. */
 export const SCORE_BATCH = 128;
 
@@ -74,8 +85,8 @@ export abstract class BaseDetector implements Detector {
 
   calibrate(cleanX: tf.Tensor, fpr: number): number {
     check(
-      fpr >= 0 && fpr <= 1,
-      () => `${this.name}.calibrate: fpr must be in [0, 1], got ${fpr}`,
+      isValidFpr(fpr),
+      () => `${this.name}.calibrate: fpr must be ${FPR_RULE}, got ${fpr}`,
       'BAD_OPTION',
     );
     this.threshold = thresholdAtFpr(this.score(cleanX), fpr);
