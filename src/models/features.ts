@@ -50,7 +50,10 @@ export function featureModel(model: Classifier): FeatureModel {
   }
   const layers = lm.layers.filter((l) => l.getClassName() !== 'InputLayer');
   if (lm.getClassName() !== 'Sequential' && !isChain(lm, layers)) {
-    throw new ParryError('UNSUPPORTED', 'featureModel: only Sequential (chain) models are supported');
+    throw new ParryError(
+      'UNSUPPORTED',
+      'featureModel: only Sequential (chain) models are supported',
+    );
   }
   if (layers.length < 2) {
     throw new ParryError('UNSUPPORTED', 'featureModel: the model needs at least two layers');
