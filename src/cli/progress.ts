@@ -1,9 +1,24 @@
 /** Progress bars on stderr (stdout stays clean for --json), with an ETA that reads right. */
 import cliProgress from 'cli-progress';
 
-/** A progress bar on stderr; plain periodic lines when stderr is not a terminal (CI logs). */
-export function progressBar(format: string): cliProgress.SingleBar {
-  return new cliProgress.SingleBar(
+/** What commands use of a progress bar. */
+export interface ProgressBar {
+  start(total: number, value: number, payload?: object): void;
+  update(value: number, payload?: object): void;
+  setTotal(total: number): void;
+  stop(): void;
+}
+
+/** How long a started bar waits for its first update before it draws. */
+const FIRST_DRAW_MS = 1000;
+
+/**
+ * A progress bar on stderr; plain periodic lines when stderr is not a terminal (CI logs). It
+ * draws at its first update, or a second after `start`: a command refused by a check that runs
+ * after `start` prints its one error line and no bar.
+ */
+export function progressBar(format: string): ProgressBar {
+  const bar = new cliProgress.SingleBar(
     {
       format,
       stream: process.stderr,
@@ -16,6 +31,36 @@ export function progressBar(format: string): cliProgress.SingleBar {
     },
     cliProgress.Presets.shades_classic,
   );
+  let pending: [number, number, object | undefined] | undefined;
+  let drawn = false;
+  let timer: NodeJS.Timeout | undefined;
+  const draw = () => {
+    clearTimeout(timer);
+    if (drawn || pending === undefined) return;
+    drawn = true;
+    bar.start(...pending);
+  };
+  return {
+    start(total, value, payload) {
+      pending = [total, value, payload];
+      timer = setTimeout(draw, FIRST_DRAW_MS);
+      timer.unref();
+    },
+    update(value, payload) {
+      draw();
+      bar.update(value, payload);
+    },
+    setTotal(total) {
+      if (drawn) bar.setTotal(total);
+      else if (pending !== undefined) pending[0] = total;
+    },
+    stop() {
+      clearTimeout(timer);
+      if (drawn) bar.stop();
+      drawn = false;
+      pending = undefined;
+    },
+  };
 }
 
 /**
