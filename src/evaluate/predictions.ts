@@ -2,9 +2,11 @@
  * Batched prediction over an in-memory data set: predicted labels, accuracy, and the logits'
  * softmax confidence. Reads each batch's values once (a boundary: results go to JS arrays).
  */
+
 import * as tf from '@tensorflow/tfjs-core';
 import { type Dataset, exampleSize } from '../data/index.js';
 import { concatFloat32, mapBatches, type WorkerPool } from '../engine/pool.js';
+import { ParryError } from '../errors.js';
 import type { Classifier } from '../models/classifier.js';
 import { forwardTask } from '../models/pool-tasks.js';
 
@@ -15,6 +17,19 @@ export interface Predictions {
   confidence: Float32Array;
   /** Fraction of examples whose prediction equals the label. */
   accuracy: number;
+}
+
+/**
+ * Refuses outputs computed from NaN or infinite logits (`bad` of `n` examples): a model that
+ * produces them (overflow, broken weights) would otherwise be scored, e.g. as robust.
+ */
+export function checkFiniteLogits(bad: number, n: number, what: string): void {
+  if (bad > 0) {
+    throw new ParryError(
+      'BAD_INPUT',
+      `${what}: the model's logits are NaN or infinite on ${bad} of ${n} examples (of a batch); no numbers are reported from them`,
+    );
+  }
 }
 
 export async function predictDataset(
@@ -41,6 +56,13 @@ export async function predictDataset(
     confidence.set(await conf.data(), start);
     pred.dispose();
     conf.dispose();
+    // Softmax of a NaN or infinite logit is NaN: refused at the first batch holding one.
+    const batchConfidence = confidence.subarray(start, end);
+    checkFiniteLogits(
+      batchConfidence.filter((c) => Number.isNaN(c)).length,
+      end - start,
+      data.name,
+    );
     onProgress?.(end, n);
     // Give timers a turn (progress redraws): awaits on wasm data resolve as microtasks.
     await new Promise((resolve) => setImmediate(resolve));
@@ -75,6 +97,13 @@ export async function predictDatasetPooled(
     ),
   );
   const k = logits.length / n;
+  checkFiniteLogits(
+    Array.from({ length: n }, (_, i) => logits.subarray(i * k, (i + 1) * k)).filter((row) =>
+      row.some((v) => !Number.isFinite(v)),
+    ).length,
+    n,
+    data.name,
+  );
   const predictions = new Int32Array(n);
   const confidence = new Float32Array(n);
   let correct = 0;

@@ -3,6 +3,7 @@
  * success rate among the examples first classified correctly, perturbation sizes in the attack's
  * norm, and cost. Values are read once per batch (a boundary), never inside an attack's steps.
  */
+
 import * as tf from '@tensorflow/tfjs-core';
 import { preprocessAttacker } from '../adaptive/bpda.js';
 import { type AttackEntry, type AttackParams, findAttack, runAttack } from '../attacks/registry.js';
@@ -17,6 +18,7 @@ import { ParryError } from '../errors.js';
 import type { Classifier } from '../models/classifier.js';
 import { cachedClassifier } from '../models/pool-tasks.js';
 import { runBatchesInThread, runBatchesPooled } from './batches.js';
+import { checkFiniteLogits } from './predictions.js';
 
 export interface AttackEvaluation {
   n: number;
@@ -113,12 +115,20 @@ export async function attackBatch(
   const labels = tf.tensor1d(input.labels, 'int32');
   const targetLabels = input.targets ? tf.tensor1d(input.targets, 'int32') : undefined;
   try {
+    const [clean, bad] = tf.tidy(() => {
+      const logits = model.logits(x);
+      const rowsBad = tf.logicalNot(tf.all(tf.isFinite(logits), 1));
+      return [tf.argMax(logits, 1), tf.sum(tf.cast(rowsBad, 'int32'))];
+    });
+    const badRows = (await bad.data())[0];
+    bad.dispose();
+    if (badRows > 0) clean.dispose();
+    checkFiniteLogits(badRows, m, `attack ${attack.name}`);
     const out = await runAttack(attack, model, x, labels, input.params, {
       targetLabels,
       signal,
       progress,
     });
-    const clean = tf.tidy(() => tf.argMax(model.logits(x), 1));
     const [adv, norms] = [out.predictions, out.perturbationNorms];
     const per = input.x.length / Math.max(m, 1);
     const [c, a, d, xa] = await Promise.all([

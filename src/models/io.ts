@@ -28,7 +28,16 @@ function errnoCode(e: unknown): string | undefined {
 }
 
 async function readModelJson(dir: string): Promise<Record<string, unknown>> {
-  const dirStat = await stat(dir).catch(() => null);
+  const dirStat = await stat(dir).catch((e: unknown) => {
+    const code = errnoCode(e);
+    if (code === 'ENOENT') return null;
+    const why: Record<string, string> = {
+      ELOOP: 'is a symbolic link loop',
+      ENOTDIR: 'has a file where a folder should be',
+      EACCES: 'cannot be read (permission denied)',
+    };
+    throw badFile(`model directory ${dir} ${why[code ?? ''] ?? `cannot be read (${code})`}`, e);
+  });
   if (dirStat === null) throw badFile(`model directory ${dir} does not exist`);
   if (!dirStat.isDirectory()) throw badFile(`${dir} is not a directory`);
   const jsonPath = path.join(dir, MODEL_JSON);

@@ -7,8 +7,11 @@
 import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../src/engine/paths.js';
+import { saveLayersModel } from '../../src/models/index.js';
 import { tempDir } from '../models/tmp.js';
 
 const root = packageRoot();
@@ -37,6 +40,16 @@ const config = (name: string, value: unknown) => {
 };
 const base = { n: 10, models: [{ path: path.join(root, MLP) }], attacks: [{ attack: 'fgsm' }] };
 writeFileSync(at('not-a-manifest.json'), JSON.stringify({ format: 'something else' }));
+// Finite weights whose logits overflow to infinity on every input.
+{
+  const dense = tfl.layers.dense({ units: 10, inputShape: [784], name: 'huge' });
+  const overflow = tfl.sequential({
+    layers: [tfl.layers.flatten({ inputShape: [28, 28, 1] }), dense],
+  });
+  dense.setWeights([tf.fill([784, 10], 3e37), tf.zeros([10])]);
+  await saveLayersModel(overflow, at('overflow'));
+  overflow.dispose();
+}
 
 /** [name, args, pattern the one stderr line must match, a path that must not exist after]. */
 type Case = [string, string[], RegExp, string?];
@@ -64,9 +77,23 @@ const CASES: Case[] = [
     /weight 'dense1\/kernel' has .* NaN or infinite/,
   ],
   ['truncated weights file', ['predict', '--model', at('no-shard')], /no-shard/],
+  [
+    'logits that overflow (predict)',
+    ['predict', '--model', at('overflow')],
+    /logits are NaN or infinite on 256 of 256 examples/,
+  ],
+  [
+    'logits that overflow (attack)',
+    ['attack', '--model', at('overflow'), '--n', '8', '--workers', '1'],
+    /attack pgd: the model's logits are NaN or infinite on 8 of 8/,
+  ],
   ['malformed ONNX file', ['predict', '--model', at('bad.onnx')], /bad\.onnx is not an ONNX model/],
   ['ONNX file that does not exist', ['predict', '--model', at('none.onnx')], /none\.onnx/],
-  ['--model through a symbolic link loop', ['predict', '--model', at('loop-a')], /loop-a/],
+  [
+    '--model through a symbolic link loop',
+    ['predict', '--model', at('loop-a')],
+    /loop-a is a symbolic link loop/,
+  ],
   // Data sets.
   ['unknown data set', ['predict', '--model', MLP, '--dataset', 'imagenet'], /imagenet/],
   [
