@@ -5,11 +5,10 @@
  * continues an interrupted run. `--example` prints a config to start from.
  */
 
-import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { initBackend } from '../engine/backend.js';
-import { checkOutputDir } from '../engine/output-path.js';
+import { checkOutputDir, writeFileWhole } from '../engine/output-path.js';
 import { chooseWorkers, WorkerPool } from '../engine/pool.js';
 import { isParryError, ParryError } from '../errors.js';
 import { loadEvaluateConfig } from '../evaluate/config.js';
@@ -96,7 +95,7 @@ async function runEvaluate(opts: EvaluateOptions): Promise<void> {
     await pool?.close();
   }
   const report = path.join(outDir, REPORT_FILE);
-  await writeFile(report, renderReport(results));
+  await writeFileWhole(report, renderReport(results));
   log(headline(results));
   log(`results: ${path.join(outDir, RESULTS_FILE)}`);
   log(`report: ${report}`);

@@ -15,6 +15,7 @@ import {
   type Stats,
   statSync,
 } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ParryError } from '../errors.js';
 
@@ -110,5 +111,16 @@ export async function writeFolder(
     for (const name of names) renameSync(path.join(temporary, name), path.join(dir, name));
   } finally {
     rmSync(temporary, { recursive: true, force: true });
+  }
+}
+
+/** Writes `text` to `file` through a temporary file renamed over it: never half a file. */
+export async function writeFileWhole(file: string, text: string): Promise<void> {
+  const temporary = `${file}.${process.pid}.partial`;
+  try {
+    await writeFile(temporary, text);
+    renameSync(temporary, file);
+  } finally {
+    rmSync(temporary, { force: true });
   }
 }

@@ -7,8 +7,9 @@
  * and seed give the same numbers, in one thread or across a pool.
  */
 
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { writeFileWhole } from '../engine/output-path.js';
 import type { WorkerPool } from '../engine/pool.js';
 import { attackStage, type CleanRecord } from './attacks.js';
 import { stored, worstCase } from './cells.js';
@@ -111,7 +112,7 @@ export async function runEvaluation(
       targets: results,
       notes: [...new Set(ctx.notes)],
     };
-    await writeFile(path.join(opts.outDir, RESULTS_FILE), `${JSON.stringify(out)}\n`);
+    await writeFileWhole(path.join(opts.outDir, RESULTS_FILE), `${JSON.stringify(out)}\n`);
     await store.remove();
     return out;
   } finally {

@@ -6,10 +6,12 @@
  * convolutions, 'same' padding (relu instead of sigmoid, and residual, see `buildDenoiser`, for
  * fast training). It works on values rescaled to [0, 1] over the bounds, output clipped. Differentiable: a plain gradient attack goes through the network.
  */
+
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { z } from 'zod';
 import { type Dataset, exampleSize } from '../../data/index.js';
+import { writeFolder } from '../../engine/output-path.js';
 import { Rng } from '../../engine/rng.js';
 import { ParryError } from '../../errors.js';
 import { fileHandler, saveLayersModel } from '../../models/io.js';
@@ -134,7 +136,15 @@ export async function saveDenoiser(
   dir: string,
   record: Record<string, unknown>,
 ): Promise<void> {
-  await saveLayersModel(model, dir, { metadata: { arch: 'denoiser', bounds: [0, 1], ...record } });
+  // Written whole (a temporary folder renamed into place): never half a model.
+  await writeFolder(
+    dir,
+    (temporary) =>
+      saveLayersModel(model, temporary, {
+        metadata: { arch: 'denoiser', bounds: [0, 1], ...record },
+      }).then(() => undefined),
+    ['model.json'],
+  );
 }
 
 /** Loads a denoiser saved by `saveDenoiser` (or any image-to-image LayersModel). */
