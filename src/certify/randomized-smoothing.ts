@@ -10,10 +10,11 @@
  * CERTIFY returns a class and radius for which the guarantee fails with probability at most
  * alpha. Both hold over the sampling noise only; the certificate is in input space, L2 norm.
  */
+
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import type { Rng } from '../engine/rng.js';
-import { check } from '../errors.js';
+import { check, ParryError } from '../errors.js';
 import type { Classifier } from '../models/classifier.js';
 import { parseWith } from '../options.js';
 import { binomialTestPValue, clopperPearsonLower, normalQuantile } from './stats.js';
@@ -117,12 +118,25 @@ export async function sampleCounts(
       const o = e * d;
       for (let j = 0; j < d; j++) noisy[o + j] += base[j];
     }
-    const next = tf.tidy(() => {
-      const predictions = tf.argMax(model.logits(tf.tensor(noisy, [b, ...shape])), 1);
-      return tf.add(counts, tf.sum(tf.oneHot(predictions, model.numClasses), 0));
+    const [next, finite] = tf.tidy(() => {
+      const logits = model.logits(tf.tensor(noisy, [b, ...shape]));
+      const predictions = tf.argMax(logits, 1);
+      return [
+        tf.add(counts, tf.sum(tf.oneHot(predictions, model.numClasses), 0)),
+        tf.all(tf.isFinite(logits)),
+      ];
     });
     counts.dispose();
     counts = next;
+    const ok = finite.dataSync()[0] === 1;
+    finite.dispose();
+    if (!ok) {
+      counts.dispose();
+      throw new ParryError(
+        'BAD_INPUT',
+        "sampleCounts: the model's logits are NaN or infinite on noisy copies; no certificate is computed from them",
+      );
+    }
   }
   const values = Array.from(await counts.data());
   counts.dispose();

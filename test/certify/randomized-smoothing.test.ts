@@ -133,6 +133,21 @@ describe('randomized smoothing hygiene', () => {
     x.dispose();
   });
 
+  it('refuses to count noisy copies whose logits are NaN or infinite, leaking nothing', async () => {
+    const broken: Classifier = {
+      ...model,
+      logits: (z) => tf.fill([z.shape[0], 2], Number.NaN) as tf.Tensor2D,
+    };
+    const x = tf.tensor1d([0.2, 0.1]);
+    const before = tf.memory().numTensors;
+    await expect(sampleCounts(broken, x, 250, 0.5, 100, new Rng(1))).rejects.toMatchObject({
+      code: 'BAD_INPUT',
+      message: expect.stringMatching(/logits are NaN or infinite on noisy copies/),
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    x.dispose();
+  });
+
   it('rejects bad options with a path, and bad inputs', async () => {
     const x = tf.tensor1d([0.2, 0.1]);
     const rng = new Rng(1);
