@@ -6,16 +6,12 @@
  * value (NCHW) is therefore held as its transpose [N, H, W, C]; every other value as ONNX has
  * it. Convolutions, pooling and per-channel constants are translated to that layout (kernels
  * OIHW → HWIO, a [C, 1, 1] constant → [1, 1, C]); operators that see ONNX's element order
- * (Flatten, Reshape, Transpose) first transpose back to it. Adjacent transposes are fused, and a
- * transpose that only moves axes of size 1 becomes a reshape, so a channels-last export's
- * Transpose before its Flatten costs nothing.
+ * (Flatten, Reshape, Transpose) first transpose back to it; the op chain (op-chain.ts) fuses
+ * adjacent transposes, so a channels-last export's Transpose before its Flatten costs nothing.
  *
- * Graph shape. The walk goes backwards from the output along the values that depend on the
- * input (Shape and what is computed from it are constants). A node with one such input extends
- * the chain; an Add or Sub of two becomes a `residual` op whose branches start at the nearest
- * value both depend on (a residual block, nested blocks included). Anything else — a node
- * combining other numbers of input-dependent values, an operator without a rule, a grouped
- * convolution's kernel aside — throws 'UNSUPPORTED' naming the operator and the node.
+ * Graph shape: the path from input to output (onnx-walk.ts); a join of two branches becomes a
+ * `residual` op. An operator without a rule, or one used in a way the bound ops cannot express,
+ * throws 'UNSUPPORTED' naming the operator and the node.
  *
  * Weights are the network's own tensors (initializers), plus tensors derived from them: call
  * inside `tf.tidy`.
@@ -24,12 +20,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import { windowPads } from '../../engine/onnx/pads.js';
 import type { OnnxNode, OnnxTensor } from '../onnx/graph.js';
 import type { OnnxNetwork } from '../onnx/network.js';
+import { nodeSource, OnnxPaths, refuseNode, type Step } from './onnx-walk.js';
+import { OpChain, same } from './op-chain.js';
 import {
   type ActivationFn,
-  describe,
   type ExplicitPadding,
   type Network,
-  type Op,
   type PoolGeometry,
   type Source,
   sizeOf,
@@ -40,68 +36,6 @@ import {
 const TO_HELD = [1, 2, 0];
 /** ONNX value = transpose(held, TO_ONNX), per example. */
 const TO_ONNX = [2, 0, 1];
-
-const same = (a: readonly number[], b: readonly number[]) =>
-  a.length === b.length && a.every((v, i) => v === b[i]);
-
-/** A chain of ops being built, fusing adjacent transposes and reshapes. */
-class Chain {
-  readonly ops: Op[] = [];
-  readonly shapes: number[][];
-
-  constructor(inShape: number[]) {
-    this.shapes = [inShape];
-  }
-
-  get shape(): number[] {
-    return this.shapes[this.shapes.length - 1];
-  }
-
-  push(op: Op, out: number[]): void {
-    this.ops.push(op);
-    this.shapes.push(out);
-  }
-
-  private pop(): Op {
-    this.shapes.pop();
-    return this.ops.pop()!;
-  }
-
-  /** Reshapes to `out` (one reshape for a run of them; none when the shape does not change). */
-  reshape(out: number[], source: Source): void {
-    if (this.ops[this.ops.length - 1]?.kind === 'reshape') this.pop();
-    if (!same(this.shape, out)) this.push({ kind: 'reshape', source }, out);
-  }
-
-  /** Transposes one example by `perm` (composed with a transpose just before it). */
-  transpose(perm: number[], source: Source): void {
-    let p = perm;
-    const last = this.ops[this.ops.length - 1];
-    if (last?.kind === 'transpose') {
-      this.pop();
-      p = perm.map((j) => last.perm[j]);
-    }
-    const input = this.shape;
-    const out = p.map((j) => input[j]);
-    if (p.every((j, i) => j === i)) return;
-    // Moving only axes of size 1 keeps the element order: a reshape.
-    const moved = p.filter((j) => input[j] !== 1);
-    if (moved.every((j, i) => i === 0 || j > moved[i - 1])) this.reshape(out, source);
-    else this.push({ kind: 'transpose', perm: p, source }, out);
-  }
-
-  network(): Network {
-    return { ops: this.ops, shapes: this.shapes };
-  }
-}
-
-/** One node on the path, with the input-dependent value it reads (the branch point for a join). */
-interface Step {
-  node: OnnxNode;
-  input: string;
-  /** For a join (Add or Sub of two branches): the two values it adds. */
-  joins?: [string, string];
-}
 
 const ACTIVATIONS: Record<string, ActivationFn> = {
   Relu: 'relu',
@@ -125,11 +59,7 @@ export function onnxNetworkOf(net: OnnxNetwork, fn: string): Network {
 class Converter {
   private readonly graph;
   private readonly shapes: Map<string, number[]>;
-  private readonly producer = new Map<string, OnnxNode>();
-  /** Position of the node computing each value (-1 for the graph's input). */
-  private readonly order = new Map<string, number>();
-  /** Values that depend on the input (through anything but Shape / Size). */
-  private readonly dynamic = new Set<string>();
+  private readonly paths: OnnxPaths;
   private readonly input: string;
 
   constructor(
@@ -139,100 +69,30 @@ class Converter {
     this.graph = net.model.graph;
     this.shapes = net.valueShapes();
     this.input = this.graph.inputs[0].name;
-    this.dynamic.add(this.input);
-    this.order.set(this.input, -1);
-    this.graph.nodes.forEach((node, k) => {
-      const dependent =
-        node.opType !== 'Shape' &&
-        node.opType !== 'Size' &&
-        node.inputs.some((i) => this.dynamic.has(i));
-      for (const out of node.outputs) {
-        this.producer.set(out, node);
-        this.order.set(out, k);
-        if (dependent) this.dynamic.add(out);
-      }
-    });
+    this.paths = new OnnxPaths(this.graph, fn);
   }
 
   network(): Network {
     const output = this.graph.outputs[0].name;
-    const chain = new Chain([...this.net.inputShape]);
+    const chain = new OpChain([...this.net.inputShape]);
     // An NHWC-layout model reads parry's layout as is: hold its rank-4 input like any other.
     if (this.net.layout === 'NHWC' && this.onnxShape(this.input).length === 4) {
       chain.transpose(TO_HELD, { className: 'Classifier', name: 'layout' });
     }
-    this.convert(chain, this.segment(this.input, output));
+    this.convert(chain, this.paths.segment(this.input, output));
     return chain.network();
-  }
-
-  // ---- the walk ----------------------------------------------------------------------------
-
-  /** The steps from value `start` to value `end`, which must reach it on every path. */
-  private segment(start: string, end: string): Step[] {
-    const steps: Step[] = [];
-    let cur = end;
-    while (cur !== start) {
-      const node = this.producer.get(cur);
-      if (node === undefined) {
-        throw unsupported(
-          this.fn,
-          `ONNX value '${end}' depends on the input through a path that bypasses '${start}' (branches that do not join in an Add)`,
-        );
-      }
-      const reads = node.inputs.filter((i) => this.dynamic.has(i));
-      const inputs = [...new Set(reads)];
-      if (reads.length > inputs.length) throw this.refuse(node, 'combines a value with itself');
-      if (inputs.length === 1) {
-        steps.push({ node, input: inputs[0] });
-        cur = inputs[0];
-      } else if (inputs.length === 2 && (node.opType === 'Add' || node.opType === 'Sub')) {
-        const from = this.branchPoint(inputs[0], inputs[1], node);
-        steps.push({ node, input: from, joins: [inputs[0], inputs[1]] });
-        cur = from;
-      } else {
-        throw this.refuse(node, `combines ${inputs.length} values that depend on the input`);
-      }
-    }
-    return steps.reverse();
-  }
-
-  /** Every input-dependent value `v` is computed from (itself included). */
-  private ancestors(v: string): Set<string> {
-    const seen = new Set<string>();
-    const stack = [v];
-    while (stack.length > 0) {
-      const u = stack.pop()!;
-      if (seen.has(u)) continue;
-      seen.add(u);
-      const node = this.producer.get(u);
-      if (node !== undefined) for (const i of node.inputs) if (this.dynamic.has(i)) stack.push(i);
-    }
-    return seen;
-  }
-
-  /** The latest value both `a` and `b` are computed from: where the two branches split. */
-  private branchPoint(a: string, b: string, join: OnnxNode): string {
-    const fromA = this.ancestors(a);
-    let best: string | undefined;
-    for (const v of this.ancestors(b)) {
-      if (fromA.has(v) && (best === undefined || this.order.get(v)! > this.order.get(best)!)) {
-        best = v;
-      }
-    }
-    if (best === undefined) throw this.refuse(join, 'adds two values with no common source');
-    return best;
   }
 
   // ---- conversion ---------------------------------------------------------------------------
 
-  private convert(chain: Chain, steps: Step[]): void {
+  private convert(chain: OpChain, steps: Step[]): void {
     for (const step of steps) {
       if (step.joins !== undefined) this.join(chain, step.node, step.input, step.joins);
       else this.node(chain, step.node, step.input);
     }
   }
 
-  private join(chain: Chain, node: OnnxNode, from: string, joins: [string, string]): void {
+  private join(chain: OpChain, node: OnnxNode, from: string, joins: [string, string]): void {
     const y = node.outputs[0];
     for (const v of joins) {
       if (!same(this.onnxShape(v), this.onnxShape(y))) {
@@ -240,8 +100,8 @@ class Converter {
       }
     }
     const branches = joins.map((v, i) => {
-      const branch = new Chain([...chain.shape]);
-      this.convert(branch, this.segment(from, v));
+      const branch = new OpChain([...chain.shape]);
+      this.convert(branch, this.paths.segment(from, v));
       // Sub: the second branch enters negated.
       if (i === 1 && node.opType === 'Sub') {
         const source = this.source(node);
@@ -255,7 +115,7 @@ class Converter {
     chain.push({ kind: 'residual', branches, source: this.source(node) }, this.held(y));
   }
 
-  private node(chain: Chain, node: OnnxNode, x: string): void {
+  private node(chain: OpChain, node: OnnxNode, x: string): void {
     const op = node.opType;
     if (node.domain !== '' && node.domain !== 'ai.onnx') {
       throw this.refuse(node, `domain '${node.domain}' has no bound rules`);
@@ -313,7 +173,7 @@ class Converter {
   }
 
   /** Transpose, Flatten, Reshape, Squeeze, Unsqueeze: in ONNX's element order. */
-  private rearrange(chain: Chain, node: OnnxNode, x: string): void {
+  private rearrange(chain: OpChain, node: OnnxNode, x: string): void {
     const y = node.outputs[0];
     const source = this.source(node);
     const inShape = this.onnxShape(x);
@@ -335,7 +195,7 @@ class Converter {
     this.toHeldLayout(chain, y, source);
   }
 
-  private matMul(chain: Chain, node: OnnxNode, x: string): void {
+  private matMul(chain: OpChain, node: OnnxNode, x: string): void {
     if (node.inputs[0] !== x) throw this.refuse(node, 'multiplies a constant by the input');
     const kernel = this.constant(node, 1);
     if (kernel.rank !== 2) throw this.refuse(node, `a rank-${kernel.rank} constant`);
@@ -346,15 +206,15 @@ class Converter {
   }
 
   /** Transposes a rank-4 value from held layout to ONNX's element order. */
-  private toOnnxLayout(chain: Chain, v: string, source: Source): void {
+  private toOnnxLayout(chain: OpChain, v: string, source: Source): void {
     if (this.onnxShape(v).length === 4) chain.transpose(TO_ONNX, source);
   }
 
-  private toHeldLayout(chain: Chain, v: string, source: Source): void {
+  private toHeldLayout(chain: OpChain, v: string, source: Source): void {
     if (this.onnxShape(v).length === 4) chain.transpose(TO_HELD, source);
   }
 
-  private clip(chain: Chain, node: OnnxNode): void {
+  private clip(chain: OpChain, node: OnnxNode): void {
     const bound = (i: number, name: string, fallback: number) => {
       const attribute = node.attributes[name];
       if (attribute !== undefined) return Number(attribute);
@@ -373,7 +233,7 @@ class Converter {
     );
   }
 
-  private conv(chain: Chain, node: OnnxNode, x: string): void {
+  private conv(chain: OpChain, node: OnnxNode, x: string): void {
     this.rank4(node, x);
     if (node.inputs[0] !== x) throw this.refuse(node, 'its kernel depends on the input');
     const w = this.constant(node, 1) as tf.Tensor4D; // [O, I / group, kH, kW]
@@ -424,7 +284,7 @@ class Converter {
     );
   }
 
-  private gemm(chain: Chain, node: OnnxNode, x: string): void {
+  private gemm(chain: OpChain, node: OnnxNode, x: string): void {
     if (node.inputs[0] !== x || this.number(node, 'transA', 0) !== 0) {
       throw this.refuse(node, 'the input is not its first, untransposed operand');
     }
@@ -445,7 +305,7 @@ class Converter {
     );
   }
 
-  private batchNorm(chain: Chain, node: OnnxNode, x: string): void {
+  private batchNorm(chain: OpChain, node: OnnxNode, x: string): void {
     const rank = this.onnxShape(x).length;
     if (rank !== 4 && rank !== 2)
       throw this.refuse(node, `a rank-${rank} input (2 or 4 have rules)`);
@@ -456,7 +316,7 @@ class Converter {
     chain.push({ kind: 'scale', scale, shift, source: this.source(node) }, chain.shape);
   }
 
-  private pool(chain: Chain, node: OnnxNode, x: string): void {
+  private pool(chain: OpChain, node: OnnxNode, x: string): void {
     this.rank4(node, x);
     const poolSize = this.pair(node, 'kernel_shape');
     const strides = this.pair(node, 'strides');
@@ -498,7 +358,7 @@ class Converter {
   }
 
   /** x + c, x − c, c − x, x·c, x / c as a `scale` op, with c in held layout. */
-  private arithmetic(chain: Chain, node: OnnxNode, x: string): void {
+  private arithmetic(chain: OpChain, node: OnnxNode, x: string): void {
     const y = node.outputs[0];
     if (!same(this.onnxShape(x), this.onnxShape(y))) {
       throw this.refuse(node, 'broadcasts the input to a larger shape');
@@ -563,7 +423,7 @@ class Converter {
     const name = node.inputs[i];
     const weight = name ? this.net.initializer(name) : undefined;
     if (weight !== undefined) return weight;
-    const from = name ? this.producer.get(name) : undefined;
+    const from = name ? this.paths.producer.get(name) : undefined;
     const value = from?.opType === 'Constant' ? (from.attributes.value as OnnxTensor) : undefined;
     if (value === undefined) {
       throw this.refuse(node, `input ${i} ('${name}') is computed, not a constant`);
@@ -583,10 +443,10 @@ class Converter {
   }
 
   private source(node: OnnxNode): Source {
-    return { className: node.opType, name: node.name || node.outputs[0], what: 'node' };
+    return nodeSource(node);
   }
 
   private refuse(node: OnnxNode, why: string) {
-    return unsupported(this.fn, `${describe(this.source(node))}: ${why}`);
+    return refuseNode(this.fn, node, why);
   }
 }
