@@ -1,5 +1,6 @@
 /** Defenses. Robust training plugs into `trainModel` as a `LossFn`. */
 
+export * from './poisoning/index.js';
 export * from './preprocess/index.js';
 export {
   type AttackSetting,
