@@ -99,7 +99,9 @@ export function spectralSignatures(
     });
     if (rows.length < 2) continue;
     const x = new Float32Array(rows.length * per);
-    rows.forEach((i, k) => x.set(data.x.subarray(i * per, (i + 1) * per), k * per));
+    rows.forEach((i, k) => {
+      x.set(data.x.subarray(i * per, (i + 1) * per), k * per);
+    });
     const xs = tf.tensor(x, [rows.length, ...data.shape.slice(1)]);
     let features: Float64Array;
     try {
