@@ -1,9 +1,36 @@
-/** Defences against poisoning: data inspection (spectral signatures so far) and its scoring. */
+/**
+ * Defences against poisoning. Data inspection (a model and its training set in, flagged examples
+ * out): activation clustering, spectral signatures, deep k-NN, loss filtering — in the registry
+ * `INSPECTIONS` — and the scoring of a result against a recipe's poisoned indices.
+ */
+export {
+  type ActivationClusteringConfig,
+  activationClustering,
+  activationClusteringSchema,
+  pcaProject,
+  silhouette,
+} from './activation-clustering.js';
+export { classRows, type TrainingFeatures, trainingFeatures } from './class-features.js';
+export { exampleLosses, freshCopy, layersModelOf } from './fresh-model.js';
 export {
   type InspectionResult,
   type InspectionScore,
   scoreInspection,
 } from './inspection.js';
+export { deepKnn, type KnnConfig, knnSchema, nearestNeighbours } from './knn.js';
+export {
+  type LossFilterConfig,
+  lossFiltering,
+  lossFilterSchema,
+  type RetrainContext,
+} from './loss-filter.js';
+export {
+  INSPECTIONS,
+  type InspectionEntry,
+  type InspectionRunner,
+  inspectionNames,
+  runInspection,
+} from './registry.js';
 export {
   type SpectralConfig,
   spectralConfigSchema,

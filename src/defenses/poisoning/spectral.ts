@@ -7,14 +7,12 @@
  * Threat model: poisons that leave a strong trace in the learned representation (patch
  * backdoors); blended triggers and clean-label poisons are known to slip past it.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import type { Dataset } from '../../data/index.js';
-import { exampleSize } from '../../data/index.js';
 import { Rng } from '../../engine/rng.js';
 import type { Classifier } from '../../models/classifier.js';
-import { featureModel, readFeatures } from '../../models/features.js';
 import { parseWith } from '../../options.js';
+import { classRows, pickRows, trainingFeatures } from './class-features.js';
 import type { InspectionResult } from './inspection.js';
 
 export const spectralConfigSchema = z
@@ -84,33 +82,18 @@ export function spectralSignatures(
   model: Classifier,
   data: Dataset,
   config: z.input<typeof spectralConfigSchema> = {},
+  onProgress?: (done: number, total: number) => void,
 ): InspectionResult {
   const c = parseWith('spectral', spectralConfigSchema, config);
-  const fm = featureModel(model);
+  const { features, d } = trainingFeatures(model, data, onProgress);
   const rng = new Rng(c.seed);
-  const per = exampleSize(data);
   const scores = new Float64Array(data.shape[0]);
   const flagged: number[] = [];
   const perClass: Record<string, number>[] = [];
   for (let y = 0; y < data.numClasses; y++) {
-    const rows: number[] = [];
-    data.labels.forEach((l, i) => {
-      if (l === y) rows.push(i);
-    });
+    const rows = classRows(data.labels, y);
     if (rows.length < 2) continue;
-    const x = new Float32Array(rows.length * per);
-    rows.forEach((i, k) => {
-      x.set(data.x.subarray(i * per, (i + 1) * per), k * per);
-    });
-    const xs = tf.tensor(x, [rows.length, ...data.shape.slice(1)]);
-    let features: Float64Array;
-    try {
-      features = readFeatures(fm, xs, fm.penultimate);
-    } finally {
-      xs.dispose();
-    }
-    const d = features.length / rows.length;
-    const s = spectralScores(features, rows.length, d, c.iterations, rng);
+    const s = spectralScores(pickRows(features, d, rows), rows.length, d, c.iterations, rng);
     rows.forEach((i, k) => {
       scores[i] = s[k];
     });

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The poisoning closing-note table, step by step (Fashion-MNIST full training set, cnn-small,
+# 3 epochs, batch 128, lr 0.001, seed 1 everywhere). Each step is skipped when its output
+# exists, so the script resumes. Usage: scripts/poisoning-table.sh OUT_DIR [STEP...]
+set -euo pipefail
+OUT=${1:?usage: scripts/poisoning-table.sh OUT_DIR [STEP...]}
+shift || true
+P="node $(dirname "$0")/../bin/parry.mjs"
+TRAIN=(--arch cnn-small --epochs 3 --batch-size 128 --lr 0.001 --seed 1 --workers 1)
+mkdir -p "$OUT"
+
+poison() { # name args...
+  local name=$1; shift
+  [ -f "$OUT/$name/poison.json" ] || $P poison --dataset fashion-mnist --seed 1 "$@" --out "$OUT/$name"
+}
+train() { # data-dir model-name
+  [ -f "$OUT/$2/model.json" ] || $P train --dataset "mnist:$OUT/$1" "${TRAIN[@]}" --out "$OUT/$2"
+}
+measure() { # data-dir model-name → clean accuracy and ASR json
+  local f="$OUT/$2.measure.json"
+  [ -f "$f" ] && return
+  $P predict --model "$OUT/$2" --dataset "mnist:$OUT/$1" --json > "$OUT/$2.clean.json"
+  if [ -f "$OUT/$1-triggered/train-images-idx3-ubyte" ] || $P poison --apply-trigger "$OUT/$1/poison.json" --out "$OUT/$1-triggered" 2>/dev/null; then
+    $P predict --model "$OUT/$2" --dataset "mnist:$OUT/$1-triggered" --json > "$OUT/$2.asr.json"
+  fi
+  echo done > "$f"
+}
+
+steps=("$@")
+[ ${#steps[@]} -eq 0 ] && steps=(badnets1 badnets5 badnets10 blended5 flip10 flip20 flip40 cleanlabel)
+for s in "${steps[@]}"; do
+  case $s in
+    badnets1) poison badnets1 --attack badnets --rate 0.01 --target 0 --patch-size 3; train badnets1 badnets1-model; measure badnets1 badnets1-model ;;
+    badnets5) poison badnets5 --attack badnets --rate 0.05 --target 0 --patch-size 3; train badnets5 badnets5-model; measure badnets5 badnets5-model ;;
+    badnets10) poison badnets10 --attack badnets --rate 0.10 --target 0 --patch-size 3; train badnets10 badnets10-model; measure badnets10 badnets10-model ;;
+    blended5) poison blended5 --attack blended --rate 0.05 --target 0 --alpha 0.1; train blended5 blended5-model; measure blended5 blended5-model ;;
+    flip10|flip20|flip40) r=${s#flip}; poison "$s" --attack label-flip --rate "0.$r"; train "$s" "$s-model"; measure "$s" "$s-model" ;;
+    cleanlabel) poison cleanlabel --attack clean-label --model models/fmnist-cnn-small --rate 0.05 --target 0 --patch-size 3; train cleanlabel cleanlabel-model; measure cleanlabel cleanlabel-model ;;
+    *) echo "unknown step $s" >&2; exit 2 ;;
+  esac
+done

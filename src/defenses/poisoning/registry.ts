@@ -1,0 +1,89 @@
+/**
+ * The data-inspection defences against poisoning, as a plain list in the registry shape every
+ * family shares: one strict schema per method, what it needs from the model, and one factory whose
+ * runner inspects a training set with a model trained on it and returns an `InspectionResult`.
+ * `parry inspect` generates its options from these schemas.
+ */
+import type { z } from 'zod';
+import type { Dataset } from '../../data/dataset.js';
+import type { Classifier } from '../../models/classifier.js';
+import { findEntry, parseEntryOptions, type TechniqueEntry } from '../../options.js';
+import { activationClustering, activationClusteringSchema } from './activation-clustering.js';
+import type { InspectionResult } from './inspection.js';
+import { deepKnn, knnSchema } from './knn.js';
+import { lossFiltering, lossFilterSchema, type RetrainContext } from './loss-filter.js';
+import { spectralConfigSchema, spectralSignatures } from './spectral.js';
+
+/** A data inspection, its options parsed: a model and its training set in, flagged examples out. */
+export type InspectionRunner = (
+  model: Classifier,
+  data: Dataset,
+  ctx: RetrainContext,
+) => Promise<InspectionResult>;
+
+export type InspectionEntry<S extends z.ZodObject = z.ZodObject> = TechniqueEntry<
+  S,
+  InspectionRunner
+>;
+
+function entry<S extends z.ZodObject>(e: InspectionEntry<S>): InspectionEntry {
+  return e as unknown as InspectionEntry;
+}
+
+/** Fraction progress from a (done, total) callback. */
+const counted = (ctx: RetrainContext) => (done: number, total: number) =>
+  ctx.onProgress?.(total === 0 ? 1 : done / total);
+
+export const INSPECTIONS: readonly InspectionEntry[] = [
+  entry({
+    name: 'ac',
+    description:
+      'activation clustering (Chen et al. 2018): per class, 2-means on PCA-reduced penultimate activations; a small, well-separated cluster that reclassifies elsewhere is flagged',
+    schema: activationClusteringSchema,
+    requires: ['training-data'],
+    create: (o) => async (model, data, ctx) => activationClustering(model, data, o, counted(ctx)),
+  }),
+  entry({
+    name: 'spectral',
+    description:
+      'spectral signatures (Tran et al. 2018): per class, the 1.5·ε·n_y examples furthest along the top singular direction of the centred penultimate features',
+    schema: spectralConfigSchema,
+    requires: ['training-data'],
+    create: (o) => async (model, data, ctx) => spectralSignatures(model, data, o, counted(ctx)),
+  }),
+  entry({
+    name: 'knn',
+    description:
+      "deep k-NN (Peri et al. 2020): an example whose label is not a mode of its k nearest neighbours' labels in feature space",
+    schema: knnSchema,
+    requires: ['training-data'],
+    create: (o) => async (model, data, ctx) => deepKnn(model, data, o, counted(ctx)),
+  }),
+  entry({
+    name: 'loss',
+    description:
+      'loss filtering: the highest-loss fraction of the set under a fresh copy of the model warmed up briefly on it',
+    schema: lossFilterSchema,
+    requires: ['training-data'],
+    create: (o) => (model, data, ctx) => lossFiltering(model, data, o, ctx),
+  }),
+];
+
+export function inspectionNames(): string[] {
+  return INSPECTIONS.map((e) => e.name);
+}
+
+/**
+ * Runs the inspection called `name`: `options` checked against its schema (an option it does not
+ * read is a BAD_OPTION naming both), then run on `model` and its training set `data`.
+ */
+export async function runInspection(
+  name: string,
+  model: Classifier,
+  data: Dataset,
+  options: Record<string, unknown>,
+  ctx: RetrainContext = {},
+): Promise<InspectionResult> {
+  const e = findEntry(INSPECTIONS, name, 'data inspection');
+  return e.create(parseEntryOptions(e, options))(model, data, ctx);
+}
