@@ -20,7 +20,8 @@ measure() { # data-dir model-name → clean accuracy and ASR json
   local f="$OUT/$2.measure.json"
   [ -f "$f" ] && return
   $P predict --model "$OUT/$2" --dataset "mnist:$OUT/$1" --json > "$OUT/$2.clean.json"
-  if [ -f "$OUT/$1-triggered/train-images-idx3-ubyte" ] || $P poison --apply-trigger "$OUT/$1/poison.json" --out "$OUT/$1-triggered" 2>/dev/null; then
+  # The triggered test split (backdoors only: label flips have no trigger).
+  if [ -d "$OUT/$1-triggered" ] || $P poison --apply-trigger "$OUT/$1/poison.json" --out "$OUT/$1-triggered" 2>/dev/null; then
     $P predict --model "$OUT/$2" --dataset "mnist:$OUT/$1-triggered" --json > "$OUT/$2.asr.json"
   fi
   echo done > "$f"

@@ -12,6 +12,7 @@ import { detectCommand } from './detect.js';
 import { evaluateCommand } from './evaluate.js';
 import { exportCommand } from './export.js';
 import { infoCommand } from './info.js';
+import { inspectCommand } from './inspect.js';
 import { poisonCommand } from './poison.js';
 import { predictCommand } from './predict.js';
 import { schemaCommand } from './schema.js';
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
     schemaCommand(),
     exportCommand(),
     poisonCommand(),
+    inspectCommand(),
   ]) {
     program.addCommand(cmd.exitOverride());
   }

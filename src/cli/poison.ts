@@ -6,20 +6,19 @@
  * triggered instead (the examples not already of the target class, labelled with the attacker's
  * target), to measure the attack success rate with `parry predict` or `parry attack`.
  */
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import {
   findPoisonAttack,
   POISON_ATTACKS,
-  parseManifest,
   poisonAttackNames,
+  readManifest,
   runPoison,
   triggeredTestSet,
 } from '../attacks/poisoning/index.js';
 import { type Dataset, loadDataset, writeMnistFormat } from '../data/index.js';
 import { checkOutputDir, writeFolder } from '../engine/output-path.js';
-import { ParryError } from '../errors.js';
 import { loadClassifier } from '../models/index.js';
 import { parseEntryOptions } from '../options.js';
 import {
@@ -27,6 +26,7 @@ import {
   type CommonOptions,
   DATASET_HELP,
   emit,
+  optionGiven,
   setUpBackend,
   withCommonOptions,
 } from './common.js';
@@ -56,14 +56,18 @@ export function poisonCommand(): Command {
     .option('--model <dir>', 'reference model (attacks that need one: see their descriptions)')
     .option(
       '--apply-trigger <file>',
-      "instead: write the test split triggered by poison.json's backdoor",
+      "instead: write the test split triggered by poison.json's backdoor (the split of the data set the recipe was made from, unless --dataset is given)",
     )
     .requiredOption('--out <dir>', 'output folder (idx files, poison.json)');
   const keys = addEntryOptions(cmd, POISON_ATTACKS, ['seed']);
   return withCommonOptions(cmd).action(async (opts: PoisonOptions) => {
     checkOutputDir(opts.out, '--out');
     await setUpBackend(opts);
-    if (opts.applyTrigger !== undefined) return applyTriggerTo(opts, givenEntryOptions(cmd, keys));
+    if (opts.applyTrigger !== undefined) {
+      // The test split of the data set the recipe was made from, unless --dataset says otherwise.
+      const datasetGiven = optionGiven(cmd, 'dataset');
+      return applyTriggerTo(opts, givenEntryOptions(cmd, keys), datasetGiven);
+    }
     if (opts.attack === undefined) throw badOption('poison: --attack NAME is required');
     await withFlagNames(opts.attack, () => poison(opts, givenEntryOptions(cmd, keys)), keys);
   });
@@ -138,22 +142,20 @@ async function poison(opts: PoisonOptions, given: Record<string, unknown>): Prom
   );
 }
 
-async function applyTriggerTo(opts: PoisonOptions, given: Record<string, unknown>) {
+async function applyTriggerTo(
+  opts: PoisonOptions,
+  given: Record<string, unknown>,
+  datasetGiven: boolean,
+) {
   if (opts.attack !== undefined || opts.model !== undefined || Object.keys(given).length > 0) {
     throw badOption(
       'poison: --apply-trigger reads everything from poison.json; drop --attack, --model and attack options',
     );
   }
   const file = opts.applyTrigger!;
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new ParryError('BAD_FILE', `poison: cannot read ${file}: ${(e as Error).message}`);
-  }
-  const { source: _source, summary: _summary, ...fields } = json as Record<string, unknown>;
-  const manifest = parseManifest(fields);
-  const test: Dataset = loadDataset(opts.dataset, 'test', { seed: opts.seed });
+  const { manifest, source } = readManifest(file);
+  const dataset = datasetGiven || source === undefined ? opts.dataset : source;
+  const test: Dataset = loadDataset(dataset, 'test', { seed: opts.seed });
   const triggered = triggeredTestSet(test, manifest);
   const files = await intoFolder(opts.out, (dir) => {
     writeMnistFormat(triggered, dir, 'test');
@@ -162,7 +164,7 @@ async function applyTriggerTo(opts: PoisonOptions, given: Record<string, unknown
     command: 'poison',
     apply_trigger: file,
     attack: manifest.attack,
-    dataset: opts.dataset,
+    dataset,
     out: opts.out,
     use_as: `mnist:${opts.out}`,
     examples: triggered.shape[0],

@@ -83,6 +83,28 @@ describe('parry poison', () => {
     expect(t.labels.every((y) => y === 3)).toBe(true);
   });
 
+  it("--apply-trigger reads the test split of the recipe's own data set", () => {
+    const synthetic = 'synthetic:12x12x1:4:80';
+    const made = path.join(tmp.root, 'synthetic-badnets');
+    const p = parry('poison', '--dataset', synthetic, '--attack', 'badnets', '--out', made);
+    expect(p.code, p.stderr).toBe(0);
+    const triggered = path.join(tmp.root, 'synthetic-triggered');
+    const r = parry(
+      'poison',
+      '--apply-trigger',
+      path.join(made, 'poison.json'),
+      '--out',
+      triggered,
+      '--json',
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).dataset).toBe(synthetic);
+    const test = loadDataset(synthetic, 'test');
+    expect(loadDataset(`mnist:${triggered}`, 'test').shape[0]).toBe(
+      test.labels.filter((y) => y !== 0).length,
+    );
+  });
+
   it.each([
     ['a rate outside [0, 1]', ['--attack', 'badnets', '--rate', '1.5'], /rate/],
     [

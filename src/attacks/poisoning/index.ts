@@ -25,9 +25,11 @@ export {
 export {
   applyTrigger,
   checkManifestMatches,
+  manifestAfterRemoval,
   type PoisonManifest,
   type PoisonResult,
   parseManifest,
+  readManifest,
   triggeredTestSet,
 } from './poison-manifest.js';
 export {

@@ -5,6 +5,7 @@
  * trigger of a backdoor, the target images of a targeted attack. From a manifest alone a test set
  * can be triggered (`applyTrigger`, `triggeredTestSet`) to measure the attack success rate.
  */
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { checkDataset, type Dataset } from '../../data/dataset.js';
 import { ParryError } from '../../errors.js';
@@ -91,6 +92,50 @@ export const poisonManifestSchema = z.strictObject({
 /** A manifest from parsed JSON (e.g. `poison.json`); BAD_OPTION naming every bad field. */
 export function parseManifest(json: unknown): PoisonManifest {
   return parseWith('poison manifest', poisonManifestSchema, json) as PoisonManifest;
+}
+
+/**
+ * The manifest in the file `file` (`poison.json` as `parry poison` writes it), and its `source`:
+ * the `--dataset` the poisoned set was made from, when recorded (the `summary` field is
+ * informative and dropped). BAD_FILE when unreadable, BAD_OPTION when invalid.
+ */
+export function readManifest(file: string): { manifest: PoisonManifest; source?: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new ParryError(
+      'BAD_FILE',
+      `poison manifest: cannot read ${file}: ${(e as Error).message}`,
+    );
+  }
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
+    throw new ParryError('BAD_OPTION', `poison manifest: ${file} does not hold a JSON object`);
+  }
+  const { source, summary: _summary, ...fields } = json as Record<string, unknown>;
+  const manifest = parseManifest(fields);
+  return typeof source === 'string' ? { manifest, source } : { manifest };
+}
+
+/**
+ * The manifest of the training set left after removing the examples `removed` (any order) from
+ * the set `manifest` describes: the size shrinks, the remaining poisons' indices are renumbered.
+ */
+export function manifestAfterRemoval(
+  manifest: PoisonManifest,
+  removed: readonly number[],
+): PoisonManifest {
+  const n = manifest.dataset.shape[0];
+  const gone = new Uint8Array(n);
+  for (const i of removed) gone[i] = 1;
+  const newIndex = new Int32Array(n);
+  let kept = 0;
+  for (let i = 0; i < n; i++) newIndex[i] = gone[i] ? -1 : kept++;
+  return {
+    ...manifest,
+    dataset: { ...manifest.dataset, shape: [kept, ...manifest.dataset.shape.slice(1)] },
+    poisonedIndices: manifest.poisonedIndices.filter((i) => !gone[i]).map((i) => newIndex[i]),
+  };
 }
 
 /** What an attack knows when it writes its manifest. */
