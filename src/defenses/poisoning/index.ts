@@ -25,6 +25,19 @@ export {
   type RetrainContext,
 } from './loss-filter.js';
 export {
+  anomalyIndices,
+  type NeuralCleanseConfig,
+  type NeuralCleanseResult,
+  neuralCleanse,
+  neuralCleanseSchema,
+  type ReversedTrigger,
+  reverseTrigger,
+  stamp,
+  unlearn,
+  unlearningSet,
+  unlearnSchema,
+} from './neural-cleanse.js';
+export {
   INSPECTIONS,
   type InspectionEntry,
   type InspectionRunner,
