@@ -11,6 +11,12 @@ export {
   silhouette,
 } from './activation-clustering.js';
 export { classRows, type TrainingFeatures, trainingFeatures } from './class-features.js';
+export {
+  type FinePruningConfig,
+  type FinePruningResult,
+  finePrune,
+  finePruningSchema,
+} from './fine-pruning.js';
 export { exampleLosses, freshCopy, layersModelOf } from './fresh-model.js';
 export {
   type InspectionResult,
