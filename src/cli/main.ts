@@ -15,6 +15,7 @@ import { infoCommand } from './info.js';
 import { inspectCommand } from './inspect.js';
 import { poisonCommand } from './poison.js';
 import { predictCommand } from './predict.js';
+import { scanCommand } from './scan.js';
 import { schemaCommand } from './schema.js';
 import { trainCommand } from './train.js';
 import { trainDenoiserCommand } from './train-denoiser.js';
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
     exportCommand(),
     poisonCommand(),
     inspectCommand(),
+    scanCommand(),
   ]) {
     program.addCommand(cmd.exitOverride());
   }

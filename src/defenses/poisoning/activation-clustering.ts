@@ -27,15 +27,38 @@ import type { InspectionResult } from './inspection.js';
 export const activationClusteringSchema = z
   .strictObject({
     /** Dimensions kept by PCA before clustering. */
-    dims: z.number().int().min(1).max(100).default(10),
+    dims: z
+      .number()
+      .int()
+      .min(1)
+      .max(100)
+      .default(10)
+      .describe('dimensions kept by PCA before 2-means'),
     /** Largest share of its class the smaller cluster may hold and still be suspicious. */
-    sizeThreshold: z.number().gt(0).lt(0.5).default(0.35),
+    sizeThreshold: z
+      .number()
+      .gt(0)
+      .lt(0.5)
+      .default(0.35)
+      .describe('largest share of its class a suspicious (smaller) cluster may hold'),
     /** Smallest mean silhouette of the 2-means split for the class to be suspicious. */
-    silhouetteThreshold: z.number().min(-1).max(1).default(0.1),
+    silhouetteThreshold: z
+      .number()
+      .min(-1)
+      .max(1)
+      .default(0.1)
+      .describe('smallest mean silhouette of a suspicious split'),
     /** Exclusionary reclassification confirms a suspicious cluster (see the module comment). */
-    reclassify: z.boolean().default(true),
-    reclassifyThreshold: z.number().gt(0).default(1),
-    seed: z.number().int().min(0).max(0xffffffff).default(0),
+    reclassify: z
+      .boolean()
+      .default(true)
+      .describe('confirm a suspicious cluster by exclusionary reclassification (class means)'),
+    reclassifyThreshold: z
+      .number()
+      .gt(0)
+      .default(1)
+      .describe('flag when own-label share / best other share is below this'),
+    seed: z.number().int().min(0).max(0xffffffff).default(0).describe('seed of the 2-means start'),
   })
   .describe('activation clustering');
 export type ActivationClusteringConfig = z.infer<typeof activationClusteringSchema>;

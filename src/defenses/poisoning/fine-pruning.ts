@@ -16,24 +16,37 @@ import { z } from 'zod';
 import type { Dataset } from '../../data/index.js';
 import type { WorkerPool } from '../../engine/pool.js';
 import { ParryError } from '../../errors.js';
+import type { Classifier } from '../../models/classifier.js';
 import { featureModel } from '../../models/features.js';
 import type { TfjsClassifier } from '../../models/tfjs-classifier.js';
 import { parseWith } from '../../options.js';
 import { trainModel } from '../../train/loop.js';
+import { layersModelOf } from './fresh-model.js';
 
 export const finePruningSchema = z
   .strictObject({
     /** Name of the convolution to prune (default: the last Conv2D). */
-    layer: z.string().min(1).optional(),
+    layer: z.string().min(1).optional().describe('convolution to prune (default: the last Conv2D)'),
     /** Largest drop of clean accuracy pruning may cause (absolute, e.g. 0.04 = 4 points). */
-    maxAccuracyDrop: z.number().min(0).max(1).default(0.04),
+    maxAccuracyDrop: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.04)
+      .describe('largest drop of clean accuracy pruning may cause'),
     /** Largest share of the layer's channels pruned. */
-    maxFraction: z.number().gt(0).max(1).default(0.9),
+    maxFraction: z.number().gt(0).max(1).default(0.9).describe('largest share of channels pruned'),
     /** Fine-tuning epochs on the clean data after pruning (0: prune only). */
-    epochs: z.number().int().min(0).default(2),
-    batchSize: z.number().int().min(1).default(32),
-    lr: z.number().positive().default(1e-3),
-    seed: z.number().int().min(0).max(0xffffffff).default(0),
+    epochs: z.number().int().min(0).default(2).describe('fine-tuning epochs on the clean data'),
+    batchSize: z.number().int().min(1).default(32).describe('fine-tuning batch size'),
+    lr: z.number().positive().default(1e-3).describe('fine-tuning learning rate (Adam)'),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(0xffffffff)
+      .default(0)
+      .describe('seed of the fine-tuning shuffles'),
   })
   .describe('fine-pruning');
 export type FinePruningConfig = z.infer<typeof finePruningSchema>;
@@ -156,19 +169,14 @@ function accuracy(model: TfjsClassifier, data: Dataset): number {
  * native session, if any, is stale afterwards (save and reload the model).
  */
 export async function finePrune(
-  model: TfjsClassifier,
+  classifier: Classifier,
   clean: Dataset,
   config: z.input<typeof finePruningSchema> = {},
   ctx: { pool?: WorkerPool; onProgress?: (fraction: number) => void } = {},
 ): Promise<FinePruningResult> {
   const c = parseWith('fine-pruning', finePruningSchema, config);
-  const lm = model.layersModel;
-  if (lm === undefined) {
-    throw new ParryError(
-      'UNSUPPORTED',
-      'fine-pruning: needs a TF.js LayersModel (trained by parry train)',
-    );
-  }
+  const lm = layersModelOf(classifier, 'fine-pruning');
+  const model = classifier as TfjsClassifier;
   if (model.mean !== undefined || model.std !== undefined) {
     throw new ParryError(
       'UNSUPPORTED',

@@ -49,6 +49,12 @@ export {
   type InspectionRunner,
   inspectionNames,
   runInspection,
+  runScan,
+  SCANS,
+  type ScanEntry,
+  type ScanResult,
+  type ScanRunner,
+  scanNames,
 } from './registry.js';
 export {
   type SpectralConfig,

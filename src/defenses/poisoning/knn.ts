@@ -18,7 +18,7 @@ import type { InspectionResult } from './inspection.js';
 export const knnSchema = z
   .strictObject({
     /** Neighbours per example (the paper sets k to one or two times the poisons per class). */
-    k: z.number().int().min(1).max(1000).default(50),
+    k: z.number().int().min(1).max(1000).default(50).describe('neighbours per example'),
   })
   .describe('deep k-NN');
 export type KnnConfig = z.infer<typeof knnSchema>;

@@ -20,13 +20,30 @@ import type { InspectionResult } from './inspection.js';
 export const lossFilterSchema = z
   .strictObject({
     /** Share of the training set flagged (the highest losses). */
-    fraction: z.number().gt(0).max(0.5).default(0.1),
+    fraction: z
+      .number()
+      .gt(0)
+      .max(0.5)
+      .default(0.1)
+      .describe('share of the set flagged (highest losses)'),
     /** Epochs of warm-up from fresh weights; 0 scores with the given model. */
-    warmupEpochs: z.number().int().min(0).max(100).default(1),
-    batchSize: z.number().int().min(1).default(128),
-    lr: z.number().positive().default(1e-3),
+    warmupEpochs: z
+      .number()
+      .int()
+      .min(0)
+      .max(100)
+      .default(1)
+      .describe('warm-up epochs from fresh weights (0: score with the model as given)'),
+    batchSize: z.number().int().min(1).default(128).describe('warm-up batch size'),
+    lr: z.number().positive().default(1e-3).describe('warm-up learning rate (Adam)'),
     /** Seeds the fresh weights and the warm-up's shuffles. */
-    seed: z.number().int().min(0).max(0xffffffff).default(0),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(0xffffffff)
+      .default(0)
+      .describe('seed of the fresh weights and shuffles'),
   })
   .describe('loss filtering');
 export type LossFilterConfig = z.infer<typeof lossFilterSchema>;

@@ -32,20 +32,43 @@ import { trainModel } from '../../train/loop.js';
 export const neuralCleanseSchema = z
   .strictObject({
     /** Optimisation rounds per class (at most; early stopping as in the reference). */
-    rounds: z.number().int().min(1).max(10_000).default(30),
-    stepsPerRound: z.number().int().min(1).default(10),
-    batchSize: z.number().int().min(1).default(64),
-    lr: z.number().positive().default(0.1),
+    rounds: z.number().int().min(1).max(10_000).default(30).describe('rounds per class (at most)'),
+    stepsPerRound: z.number().int().min(1).default(10).describe('Adam steps per round'),
+    batchSize: z.number().int().min(1).default(64).describe('examples per optimisation step'),
+    lr: z
+      .number()
+      .positive()
+      .default(0.1)
+      .describe('Adam learning rate (Neural Cleanse: of the mask and pattern)'),
     /** λ once the attack first succeeds for `patience` rounds. */
-    initCost: z.number().positive().default(1e-3),
+    initCost: z.number().positive().default(1e-3).describe('λ once the attack first succeeds'),
     /** Attack success rate a mask must reach to count. */
-    successThreshold: z.number().gt(0).max(1).default(0.99),
-    patience: z.number().int().min(1).default(5),
+    successThreshold: z
+      .number()
+      .gt(0)
+      .max(1)
+      .default(0.99)
+      .describe('attack success rate a mask must reach'),
+    patience: z.number().int().min(1).default(5).describe('rounds before λ moves'),
     /** Anomaly index above which a class (with a mask below the median) is flagged. */
-    anomalyThreshold: z.number().positive().default(2),
+    anomalyThreshold: z
+      .number()
+      .positive()
+      .default(2)
+      .describe('anomaly index above which a class is flagged'),
     /** Classes to reverse (default: all). */
-    classes: z.array(z.number().int().min(0)).min(1).optional(),
-    seed: z.number().int().min(0).max(0xffffffff).default(0),
+    classes: z
+      .array(z.coerce.number().int().min(0))
+      .min(1)
+      .optional()
+      .describe('classes to reverse (default: all)'),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(0xffffffff)
+      .default(0)
+      .describe('seed of the starts and batches'),
   })
   .describe('neural cleanse');
 export type NeuralCleanseConfig = z.infer<typeof neuralCleanseSchema>;

@@ -18,10 +18,21 @@ import type { InspectionResult } from './inspection.js';
 export const spectralConfigSchema = z
   .strictObject({
     /** Expected poisoned fraction ε of each class; 1.5·ε·n_y examples are flagged per class. */
-    expectedFraction: z.number().gt(0).max(0.5).default(0.05),
+    expectedFraction: z
+      .number()
+      .gt(0)
+      .max(0.5)
+      .default(0.05)
+      .describe('expected poisoned fraction ε of a class; 1.5·ε·n_y flagged per class'),
     /** Power-iteration steps for the top singular vector. */
-    iterations: z.number().int().min(1).default(100),
-    seed: z.number().int().min(0).max(0xffffffff).default(0),
+    iterations: z.number().int().min(1).default(100).describe('power-iteration steps'),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(0xffffffff)
+      .default(0)
+      .describe('seed of the power-iteration start'),
   })
   .describe('spectral signatures');
 export type SpectralConfig = z.infer<typeof spectralConfigSchema>;
