@@ -24,3 +24,4 @@ export {
 export { fitTiedGaussians, MahalanobisDetector, minMahalanobis } from './mahalanobis.js';
 export { rateAbove, rocAuc, thresholdAtFpr, tprAtFpr } from './metrics.js';
 export { createDetector, DETECTORS, type DetectorName } from './registry.js';
+export { type StripConfig, StripDetector, stripEntropy } from './strip.js';

@@ -12,6 +12,7 @@ import { LearnedDetector } from './learned.js';
 import { LidDetector } from './lid.js';
 import { MagnetDetector } from './magnet.js';
 import { MahalanobisDetector } from './mahalanobis.js';
+import { StripDetector } from './strip.js';
 
 /** Every detector reads only its seed (noisy negatives, trainers); the rest are defaults. */
 const schema = z.strictObject({
@@ -42,6 +43,14 @@ export const DETECTORS = [
     schema,
     requires: unsupervised,
     description: 'Mahalanobis distance, tied covariance (Lee et al. 2018)',
+  },
+  {
+    name: 'strip',
+    supervised: false,
+    schema,
+    requires: unsupervised,
+    description:
+      'STRIP: entropy of predictions on the input superimposed on clean images (Gao et al. 2019); input-time backdoor detector',
   },
   {
     name: 'lid',
@@ -77,6 +86,8 @@ export function createDetector(name: DetectorName, seed = 1): Detector {
       return new MagnetDetector(undefined, { train: { seed: seed || 1 } });
     case 'mahalanobis':
       return new MahalanobisDetector();
+    case 'strip':
+      return new StripDetector({ seed: seed || 1 });
     case 'lid':
       return new LidDetector({ seed: seed || 1 });
     case 'kde':
