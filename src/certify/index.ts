@@ -19,6 +19,17 @@ export {
   fraction,
 } from './bound-certificates.js';
 export {
+  certifyDpa,
+  contentHash,
+  type DpaCertification,
+  type DpaConfig,
+  type DpaEnsemble,
+  dpaCertificate,
+  dpaSchema,
+  partitionOf,
+  trainDpa,
+} from './dpa.js';
+export {
   ABSTAIN,
   type CertifyConfig,
   type CertifyConfigInput,
