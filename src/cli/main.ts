@@ -9,6 +9,7 @@ import { attackCommand } from './attack.js';
 import { certifyCommand } from './certify.js';
 import { defendCommand } from './defend.js';
 import { detectCommand } from './detect.js';
+import { dpaCommand } from './dpa.js';
 import { evaluateCommand } from './evaluate.js';
 import { exportCommand } from './export.js';
 import { infoCommand } from './info.js';
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
     poisonCommand(),
     inspectCommand(),
     scanCommand(),
+    dpaCommand(),
   ]) {
     program.addCommand(cmd.exitOverride());
   }
