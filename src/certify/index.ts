@@ -28,7 +28,7 @@ export {
   dpaSchema,
   partitionOf,
   trainDpa,
-} from './dpa.js';
+} from './partition-aggregation.js';
 export {
   ABSTAIN,
   type CertifyConfig,

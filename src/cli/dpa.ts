@@ -1,5 +1,5 @@
 /**
- * `parry dpa`: Deep Partition Aggregation (src/certify/dpa.ts), a certified defence against
+ * `parry dpa`: Deep Partition Aggregation (src/certify/partition-aggregation.ts), a certified defence against
  * poisoning. Trains k base classifiers on hash-partitioned training data (`--dataset`, possibly a
  * poisoned set written by `parry poison`), votes on the test split, and reports the accuracy,
  * the curve of certified accuracy over poison sizes and the median certified poison size.
@@ -8,7 +8,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import { certifyDpa, dpaSchema, trainDpa } from '../certify/dpa.js';
+import { certifyDpa, dpaSchema, trainDpa } from '../certify/partition-aggregation.js';
 import { firstExamples, loadDataset } from '../data/index.js';
 import { checkOutputDir, writeFolder } from '../engine/output-path.js';
 import { chooseWorkers, WorkerPool } from '../engine/pool.js';
