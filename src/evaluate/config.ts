@@ -10,16 +10,20 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { type core, z } from 'zod';
+import { POISON_ATTACKS } from '../attacks/poisoning/registry.js';
 import { ATTACKS, attackNames, findAttack } from '../attacks/registry.js';
 import { DEFAULT_RADII } from '../certify/curve.js';
+import { dpaSchema } from '../certify/partition-aggregation.js';
 import { DATASETS } from '../data/index.js';
 import { fprSchema } from '../defenses/detection/detector.js';
 import { DETECTOR_SPLIT } from '../defenses/detection/protocol.js';
 import { DETECTORS, type DetectorName } from '../defenses/detection/registry.js';
+import { INSPECTIONS, SCANS } from '../defenses/poisoning/registry.js';
 import { checkPreprocessSpec, parsePreprocessSpec } from '../defenses/preprocess/spec.js';
 import { ParryError } from '../errors.js';
+import { ARCHITECTURES } from '../models/architectures.js';
 import { epsSchema, NORMS } from '../objectives/threat-model.js';
-import { formatPath, givenOptionsSchema } from '../options.js';
+import { formatPath, givenOptionsSchema, parseEntryOptions } from '../options.js';
 
 export const EVAL_NORMS = NORMS;
 export type EvalNorm = (typeof EVAL_NORMS)[number];
@@ -153,6 +157,55 @@ const groupsSchema = z
     message: 'give exactly one of byLabel or file',
   });
 
+/**
+ * The poisoning section: recipes (any poisoning attack with its options) × defences (data
+ * inspections, model scans), each recipe trained on and measured (src/evaluate/poisoning.ts).
+ */
+const poisoningSchema = z.strictObject({
+  /** Data set whose training split is poisoned and whose test split measures. */
+  dataset: z.string().min(1).default('fashion-mnist-subset'),
+  /** Test examples measured: the first testN of the test split (default: all). */
+  testN: z.number().int().min(1).optional(),
+  /** Every model of the section (reference, poisoned, retrained) is trained so. */
+  train: z
+    .strictObject({
+      arch: z.enum(ARCHITECTURES.map((a) => a.name) as [string, ...string[]]).default('cnn-small'),
+      epochs: z.number().int().min(1).default(3),
+      batchSize: z.number().int().min(1).default(64),
+      lr: z.number().positive().default(1e-3),
+      seed: z.number().int().min(0).max(0xffffffff).default(1),
+    })
+    .prefault({}),
+  recipes: z
+    .array(
+      z.strictObject({
+        id: z.string().min(1).optional(),
+        attack: z.enum(POISON_ATTACKS.map((a) => a.name) as [string, ...string[]]),
+        /** The attack's options as `parry poison` takes them (camelCase); the seed is the config's. */
+        params: z.record(z.string(), z.unknown()).default({}),
+      }),
+    )
+    .min(1),
+  defenses: z
+    .array(
+      z.strictObject({
+        /** A data inspection, a model scan, or 'strip' (params: samples, frr, seed). */
+        method: z.enum(['strip', ...[...INSPECTIONS, ...SCANS].map((e) => e.name)] as [
+          string,
+          ...string[],
+        ]),
+        params: z.record(z.string(), z.unknown()).default({}),
+        /** Data inspections: retrain on the set without the flagged examples and measure it. */
+        retrain: z.boolean().default(true),
+      }),
+    )
+    .default([]),
+  /** Clean examples a model scan holds: the first n of the training split. */
+  cleanExamples: z.number().int().min(10).default(1000),
+  /** Deep Partition Aggregation trained on each poisoned set: its certified curve (k models each). */
+  dpa: dpaSchema.omit({ seed: true }).optional(),
+});
+
 export const evaluateConfigSchema = z
   .strictObject({
     /** Title of the report. */
@@ -215,6 +268,7 @@ export const evaluateConfigSchema = z
           .prefault({}),
       })
       .prefault({}),
+    poisoning: poisoningSchema.optional(),
   })
   .superRefine(crossChecks);
 
@@ -276,6 +330,53 @@ function crossChecks(c: unknown, ctx: z.RefinementCtx): void {
         `${a.attack} runs on ${entry.norms.join('|')}${a.norms ? ` (norms: ${a.norms.join(', ')})` : ''}, ` +
           `but eps has grids for ${grids.join(', ') || 'no norm'}`,
       );
+    }
+  });
+  if (config.poisoning) poisoningChecks(config.poisoning, issue);
+}
+
+/** Recipe and defence params parse against their entries; recipe ids are unique. */
+function poisoningChecks(
+  p: NonNullable<EvaluateConfig['poisoning']>,
+  issue: (p: (string | number)[], message: string) => void,
+): void {
+  const ids = new Map<string, number>();
+  p.recipes.forEach((r, i) => {
+    const entry = POISON_ATTACKS.find((a) => a.name === r.attack);
+    if (entry === undefined) return;
+    try {
+      parseEntryOptions(entry, { ...r.params, seed: 0 });
+    } catch (e) {
+      issue(['poisoning', 'recipes', i, 'params'], (e as Error).message);
+    }
+    const rate = r.params.rate;
+    const id = r.id ?? (rate === undefined ? r.attack : `${r.attack} ${rate}`);
+    if (ids.has(id)) {
+      issue(
+        ['poisoning', 'recipes', i, 'id'],
+        `'${id}' is also recipes[${ids.get(id)}]; give it an id`,
+      );
+    }
+    ids.set(id, i);
+  });
+  p.defenses.forEach((d, i) => {
+    if (d.method === 'strip') {
+      const bad = Object.keys(d.params).find((k) => !['samples', 'frr', 'seed'].includes(k));
+      if (bad !== undefined) {
+        issue(
+          ['poisoning', 'defenses', i, 'params', bad],
+          'strip reads samples, frr and seed only',
+        );
+      }
+      return;
+    }
+    const entry = [...INSPECTIONS, ...SCANS].find((e) => e.name === d.method);
+    if (entry === undefined) return;
+    const seeded = 'seed' in entry.schema.shape ? { seed: 0 } : {};
+    try {
+      parseEntryOptions(entry, { ...d.params, ...seeded });
+    } catch (e) {
+      issue(['poisoning', 'defenses', i, 'params'], (e as Error).message);
     }
   });
 }

@@ -30,6 +30,8 @@ export interface EvaluationResults {
     groups: string[] | null;
   };
   targets: TargetResults[];
+  /** The poisoning section (recipe × defence grid), when the config has one. */
+  poisoning?: PoisoningResults | null;
   /** Warnings gathered while running (e.g. a certifier that does not apply), shown in the report. */
   notes: string[];
 }
@@ -162,4 +164,84 @@ export interface GalleryItem {
   amplification: number;
   /** Saliency maps (PNG data URIs) by method, for the clean and the adversarial input. */
   saliency: { method: string; clean: string; adversarial: string }[];
+}
+
+/** The poisoning section's numbers (src/evaluate/poisoning.ts). */
+export interface Measured {
+  cleanAccuracy: number;
+  /** Backdoors: share of the triggered test examples classified as the target; else null. */
+  asr: number | null;
+}
+
+export interface PoisonDefenseResult {
+  method: string;
+  params: Record<string, unknown>;
+  /** Data inspections, scored against the recipe's poisoned indices. */
+  detection?: {
+    flagged: number;
+    precision: number;
+    recall: number;
+    falsePositiveRate: number;
+    auc: number;
+    /** ROC curve of the suspicion scores: [fpr, tpr] points from (0, 0) to (1, 1). */
+    roc: [number, number][];
+  };
+  /** Neural Cleanse: flagged classes, per-class norms and anomaly indices, trigger images. */
+  scan?: {
+    flaggedClasses: number[];
+    perClass: { class: number; l1: number; anomalyIndex: number; flagged: boolean }[];
+    /** mask⊙pattern per class as PNG data URIs. */
+    triggers: string[];
+  };
+  /**
+   * STRIP at inference (backdoors; null otherwise): triggered test inputs accepted and clean
+   * test inputs rejected at a threshold set for `falseRejectionTarget` on held-out clean data.
+   */
+  input?: {
+    detector: string;
+    falseRejectionTarget: number;
+    falseAcceptance: number;
+    falseRejection: number;
+  } | null;
+  /** Fine-pruning: channels pruned of the layer. */
+  pruned?: { layer: string; pruned: number; channels: number };
+  /** Why the defence did not run (it does not apply to the architecture), when it did not. */
+  skipped?: string;
+  /** The model after the defence (retrained, unlearned or pruned), measured; null when none. */
+  after: Measured | null;
+  seconds: number;
+}
+
+export interface PoisonRecipeResult {
+  id: string;
+  attack: string;
+  params: Record<string, unknown>;
+  poisoned: number;
+  examples: number;
+  labelsChanged: boolean;
+  targetClass: number | null;
+  poisonedModel: Measured;
+  defenses: PoisonDefenseResult[];
+  /** Deep Partition Aggregation on the poisoned set, when configured. */
+  dpa?: DpaSummary;
+  seconds: number;
+}
+
+export interface PoisoningResults {
+  dataset: string;
+  /** How every model of the section was trained. */
+  train: { arch: string; epochs: number; batchSize: number; lr: number; seed: number };
+  testExamples: number;
+  reference: Measured;
+  recipes: PoisonRecipeResult[];
+}
+
+/** DPA's clean accuracy and certified curve on the test examples. */
+export interface DpaSummary {
+  k: number;
+  accuracy: number;
+  /** Median certified poison size (misclassified examples count −1). */
+  medianCertified: number;
+  /** Share correct and certified against each poison size 0, 1, …. */
+  curve: { size: number; accuracy: number }[];
 }

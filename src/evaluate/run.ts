@@ -38,6 +38,7 @@ import {
 } from './inputs.js';
 import { lockOutDir } from './out-lock.js';
 import { PartialStore } from './partial.js';
+import { poisoningStage } from './poisoning.js';
 import { predictDataset } from './predictions.js';
 import {
   type CertifiedResult,
@@ -96,6 +97,7 @@ export async function runEvaluation(
     }
     const results: TargetResults[] = [];
     for (const t of targets) results.push(await evaluateTarget(ctx, t, groups));
+    const poisoning = await poisoningStage(ctx);
     const out: EvaluationResults = {
       version: RESULTS_VERSION,
       started,
@@ -110,6 +112,7 @@ export async function runEvaluation(
         groups,
       },
       targets: results,
+      ...(poisoning ? { poisoning } : {}),
       notes: [...new Set(ctx.notes)],
     };
     await writeFileWhole(path.join(opts.outDir, RESULTS_FILE), `${JSON.stringify(out)}\n`);

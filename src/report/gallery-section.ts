@@ -9,7 +9,7 @@ import { className, escapeHtml, formatEps, normName, pct } from './format.js';
 const PNG_DATA_URI = /^data:image\/png;base64,[A-Za-z0-9+/]+=*$/;
 
 /** An `<img>` for a PNG data URI; anything else (a URL, a script) is refused, not linked. */
-function image(src: string, alt: string, caption: string): string {
+export function image(src: string, alt: string, caption: string): string {
   const body = PNG_DATA_URI.test(src)
     ? `<img src="${src}" alt="${escapeHtml(alt)}">`
     : `<div class="missing" role="img" aria-label="${escapeHtml(alt)}">no image</div>`;

@@ -11,6 +11,13 @@ import { escapeHtml, jsonForScript } from './format.js';
 import { gallery } from './gallery-section.js';
 import { generalisationCharts } from './generalisation.js';
 import {
+  dpaCharts,
+  dpaTable,
+  poisoningCharts,
+  poisoningTable,
+  reversedTriggers,
+} from './poisoning-section.js';
+import {
   banner,
   configBlock,
   headlineTable,
@@ -133,6 +140,25 @@ function sections(results: EvaluationResults): Section[] {
           : '<p class="empty">No groups were defined in the config: per-class results only.</p>') +
         fairnessSummary(results),
     },
+    ...(results.poisoning
+      ? [
+          {
+            id: 'poisoning',
+            heading: 'Poisoning',
+            body:
+              `<p>Training-set poisoning on ${escapeHtml(results.poisoning.dataset)}: each recipe's poisoned set trained on ` +
+              `(${escapeHtml(results.poisoning.train.arch)}, ${results.poisoning.train.epochs} epochs, seed ${results.poisoning.train.seed}) ` +
+              `and measured on ${results.poisoning.testExamples} test examples — clean accuracy and the attack success rate ` +
+              '(ASR: triggered test examples of other classes classified as the target) — before and after each defence. ' +
+              'Data inspections retrain on the set without what they flagged.</p>' +
+              poisoningTable(results) +
+              charts(poisoningCharts(results), 'No data inspection ran.') +
+              reversedTriggers(results) +
+              dpaTable(results) +
+              (dpaCharts(results).length > 0 ? chartBlocks(dpaCharts(results), counter) : ''),
+          },
+        ]
+      : []),
     { id: 'honesty', heading: 'Honesty checks', body: honestyTable(results) },
     { id: 'examples', heading: 'Examples', body: gallery(results) },
     { id: 'notes', heading: 'Notes', body: notesList(results) },

@@ -97,6 +97,9 @@ ul.notes li { margin: 3px 0; }
 details { margin: 8px 0; }
 summary { cursor: pointer; color: var(--accent); }
 pre.config { background: var(--soft); border: 1px solid var(--line); border-radius: 6px; padding: 12px; overflow-x: auto; }
+.triggers { display: flex; flex-wrap: wrap; gap: 8px; }
+.trigger figure { margin: 0; font-size: 12px; }
+.trigger.flagged img { outline: 3px solid var(--warn); }
 footer { margin-top: 48px; font-size: 12.5px; color: var(--muted); }
 @media print { .chart .vega { overflow: visible; } nav.toc { display: none; } }
 `;
