@@ -27,6 +27,22 @@ measure() { # data-dir model-name → clean accuracy and ASR json
   echo done > "$f"
 }
 
+inspect() { # model data method name extra... → OUT/name.json (scored against the recipe)
+  local model=$1 data=$2 method=$3 name=$4; shift 4
+  [ -f "$OUT/$name.json" ] || $P inspect --model "$OUT/$model" --dataset "mnist:$OUT/$data" \
+    --method "$method" --poison-manifest "$OUT/$data/poison.json" --seed 1 "$@" --json > "$OUT/$name.json"
+}
+retrain() { # model data method name extra... → filtered set, model trained on it, measured
+  local model=$1 data=$2 method=$3 name=$4; shift 4
+  [ -f "$OUT/$name/poison.json" ] || $P inspect --model "$OUT/$model" --dataset "mnist:$OUT/$data" \
+    --method "$method" --poison-manifest "$OUT/$data/poison.json" --seed 1 "$@" --out "$OUT/$name" --json > "$OUT/$name.inspect.json"
+  train "$name" "$name-model"
+  [ -f "$OUT/$name-model.clean.json" ] || $P predict --model "$OUT/$name-model" --dataset "mnist:$OUT/$name" --json > "$OUT/$name-model.clean.json"
+  if [ -d "$OUT/$data-triggered" ] && [ ! -f "$OUT/$name-model.asr.json" ]; then
+    $P predict --model "$OUT/$name-model" --dataset "mnist:$OUT/$data-triggered" --json > "$OUT/$name-model.asr.json"
+  fi
+}
+
 steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(badnets1 badnets5 badnets10 blended5 flip10 flip20 flip40 cleanlabel)
 for s in "${steps[@]}"; do
@@ -37,6 +53,19 @@ for s in "${steps[@]}"; do
     blended5) poison blended5 --attack blended --rate 0.05 --target 0 --alpha 0.1; train blended5 blended5-model; measure blended5 blended5-model ;;
     flip10|flip20|flip40) r=${s#flip}; poison "$s" --attack label-flip --rate "0.$r"; train "$s" "$s-model"; measure "$s" "$s-model" ;;
     cleanlabel) poison cleanlabel --attack clean-label --model models/fmnist-cnn-small --rate 0.05 --target 0 --patch-size 3; train cleanlabel cleanlabel-model; measure cleanlabel cleanlabel-model ;;
+    detect) # data inspections on the backdoored sets (5%, 10%: the table's rows) and blended 5%
+      for d in badnets5 badnets10 blended5; do
+        inspect "$d-model" "$d" spectral "$d.spectral"
+        inspect "$d-model" "$d" ac "$d.ac"
+      done ;;
+    retrain-spectral) retrain badnets5-model badnets5 spectral badnets5-spectral-clean --expected-fraction 0.1 ;;
+    retrain-ac) retrain badnets5-model badnets5 ac badnets5-ac-clean ;;
+    nc) # Neural Cleanse on the 1% backdoor and on the clean reference model
+      [ -f "$OUT/badnets1.nc.json" ] || $P scan --model "$OUT/badnets1-model" --dataset fashion-mnist --n 1000 --method neural-cleanse --rounds 60 --out "$OUT/badnets1-nc" --json > "$OUT/badnets1.nc.json"
+      [ -f "$OUT/clean.nc.json" ] || $P scan --model models/fmnist-cnn-small --dataset fashion-mnist --n 1000 --method neural-cleanse --rounds 60 --out "$OUT/clean-nc" --json > "$OUT/clean.nc.json" ;;
+    strip) [ -f "$OUT/badnets1.strip.json" ] || node "$(dirname "$0")/strip-far.mjs" "$OUT/badnets1-model" "$OUT/badnets1/poison.json" fashion-mnist 0.01 1000 > "$OUT/badnets1.strip.json" ;;
+    knn) for r in 10 20 40; do retrain "flip$r-model" "flip$r" knn "flip$r-knn-clean"; done ;;
+    dpa) [ -f "$OUT/dpa.json" ] || $P dpa --dataset fashion-mnist --k 50 --arch cnn-tiny --epochs 10 --seed 1 --workers 1 --json > "$OUT/dpa.json" ;;
     *) echo "unknown step $s" >&2; exit 2 ;;
   esac
 done
