@@ -8,6 +8,7 @@
  * Run `npm run build` first (it uses dist/).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../dist/src/engine/backend.js';
 import {
   firstExamples,
   loadClassifier,
@@ -17,12 +18,13 @@ import {
   sliceDataset,
   triggeredTestSet,
 } from '../dist/src/index.js';
-import { initBackend } from '../dist/src/engine/backend.js';
 
 const [modelDir, manifestFile, clean = 'fashion-mnist', frrArg = '0.01', nArg = '1000'] =
   process.argv.slice(2);
 if (!modelDir || !manifestFile) {
-  console.error('usage: node scripts/strip-far.mjs MODEL_DIR POISON_JSON [CLEAN_DATASET] [FRR] [N]');
+  console.error(
+    'usage: node scripts/strip-far.mjs MODEL_DIR POISON_JSON [CLEAN_DATASET] [FRR] [N]',
+  );
   process.exit(2);
 }
 const frr = Number(frrArg);
