@@ -135,7 +135,8 @@ export async function poisoningStage(ctx: EvalContext): Promise<PoisoningResults
     reference ??= await trainOn(train, p, ctx, progress);
     return reference;
   };
-  const steps = (1 + p.defenses.length) * train.shape[0];
+  // Progress in percent: training the poisoned model, then each defence, an equal share each.
+  const share = 100 / (1 + p.defenses.length);
   try {
     const refKey = {
       target: 'poisoning',
@@ -157,7 +158,7 @@ export async function poisoningStage(ctx: EvalContext): Promise<PoisoningResults
       const id = recipeId(r);
       const key = { target: 'poisoning', stage: 'poisoning', attack: id, norm: null, eps: null };
       recipes.push(
-        await cell(ctx, key, `poisoning: ${id}`, steps, async (_seed, progress) => {
+        await cell(ctx, key, `poisoning: ${id}`, 100, async (_seed, progress) => {
           const started = performance.now();
           const entry = findPoisonAttack(r.attack)!;
           const ref = entry.needs.includes('model') ? await referenceModel() : undefined;
@@ -169,17 +170,17 @@ export async function poisoningStage(ctx: EvalContext): Promise<PoisoningResults
           );
           const manifest = result.manifest;
           const model = await trainOn(result.dataset, p, ctx, (f) =>
-            progress(Math.round(f * train.shape[0]), steps),
+            progress(Math.round(f * share), 100),
           );
           try {
             const poisonedModel = await measure(model, test, manifest);
             const defenses: PoisonDefenseResult[] = [];
             for (const [k, d] of p.defenses.entries()) {
-              const base = (k + 1) * train.shape[0];
+              const base = (k + 1) * share;
               try {
                 defenses.push(
                   await runDefense(d, model, result.dataset, clean, test, manifest, p, ctx, (f) =>
-                    progress(Math.round(base + f * train.shape[0]), steps),
+                    progress(Math.round(base + f * share), 100),
                   ),
                 );
               } catch (e) {
