@@ -49,7 +49,7 @@ export const INSPECTIONS: readonly InspectionEntry[] = [
       'activation clustering (Chen et al. 2018): per class, 2-means on PCA-reduced penultimate activations; a small, well-separated cluster that reclassifies elsewhere is flagged',
     schema: activationClusteringSchema,
     requires: ['training-data'],
-    create: (o) => async (model, data, ctx) => activationClustering(model, data, o, counted(ctx)),
+    create: (o) => (model, data, ctx) => activationClustering(model, data, o, ctx),
   }),
   entry({
     name: 'spectral',
