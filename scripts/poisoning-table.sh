@@ -53,6 +53,10 @@ for s in "${steps[@]}"; do
     blended5) poison blended5 --attack blended --rate 0.05 --target 0 --alpha 0.1; train blended5 blended5-model; measure blended5 blended5-model ;;
     flip10|flip20|flip40) r=${s#flip}; poison "$s" --attack label-flip --rate "0.$r"; train "$s" "$s-model"; measure "$s" "$s-model" ;;
     cleanlabel) poison cleanlabel --attack clean-label --model models/fmnist-cnn-small --rate 0.05 --target 0 --patch-size 3; train cleanlabel cleanlabel-model; measure cleanlabel cleanlabel-model ;;
+    clean) # the clean reference, trained exactly as the poisoned models
+      [ -f "$OUT/clean-model/model.json" ] || $P train --dataset fashion-mnist "${TRAIN[@]}" --out "$OUT/clean-model"
+      [ -f "$OUT/clean-model.clean.json" ] || $P predict --model "$OUT/clean-model" --dataset fashion-mnist --json > "$OUT/clean-model.clean.json"
+      [ -f "$OUT/clean-model.asr1.json" ] || $P predict --model "$OUT/clean-model" --dataset "mnist:$OUT/badnets1-triggered" --json > "$OUT/clean-model.asr1.json" ;;
     detect) # data inspections on the backdoored sets (5%, 10%: the table's rows) and blended 5%
       for d in badnets5 badnets10 blended5; do
         inspect "$d-model" "$d" spectral "$d.spectral"
@@ -68,6 +72,7 @@ for s in "${steps[@]}"; do
       [ -f "$OUT/clean.nc.json" ] || $P scan --model models/fmnist-cnn-small --dataset fashion-mnist --n 1000 --method neural-cleanse --rounds 60 --out "$OUT/clean-nc" --json > "$OUT/clean.nc.json" ;;
     strip) [ -f "$OUT/badnets1.strip.json" ] || node "$(dirname "$0")/strip-far.mjs" "$OUT/badnets1-model" "$OUT/badnets1/poison.json" fashion-mnist 0.01 1000 > "$OUT/badnets1.strip.json" ;;
     knn) for r in 10 20 40; do retrain "flip$r-model" "flip$r" knn "flip$r-knn-clean"; done ;;
+    knn20) retrain flip20-model flip20 knn flip20-knn-clean ;;
     dpa) [ -f "$OUT/dpa.json" ] || $P dpa --dataset fashion-mnist --k 50 --arch cnn-tiny --epochs 10 --seed 1 --workers 1 --json > "$OUT/dpa.json" ;;
     *) echo "unknown step $s" >&2; exit 2 ;;
   esac
