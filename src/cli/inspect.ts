@@ -82,14 +82,17 @@ async function inspect(opts: InspectOptions, given: Record<string, unknown>): Pr
   const readsSeed = 'seed' in entry.schema.shape;
   const options = readsSeed ? { ...given, seed: opts.seed } : given;
   // Options and the recipe first: refused before any data or model is loaded.
-  parseEntryOptions(entry, options);
+  const parsed = parseEntryOptions(entry, options);
   const manifest: PoisonManifest | undefined =
     opts.poisonManifest === undefined ? undefined : readManifest(opts.poisonManifest).manifest;
   const backend = await setUpBackend(opts);
   const train = loadDataset(opts.dataset, 'train', { seed: opts.seed });
   if (manifest) checkManifestMatches(train, manifest, { training: true });
   const model = await loadClassifier(opts.model);
-  const workers = entry.name === 'loss' ? chooseWorkers(opts.workers) : 1;
+  // Loss filtering and activation clustering (reclassify retrain) train a model: over the pool.
+  const retrains =
+    entry.name === 'loss' || (entry.name === 'ac' && parsed.reclassify === 'retrain');
+  const workers = retrains ? chooseWorkers(opts.workers) : 1;
   const pool = workers > 1 ? new WorkerPool({ workers, backend }) : undefined;
   const bar = progressBar(`${entry.name} |{bar}| {percentage}% | ETA {eta_formatted}`);
   let result: Awaited<ReturnType<typeof runInspection>>;
@@ -120,7 +123,7 @@ async function inspect(opts: InspectOptions, given: Record<string, unknown>): Pr
       const record = {
         command: 'inspect',
         method: entry.name,
-        options: parseEntryOptions(entry, options),
+        options: parsed,
         model: opts.model,
         dataset: opts.dataset,
         removed: result.flagged,
@@ -155,7 +158,7 @@ async function inspect(opts: InspectOptions, given: Record<string, unknown>): Pr
         }
       : {}),
     per_class: result.perClass,
-    options: parseEntryOptions(entry, options),
+    options: parsed,
     seed: opts.seed,
     flagged_indices: result.flagged,
     ...(opts.out === undefined ? {} : { out: opts.out, use_as: `mnist:${opts.out}`, files }),
