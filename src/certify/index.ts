@@ -26,6 +26,7 @@ export {
   type DpaEnsemble,
   dpaCertificate,
   dpaSchema,
+  partitionDataset,
   partitionOf,
   trainDpa,
 } from './partition-aggregation.js';

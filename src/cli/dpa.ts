@@ -106,7 +106,7 @@ export function dpaCommand(): Command {
         const sizes = [0, 1, 2, 5, 10, 20].filter((s) => s < r.curve.length);
         return [
           `dpa: k = ${config.k} ${config.arch} models on ${train.shape[0]} training examples; accuracy ${pct(r.accuracy)} on ${test.shape[0]} test examples`,
-          `median certified poison size: ${r.medianCertified} (misclassified count as -1)`,
+          `median certified poison size: ${r.medianCertified} (the largest with certified accuracy >= 50%; -1 below)`,
           `certified accuracy: ${sizes.map((s) => `${s} poisons ${pct(at(s))}`).join(', ')}`,
         ].join('\n');
       });

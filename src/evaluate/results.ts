@@ -240,7 +240,7 @@ export interface PoisoningResults {
 export interface DpaSummary {
   k: number;
   accuracy: number;
-  /** Median certified poison size (misclassified examples count −1). */
+  /** Median certified poison size: the largest with certified accuracy ≥ 50% (−1 below). */
   medianCertified: number;
   /** Share correct and certified against each poison size 0, 1, …. */
   curve: { size: number; accuracy: number }[];
