@@ -67,11 +67,14 @@ export class StripDetector extends BaseDetector {
   /** Negated mean entropy: higher = more suspicious. */
   scoreTensor(x: tf.Tensor): tf.Tensor1D {
     const model = fitted('strip', this.model);
-    return tf.tidy(() => tf.neg(stripEntropy(model, x, this.overlays!)));
+    const overlays = fitted('strip', this.overlays);
+    return tf.tidy(() => tf.neg(stripEntropy(model, x, overlays)));
   }
 
+  /** Frees the overlays; scoring needs `fit` again. */
   dispose(): void {
     this.overlays?.dispose();
     this.overlays = undefined;
+    this.model = undefined;
   }
 }

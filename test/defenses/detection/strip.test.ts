@@ -1,7 +1,8 @@
 /**
- * STRIP: the mean blend entropy against an independent computation on a hand-made linear model,
- * and a planted one-pixel backdoor whose triggered inputs STRIP flags at a 5% false rejection of
- * clean ones; seeded overlays, no leaks, built by name from the registry.
+ * STRIP: the mean blend entropy (and the detector's score, its negation) against an independent
+ * computation on a hand-made linear model, and a planted one-pixel backdoor whose triggered inputs
+ * STRIP flags at a 5% false rejection of clean ones; seeded overlays, no leaks from fit to
+ * dispose, built by name from the registry.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -24,7 +25,7 @@ function linear(s: number, kernel: number[], bias: number[]): TfjsClassifier {
 }
 
 describe('STRIP', () => {
-  it('mean blend entropy equals an independent computation', () => {
+  it('mean blend entropy equals an independent computation; the score is its negation', async () => {
     const kernel = [1, -1, 0.5, 2, -0.5, 0, 3, 1, 0, -2, 1, 1];
     const bias = [0.1, -0.3, 0.2];
     const model = linear(2, kernel, bias);
@@ -37,14 +38,8 @@ describe('STRIP', () => {
       [0.0, 0.3, 0.6, 0.2],
       [0.9, 0.9, 0.9, 0.9],
     ];
-    const got = tf.tidy(() =>
-      stripEntropy(
-        model,
-        tf.tensor4d(x.flat(), [2, 2, 2, 1]),
-        tf.tensor4d(overlays.flat(), [3, 2, 2, 1]),
-      ).dataSync(),
-    );
-    x.forEach((xi, i) => {
+    // Independent: clip(x + c) to [0, 1], dense layer, softmax, −Σ p ln p, mean over overlays.
+    const expected = x.map((xi) => {
       let total = 0;
       for (const c of overlays) {
         const v = xi.map((a, p) => Math.min(1, Math.max(0, a + c[p])));
@@ -54,8 +49,21 @@ describe('STRIP', () => {
         const sum = e.reduce((a, b) => a + b);
         total -= e.reduce((s, ek) => s + (ek / sum) * Math.log(ek / sum), 0);
       }
-      expect(got[i]).toBeCloseTo(total / overlays.length, 5);
+      return total / overlays.length;
     });
+    const xT = tf.tensor4d(x.flat(), [2, 2, 2, 1]);
+    const overlaysT = tf.tensor4d(overlays.flat(), [3, 2, 2, 1]);
+    const got = tf.tidy(() => stripEntropy(model, xT, overlaysT).dataSync());
+    // Through the detector: N = all three overlays (drawn in a seeded order; the mean ignores it).
+    const det = new StripDetector({ samples: 3, seed: 7 });
+    await det.fit(model, overlaysT);
+    const scores = det.score(xT);
+    expected.forEach((h, i) => {
+      expect(Math.abs(got[i] - h)).toBeLessThan(1e-5);
+      expect(Math.abs(scores[i] + h)).toBeLessThan(1e-5);
+    });
+    det.dispose();
+    tf.dispose([xT, overlaysT]);
     model.dispose();
   });
 
@@ -96,8 +104,30 @@ describe('STRIP', () => {
     await again.fit(model, fitX);
     expect(again.score(triggered)).toEqual(det.score(triggered));
     again.dispose();
+    // The seed picks the overlays: another seed draws other ones.
+    const other = new StripDetector({ samples: 20, seed: 4 });
+    await other.fit(model, fitX);
+    expect(other.score(triggered)).not.toEqual(det.score(triggered));
+    other.dispose();
     det.dispose();
     tf.dispose([fitX, calX, cleanX, triggered]);
+    model.dispose();
+  });
+
+  it('frees what it holds: no leak from fit to dispose; scoring after dispose needs fit', async () => {
+    const model = linear(2, [1, 0, 0, 1, -1, 0, 0, -1], [0, 0]);
+    const cleanX = tf.randomUniform([30, 2, 2, 1], 0, 1, 'float32', 11);
+    const before = tf.memory().numTensors;
+    const det = new StripDetector({ samples: 10, seed: 2 });
+    await det.fit(model, cleanX);
+    await det.fit(model, cleanX); // a refit frees the previous overlays
+    det.calibrate(cleanX, 0.1);
+    det.detect(cleanX);
+    det.scoreTensor(cleanX).dispose();
+    det.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    expect(() => det.score(cleanX)).toThrow(/strip: call fit\(\) first/);
+    cleanX.dispose();
     model.dispose();
   });
 
