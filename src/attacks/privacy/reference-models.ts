@@ -1,0 +1,217 @@
+/**
+ * The models a membership-inference evaluation needs: a target and K reference ("shadow") models
+ * of one architecture, each trained on a random half of one data pool. The halves follow Carlini
+ * et al. 2022's balanced design — every example is a member of exactly ⌊m/2⌋ of the m = K + 1
+ * models — so each example has IN and OUT reference models to fit (LiRA) and the target's
+ * membership is a fair coin per example. Model 0 is the target; its half is what an attack must
+ * find. The design is drawn from `seed` and recorded, so a run is reproducible and auditable.
+ *
+ * Then the outputs every attack reads: each model's logits on every pool example, under a list
+ * of augmented queries (identity, horizontal flip, shifts), as LiRA queries them.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { z } from 'zod';
+import { type Dataset, exampleSize, selectExamples } from '../../data/dataset.js';
+import type { WorkerPool } from '../../engine/pool.js';
+import { Rng } from '../../engine/rng.js';
+import { ParryError } from '../../errors.js';
+import { buildArchitecture } from '../../models/architectures.js';
+import type { Classifier } from '../../models/classifier.js';
+import { seedSchema } from '../../objectives/threat-model.js';
+import { parseWith } from '../../options.js';
+import { trainModel } from '../../train/loop.js';
+
+export const populationSchema = z.strictObject({
+  referenceModels: z
+    .number()
+    .int()
+    .min(1)
+    .default(16)
+    .describe('reference models K besides the target (each on a random half of the pool)'),
+  arch: z.string().default('cnn-small').describe('architecture of every model'),
+  epochs: z.number().int().min(1).default(20).describe('training epochs of every model'),
+  batchSize: z.number().int().min(1).default(128).describe('training batch size'),
+  lr: z.number().positive().default(0.001).describe('Adam learning rate'),
+  seed: seedSchema.default(0),
+});
+export type PopulationConfig = z.infer<typeof populationSchema>;
+
+/**
+ * `m` membership rows over `n` examples: row j marks the examples model j trains on. Every
+ * example is in exactly ⌊m/2⌋ rows, its rows a uniformly random subset drawn from `seed`.
+ */
+export function membershipDesign(n: number, m: number, seed: number): Uint8Array[] {
+  if (!Number.isInteger(n) || n < 2) {
+    throw new ParryError('BAD_INPUT', `membershipDesign: n must be an integer >= 2, got ${n}`);
+  }
+  if (!Number.isInteger(m) || m < 2) {
+    throw new ParryError('BAD_INPUT', `membershipDesign: m must be an integer >= 2, got ${m}`);
+  }
+  const rng = new Rng(seed);
+  const rows = Array.from({ length: m }, () => new Uint8Array(n));
+  const order = new Int32Array(m);
+  const half = Math.floor(m / 2);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < m; j++) order[j] = j;
+    // A partial Fisher–Yates shuffle: the first `half` slots are a uniform random subset.
+    for (let j = 0; j < half; j++) {
+      const k = j + rng.int(m - j);
+      const t = order[j];
+      order[j] = order[k];
+      order[k] = t;
+      rows[order[j]][i] = 1;
+    }
+  }
+  return rows;
+}
+
+/** Indices where `row` is 1. */
+export function membersOf(row: Uint8Array): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < row.length; i++) if (row[i] === 1) out.push(i);
+  return out;
+}
+
+export interface Population {
+  /** Model 0 is the target, 1…K the references. */
+  models: tfl.LayersModel[];
+  /** `membership[j][i]` = 1 when model j trained on pool example i. */
+  membership: Uint8Array[];
+  config: PopulationConfig;
+  /** Training seconds per model. */
+  seconds: number[];
+}
+
+/**
+ * Trains the target and the K reference models on their halves of `pool` (model j's weights and
+ * shuffles from seed + j). `onModel(j, m)` reports progress; on error every model is freed.
+ */
+export async function trainPopulation(
+  pool: Dataset,
+  config: z.input<typeof populationSchema> = {},
+  ctx: {
+    pool?: WorkerPool;
+    onModel?: (done: number, total: number) => void;
+    signal?: AbortSignal;
+  } = {},
+): Promise<Population> {
+  const c = parseWith('population', populationSchema, config);
+  const m = c.referenceModels + 1;
+  const membership = membershipDesign(pool.shape[0], m, c.seed);
+  const models: tfl.LayersModel[] = [];
+  const seconds: number[] = [];
+  try {
+    for (let j = 0; j < m; j++) {
+      const seed = (c.seed + 1 + j) >>> 0;
+      const lm = buildArchitecture(c.arch, {
+        inputShape: pool.shape.slice(1),
+        numClasses: pool.numClasses,
+        seed,
+      });
+      models.push(lm);
+      const t0 = performance.now();
+      await trainModel(
+        lm,
+        selectExamples(pool, membersOf(membership[j]), `${pool.name} half ${j}`),
+        { epochs: c.epochs, batchSize: c.batchSize, lr: c.lr, seed },
+        { pool: ctx.pool, signal: ctx.signal },
+      );
+      seconds.push((performance.now() - t0) / 1000);
+      ctx.onModel?.(j + 1, m);
+    }
+  } catch (e) {
+    for (const lm of models) lm.dispose();
+    throw e;
+  }
+  return { models, membership, config: c, seconds };
+}
+
+/** How an example is queried: as is, mirrored left–right, or shifted by whole pixels. */
+export type Query = { flip: boolean; dx: number; dy: number };
+
+export const querySetSchema = z
+  .enum(['none', 'flip', 'flip-shift'])
+  .default('flip')
+  .describe(
+    'augmented queries per example: none (1), flip (as is and mirrored: 2), flip-shift (mirrored or not × shifts of 0/±2 pixels in x and y: 18)',
+  );
+
+/** The queries of a query set, identity first. */
+export function queriesOf(set: z.infer<typeof querySetSchema>): Query[] {
+  const flips = set === 'none' ? [false] : [false, true];
+  const shifts = set === 'flip-shift' ? [0, -2, 2] : [0];
+  const out: Query[] = [];
+  for (const flip of flips)
+    for (const dy of shifts) for (const dx of shifts) out.push({ flip, dx, dy });
+  return out;
+}
+
+/**
+ * `x` [b, h, w, c] under `q`: mirrored, then shifted by (dx, dy) pixels with the vacated border
+ * filled by reflection (as the augmentation the models may have seen pads).
+ */
+export function applyQuery(x: tf.Tensor4D, q: Query): tf.Tensor4D {
+  return tf.tidy(() => {
+    let out = q.flip ? tf.reverse(x, 2) : x;
+    const [, h, w] = x.shape;
+    if (q.dx !== 0 || q.dy !== 0) {
+      const py = Math.abs(q.dy);
+      const px = Math.abs(q.dx);
+      const padded = tf.mirrorPad(
+        out,
+        [
+          [0, 0],
+          [py, py],
+          [px, px],
+          [0, 0],
+        ],
+        'reflect',
+      );
+      // Content moves by +dx: the window starts dx to the left of the unshifted one.
+      out = tf.slice(padded, [0, py - q.dy, px - q.dx, 0], [-1, h, w, -1]);
+    }
+    return out as tf.Tensor4D;
+  });
+}
+
+/** Examples per forward pass. */
+const BATCH = 256;
+
+/**
+ * The logits of `model` on every example of `data` under every query: `[query][i·K + k]`
+ * (row-major, K classes), read back batch by batch.
+ */
+export function queryLogits(
+  model: Pick<Classifier, 'logits' | 'numClasses'>,
+  data: Dataset,
+  queries: readonly Query[],
+): Float32Array[] {
+  if (data.shape.length !== 4) {
+    throw new ParryError(
+      'BAD_INPUT',
+      `queryLogits: examples must be images [n, h, w, c], got shape [${data.shape.join(', ')}]`,
+    );
+  }
+  const n = data.shape[0];
+  const per = exampleSize(data);
+  const k = model.numClasses;
+  const out = queries.map(() => new Float32Array(n * k));
+  for (let start = 0; start < n; start += BATCH) {
+    const size = Math.min(BATCH, n - start);
+    const x = tf.tensor4d(data.x.subarray(start * per, (start + size) * per), [
+      size,
+      ...(data.shape.slice(1) as [number, number, number]),
+    ]);
+    try {
+      for (const [qi, q] of queries.entries()) {
+        const logits = tf.tidy(() => model.logits(applyQuery(x, q)));
+        out[qi].set(logits.dataSync(), start * k);
+        logits.dispose();
+      }
+    } finally {
+      x.dispose();
+    }
+  }
+  return out;
+}
