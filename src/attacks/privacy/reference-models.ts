@@ -148,31 +148,25 @@ export function queriesOf(set: z.infer<typeof querySetSchema>): Query[] {
 }
 
 /**
- * `x` [b, h, w, c] under `q`: mirrored, then shifted by (dx, dy) pixels with the vacated border
- * filled by reflection (as the augmentation the models may have seen pads).
+ * `x` [b, h, w, c] under `q`: mirrored, then shifted by (dx, dy) pixels, the vacated border
+ * filled by reflection (edge pixels not repeated).
  */
 export function applyQuery(x: tf.Tensor4D, q: Query): tf.Tensor4D {
-  return tf.tidy(() => {
-    let out = q.flip ? tf.reverse(x, 2) : x;
-    const [, h, w] = x.shape;
-    if (q.dx !== 0 || q.dy !== 0) {
-      const py = Math.abs(q.dy);
-      const px = Math.abs(q.dx);
-      const padded = tf.mirrorPad(
-        out,
-        [
-          [0, 0],
-          [py, py],
-          [px, px],
-          [0, 0],
-        ],
-        'reflect',
-      );
-      // Content moves by +dx: the window starts dx to the left of the unshifted one.
-      out = tf.slice(padded, [0, py - q.dy, px - q.dx, 0], [-1, h, w, -1]);
-    }
-    return out as tf.Tensor4D;
+  const [, h, w] = x.shape;
+  if (Math.abs(q.dx) >= w || Math.abs(q.dy) >= h) {
+    throw new ParryError(
+      'BAD_INPUT',
+      `applyQuery: a shift of (${q.dx}, ${q.dy}) pixels does not fit a ${h}×${w} image`,
+    );
+  }
+  // Output pixel (r, c) reads input (reflect(r − dy), reflect(c − dx)), mirrored first when asked.
+  const reflect = (i: number, n: number) => (i < 0 ? -i : i >= n ? 2 * (n - 1) - i : i);
+  const rows = Int32Array.from({ length: h }, (_, r) => reflect(r - q.dy, h));
+  const cols = Int32Array.from({ length: w }, (_, c) => {
+    const s = reflect(c - q.dx, w);
+    return q.flip ? w - 1 - s : s;
   });
+  return tf.tidy(() => tf.gather(tf.gather(x, rows, 1), cols, 2) as tf.Tensor4D);
 }
 
 /** Examples per forward pass. */
