@@ -105,7 +105,7 @@ describe('label-only membership signals', () => {
       [0.1, 0.9, 0.2, 0.2],
     ];
     const score = (p: number[]) => p.reduce((s, v, i) => s + v * w[i], b);
-    const labels = pts.map((p) => (score(p) > 0 ? 1 : 0));
+    const labels: number[] = pts.map((p) => (score(p) > 0 ? 1 : 0));
     labels[3] = 1 - labels[3]; // misclassified on purpose
     const data = dataset(pts.flat(), shape, labels);
     const norm = Math.hypot(...w);
