@@ -1,0 +1,202 @@
+/**
+ * `parry privacy`: how much a model trained on a data set leaks its membership
+ * (src/evaluate/privacy.ts). Trains a target on a random half of a pool drawn from the training
+ * split of `--dataset` and K reference models on other random halves (seeded, recorded), runs the
+ * membership attacks on the raw outputs and behind each `--output` defence, and the label-only
+ * signals; prints AUC and TPR at 0.1% / 1% FPR per attack. `--out DIR` writes privacy.json.
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { membershipAttackNames } from '../attacks/privacy/membership/index.js';
+import { loadDataset } from '../data/index.js';
+import { checkOutputDir, writeFolder } from '../engine/output-path.js';
+import { chooseWorkers, WorkerPool } from '../engine/pool.js';
+import {
+  DEFAULT_MEMBERSHIP_ATTACKS,
+  type PrivacyResults,
+  privacyEvaluation,
+} from '../evaluate/privacy.js';
+import {
+  type CommonOptions,
+  DATASET_HELP,
+  emit,
+  parseNonNegativeInt,
+  parsePositiveInt,
+  parsePositiveNumber,
+  pct,
+  setUpBackend,
+  withCommonOptions,
+} from './common.js';
+import { progressBar } from './progress.js';
+
+interface PrivacyOptions extends CommonOptions {
+  dataset: string;
+  pool: number;
+  population: number;
+  referenceModels: number;
+  arch: string;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  queries: 'none' | 'flip' | 'flip-shift';
+  attacks: string[];
+  output: string[];
+  labelOnly: string[];
+  labelOnlyN?: number;
+  out?: string;
+}
+
+const SIGNALS = ['augmentation', 'noise', 'boundary'] as const;
+
+function list(known: readonly string[], what: string) {
+  return (value: string): string[] => {
+    const names = value
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    for (const n of names) {
+      if (!known.includes(n)) {
+        throw new InvalidArgumentError(`unknown ${what} '${n}' (known: ${known.join(', ')})`);
+      }
+    }
+    if (names.length === 0) throw new InvalidArgumentError(`no ${what} given`);
+    return names;
+  };
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+export function privacyCommand(): Command {
+  const cmd = new Command('privacy')
+    .description(
+      'membership inference: a target and K reference models on random halves of a data pool, then loss, confidence, modified-entropy, shadow, LiRA, RMIA and label-only attacks (AUC, TPR at 0.1% and 1% FPR)',
+    )
+    .option('--dataset <name>', DATASET_HELP, 'fashion-mnist-subset')
+    .option(
+      '--pool <n>',
+      'candidates drawn from the training split; the target trains on half',
+      parsePositiveInt,
+      10000,
+    )
+    .option(
+      '--population <n>',
+      'population samples for RMIA (outside the pool)',
+      parseNonNegativeInt,
+      2000,
+    )
+    .option('--reference-models <k>', 'reference models besides the target', parsePositiveInt, 16)
+    .option('--arch <name>', 'architecture of every model', 'cnn-small')
+    .option('--epochs <n>', 'training epochs of every model', parsePositiveInt, 20)
+    .option('--batch-size <n>', 'training batch size', parsePositiveInt, 128)
+    .option('--lr <x>', 'Adam learning rate', parsePositiveNumber, 0.001)
+    .option('--queries <set>', 'augmented queries per example: none, flip, flip-shift', 'flip')
+    .option(
+      '--attacks <list>',
+      `membership attacks, comma-separated (${membershipAttackNames().join(', ')})`,
+      list(membershipAttackNames(), 'membership attack'),
+      [...DEFAULT_MEMBERSHIP_ATTACKS],
+    )
+    .option(
+      '--output <chain>',
+      "re-run the attacks behind this output defence chain (repeatable), e.g. 'labels-only', 'top-k:k=1', 'rounding:decimals=1'",
+      collect,
+    )
+    .option(
+      '--label-only <list>',
+      `label-only signals, comma-separated (${SIGNALS.join(', ')})`,
+      list(SIGNALS, 'label-only signal'),
+      [],
+    )
+    .option(
+      '--label-only-n <n>',
+      'candidates the label-only signals query (default: the whole pool)',
+      parsePositiveInt,
+    )
+    .option('--out <dir>', 'write privacy.json here');
+  return withCommonOptions(cmd).action(async (opts: PrivacyOptions) => {
+    if (opts.out !== undefined) checkOutputDir(opts.out, '--out');
+    if (!['none', 'flip', 'flip-shift'].includes(opts.queries)) {
+      throw new InvalidArgumentError(
+        `--queries must be none, flip or flip-shift, got '${opts.queries}'`,
+      );
+    }
+    const config = {
+      pool: opts.pool,
+      population: opts.population,
+      models: {
+        referenceModels: opts.referenceModels,
+        arch: opts.arch,
+        epochs: opts.epochs,
+        batchSize: opts.batchSize,
+        lr: opts.lr,
+        seed: opts.seed,
+      },
+      queries: opts.queries,
+      attacks: opts.attacks.map((name) => ({ name, params: {} })),
+      outputs: ['none', ...(opts.output ?? [])],
+      labelOnly: opts.labelOnly.map((signal) => ({
+        signal: signal as (typeof SIGNALS)[number],
+        ...(opts.labelOnlyN !== undefined ? { n: opts.labelOnlyN } : {}),
+      })),
+      seed: opts.seed,
+    };
+    const backend = await setUpBackend(opts);
+    const train = loadDataset(opts.dataset, 'train', { seed: opts.seed });
+    const test = loadDataset(opts.dataset, 'test', { seed: opts.seed });
+    const workers = chooseWorkers(opts.workers);
+    const pool = workers > 1 ? new WorkerPool({ workers, backend }) : undefined;
+    const bar = progressBar('privacy {stage} |{bar}| {value}/{total} | ETA {eta_formatted}');
+    let stage = '';
+    let r: PrivacyResults;
+    try {
+      r = await privacyEvaluation(train, test, config, {
+        pool,
+        onProgress: (p) => {
+          if (p.stage !== stage) {
+            if (stage !== '') bar.stop();
+            stage = p.stage;
+            bar.start(p.total, 0, { stage: p.stage });
+          }
+          bar.update(p.done, { stage: p.stage });
+        },
+      });
+    } finally {
+      bar.stop();
+      await pool?.close();
+    }
+    const record = {
+      command: 'privacy',
+      ...r,
+      dataset: opts.dataset,
+      seed: opts.seed,
+    };
+    if (opts.out !== undefined) {
+      await writeFolder(opts.out, async (dir) => {
+        writeFileSync(path.join(dir, 'privacy.json'), `${JSON.stringify(record)}\n`);
+      });
+    }
+    emit(record, opts, () => {
+      const lines = [
+        `privacy: target ${r.config.models.arch} on ${r.target.members} of ${r.pool} pool examples (train accuracy ${pct(r.target.trainAccuracy)}, test ${pct(r.target.testAccuracy)}); ${r.config.models.referenceModels} reference models; ${r.queries} queries per example`,
+      ];
+      const row = (a: {
+        attack: string;
+        metrics: { auc: number; tprAt: Record<string, number> };
+      }) =>
+        `  ${a.attack.padEnd(26)} AUC ${a.metrics.auc.toFixed(3)}  TPR@0.1%FPR ${pct(a.metrics.tprAt['0.001'])}  TPR@1%FPR ${pct(a.metrics.tprAt['0.01'])}`;
+      for (const o of r.outputs) {
+        lines.push(`output: ${o.output}`);
+        for (const a of o.attacks) lines.push(row(a));
+      }
+      if (r.labelOnly.length > 0) {
+        lines.push('label only:');
+        for (const a of r.labelOnly)
+          lines.push(`${row(a)}  (${a.candidates} candidates, ${a.queries} queries each)`);
+      }
+      return lines.join('\n');
+    });
+  });
+}

@@ -1,0 +1,364 @@
+/**
+ * A membership-inference evaluation from one data set: a pool of candidates drawn from its
+ * training split, a target and K reference models trained on balanced random halves of the pool
+ * (src/attacks/privacy/reference-models.ts), population samples no model trained on (RMIA's z),
+ * then every chosen attack — on the raw outputs and again behind each output defence — and the
+ * label-only signals, all judged against the target's half.
+ *
+ * Honesty rules: thresholds and fits come from the reference models only (the attacks never see
+ * the target's membership); behind an output defence the attacker applies the same defence to
+ * its own reference models (it knows the service's output policy), the strongest fitting attack;
+ * a defended answer reaches the score attacks as log-probabilities, with exact zeros floored at
+ * 1e-30 so that a labels-only answer is a (very confident) score and not an error.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { z } from 'zod';
+import { decisionClassifierFrom } from '../attacks/evasion/black-box.js';
+import {
+  augmentationSignal,
+  augmentationSignalSchema,
+  boundarySignal,
+  boundarySignalSchema,
+  noiseSignal,
+  noiseSignalSchema,
+} from '../attacks/privacy/label-only.js';
+import {
+  calibrateThresholds,
+  type MembershipInput,
+  type MembershipMetrics,
+  membershipMetrics,
+  runMembership,
+} from '../attacks/privacy/membership/index.js';
+import {
+  membersOf,
+  populationSchema,
+  queriesOf,
+  queryLogits,
+  querySetSchema,
+  trainPopulation,
+} from '../attacks/privacy/reference-models.js';
+import { type Dataset, selectExamples, shuffleDataset } from '../data/dataset.js';
+import { buildOutputDefenses, type OutputDefense } from '../defenses/output/index.js';
+import type { WorkerPool } from '../engine/pool.js';
+import { Rng } from '../engine/rng.js';
+import { ParryError } from '../errors.js';
+import type { Classifier } from '../models/classifier.js';
+import { TfjsClassifier } from '../models/tfjs-classifier.js';
+import { seedSchema } from '../objectives/threat-model.js';
+import { parseWith } from '../options.js';
+
+const attackSchema = z.strictObject({
+  name: z
+    .string()
+    .describe('a membership attack: loss, confidence, modified-entropy, shadow, lira, rmia'),
+  params: z.record(z.string(), z.unknown()).default({}).describe("the attack's own options"),
+});
+
+const labelOnlySchema = z.discriminatedUnion('signal', [
+  z.strictObject({
+    signal: z.literal('augmentation'),
+    params: augmentationSignalSchema.default({ queries: 'flip-shift' }),
+    n: z.number().int().min(2).optional(),
+    references: z.number().int().min(1).default(2),
+  }),
+  z.strictObject({
+    signal: z.literal('noise'),
+    params: noiseSignalSchema.default({ sigma: 0.1, samples: 20, seed: 0 }),
+    n: z.number().int().min(2).optional(),
+    references: z.number().int().min(1).default(2),
+  }),
+  z.strictObject({
+    signal: z.literal('boundary'),
+    params: boundarySignalSchema.default({ maxQueries: 2500, steps: 20, batchSize: 64, seed: 0 }),
+    n: z.number().int().min(2).optional(),
+    references: z.number().int().min(1).default(1),
+  }),
+]);
+
+export const DEFAULT_MEMBERSHIP_ATTACKS = [
+  'loss',
+  'confidence',
+  'modified-entropy',
+  'shadow',
+  'lira',
+  'rmia',
+] as const;
+
+export const privacySchema = z.strictObject({
+  pool: z
+    .number()
+    .int()
+    .min(4)
+    .default(10000)
+    .describe('candidates: the first N of the shuffled training split; the target trains on half'),
+  population: z
+    .number()
+    .int()
+    .min(0)
+    .default(2000)
+    .describe('population samples z (RMIA): training examples outside the pool, seen by no model'),
+  models: populationSchema.default(populationSchema.parse({})),
+  queries: querySetSchema,
+  attacks: z
+    .array(attackSchema)
+    .default(DEFAULT_MEMBERSHIP_ATTACKS.map((name) => ({ name, params: {} }))),
+  outputs: z
+    .array(z.string())
+    .min(1)
+    .default(['none'])
+    .describe(
+      "output defences the score attacks are re-run behind: 'none' (raw scores) or a chain such as 'labels-only' or 'top-k:k=1'",
+    ),
+  labelOnly: z.array(labelOnlySchema).default([]),
+  seed: seedSchema.default(0),
+});
+export type PrivacyConfig = z.infer<typeof privacySchema>;
+
+/** An attack's result without its per-candidate scores (kept out of results files). */
+export interface PrivacyAttackRow {
+  attack: string;
+  options: Record<string, unknown>;
+  metrics: MembershipMetrics;
+  warnings: string[];
+  seconds: number;
+}
+
+export interface PrivacyResults {
+  config: PrivacyConfig;
+  dataset: string;
+  pool: number;
+  population: number;
+  queries: number;
+  target: {
+    trainAccuracy: number;
+    testAccuracy: number;
+    members: number;
+    trainSeconds: number;
+  };
+  referenceSeconds: number[];
+  /** One block per entry of `config.outputs`, in order. */
+  outputs: { output: string; attacks: PrivacyAttackRow[]; queryLogitsSeconds: number }[];
+  labelOnly: (PrivacyAttackRow & { candidates: number; references: number; queries: number })[];
+  seconds: number;
+}
+
+export interface PrivacyProgress {
+  stage: 'train' | 'query' | 'attack' | 'label-only';
+  done: number;
+  total: number;
+}
+
+/** Floor of a defended probability before its log (a labels-only answer has exact zeros). */
+const PROB_FLOOR = 1e-30;
+
+function accuracyOn(model: Classifier, data: Dataset): number {
+  const logits = queryLogits(model, data, queriesOf('none'))[0];
+  const k = model.numClasses;
+  let hits = 0;
+  for (let i = 0; i < data.shape[0]; i++) {
+    let best = 0;
+    for (let c = 1; c < k; c++) if (logits[i * k + c] > logits[i * k + best]) best = c;
+    if (best === data.labels[i]) hits++;
+  }
+  return hits / data.shape[0];
+}
+
+/**
+ * Every query's logits behind `defenses`: softmax, the defences in order, log of the answer
+ * (floored). With no defence the raw logits are returned as they are.
+ */
+export function defendLogits(
+  raw: Float32Array[],
+  k: number,
+  defenses: readonly OutputDefense[],
+): Float32Array[] {
+  if (defenses.length === 0) return raw;
+  return raw.map((q) => {
+    const out = tf.tidy(() => {
+      let p = tf.softmax(tf.tensor2d(q, [q.length / k, k])) as tf.Tensor2D;
+      for (const d of defenses) p = d.apply(p);
+      return tf.log(tf.maximum(p, PROB_FLOOR));
+    });
+    const values = out.dataSync() as Float32Array;
+    out.dispose();
+    return values;
+  });
+}
+
+function checkData(train: Dataset, test: Dataset, c: PrivacyConfig): void {
+  const need = c.pool + c.population;
+  if (train.shape[0] < need) {
+    throw new ParryError(
+      'BAD_INPUT',
+      `privacy: pool ${c.pool} + population ${c.population} = ${need} examples, but '${train.name}' has ${train.shape[0]}`,
+    );
+  }
+  if (!tf.util.arraysEqual(train.shape.slice(1), test.shape.slice(1))) {
+    throw new ParryError('BAD_INPUT', 'privacy: training and test examples differ in shape');
+  }
+  const needsPopulation = c.attacks.some((a) => a.name === 'rmia');
+  if (needsPopulation && c.population === 0) {
+    throw new ParryError('BAD_OPTION', 'privacy: rmia needs population samples (population > 0)');
+  }
+}
+
+/**
+ * Runs the evaluation `config` on the training split `train` (candidates and population) and
+ * `test` (the target's test accuracy). Frees every model it trains.
+ */
+export async function privacyEvaluation(
+  train: Dataset,
+  test: Dataset,
+  config: z.input<typeof privacySchema> = {},
+  ctx: {
+    pool?: WorkerPool;
+    onProgress?: (p: PrivacyProgress) => void;
+    signal?: AbortSignal;
+  } = {},
+): Promise<PrivacyResults> {
+  const c = parseWith('privacy', privacySchema, config);
+  checkData(train, test, c);
+  // Every output chain is parsed before any training.
+  const chains = c.outputs.map((spec) => (spec === 'none' ? [] : buildOutputDefenses(spec)));
+  const t0 = performance.now();
+  const shuffled = shuffleDataset(train, new Rng(c.seed));
+  const pool = selectExamples(
+    shuffled,
+    Array.from({ length: c.pool }, (_, i) => i),
+    `${train.name} pool`,
+  );
+  const population = selectExamples(
+    shuffled,
+    Array.from({ length: c.population }, (_, i) => c.pool + i),
+    `${train.name} population`,
+  );
+  const total = c.models.referenceModels + 1;
+  const pop = await trainPopulation(pool, c.models, {
+    pool: ctx.pool,
+    signal: ctx.signal,
+    onModel: (done) => ctx.onProgress?.({ stage: 'train', done, total }),
+  });
+  try {
+    const classifiers = pop.models.map((m) => new TfjsClassifier(m));
+    const k = classifiers[0].numClasses;
+    const targetMembership = pop.membership[0];
+    const members = membersOf(targetMembership);
+    const target = {
+      trainAccuracy: accuracyOn(classifiers[0], selectExamples(pool, members, 'target members')),
+      testAccuracy: accuracyOn(classifiers[0], test),
+      members: members.length,
+      trainSeconds: pop.seconds[0],
+    };
+    const queries = queriesOf(c.queries);
+    const tq = performance.now();
+    const rawPool: Float32Array[][] = [];
+    const rawPopulation: Float32Array[][] = [];
+    for (const [j, m] of classifiers.entries()) {
+      rawPool.push(queryLogits(m, pool, queries));
+      if (c.population > 0) rawPopulation.push(queryLogits(m, population, queries));
+      ctx.onProgress?.({ stage: 'query', done: j + 1, total });
+    }
+    const queryLogitsSeconds = (performance.now() - tq) / 1000;
+
+    const outputs: PrivacyResults['outputs'] = [];
+    let attacksDone = 0;
+    const attacksTotal = chains.length * c.attacks.length;
+    for (const [oi, chain] of chains.entries()) {
+      const poolLogits = rawPool.map((q) => defendLogits(q, k, chain));
+      const popLogits = rawPopulation.map((q) => defendLogits(q, k, chain));
+      const input: MembershipInput = {
+        numClasses: k,
+        labels: pool.labels,
+        target: poolLogits[0],
+        references: poolLogits.slice(1),
+        referenceMembership: pop.membership.slice(1),
+        ...(c.population > 0
+          ? {
+              population: {
+                labels: population.labels,
+                target: popLogits[0],
+                references: popLogits.slice(1),
+              },
+            }
+          : {}),
+      };
+      const rows: PrivacyAttackRow[] = [];
+      for (const a of c.attacks) {
+        const r = runMembership(a.name, a.params, input, targetMembership);
+        rows.push({
+          attack: r.attack,
+          options: r.options,
+          metrics: r.metrics,
+          warnings: r.warnings,
+          seconds: r.seconds,
+        });
+        ctx.onProgress?.({ stage: 'attack', done: ++attacksDone, total: attacksTotal });
+      }
+      outputs.push({ output: c.outputs[oi], attacks: rows, queryLogitsSeconds });
+    }
+
+    const labelOnly: PrivacyResults['labelOnly'] = [];
+    for (const [li, spec] of c.labelOnly.entries()) {
+      if (spec.references > c.models.referenceModels) {
+        throw new ParryError(
+          'BAD_OPTION',
+          `privacy: labelOnly[${li}].references is ${spec.references}, but only ${c.models.referenceModels} reference models are trained`,
+        );
+      }
+      const n = Math.min(spec.n ?? c.pool, c.pool);
+      const candidates = selectExamples(
+        pool,
+        Array.from({ length: n }, (_, i) => i),
+        `${pool.name} (first ${n})`,
+      );
+      const signalOf = async (model: Classifier) => {
+        const q = decisionClassifierFrom(model);
+        const values =
+          spec.signal === 'augmentation'
+            ? await augmentationSignal(q, candidates, spec.params)
+            : spec.signal === 'noise'
+              ? await noiseSignal(q, candidates, spec.params)
+              : await boundarySignal(q, candidates, spec.params);
+        return { values, queries: q.queries };
+      };
+      const ts = performance.now();
+      const refScores: Float64Array[] = [];
+      for (let j = 1; j <= spec.references; j++)
+        refScores.push((await signalOf(classifiers[j])).values);
+      const thresholds = calibrateThresholds({
+        scores: refScores,
+        membership: pop.membership.slice(1, spec.references + 1).map((row) => row.subarray(0, n)),
+      });
+      const targetSignal = await signalOf(classifiers[0]);
+      const membership = targetMembership.subarray(0, n);
+      const decisions = Uint8Array.from(targetSignal.values, (v) =>
+        v >= thresholds.global ? 1 : 0,
+      );
+      labelOnly.push({
+        attack: `label-only-${spec.signal}`,
+        options: { ...spec.params, references: spec.references },
+        metrics: membershipMetrics(targetSignal.values, membership, decisions),
+        warnings: thresholds.warnings,
+        seconds: (performance.now() - ts) / 1000,
+        candidates: n,
+        references: spec.references,
+        queries: targetSignal.queries / n,
+      });
+      ctx.onProgress?.({ stage: 'label-only', done: li + 1, total: c.labelOnly.length });
+    }
+    return {
+      config: c,
+      dataset: train.name,
+      pool: c.pool,
+      population: c.population,
+      queries: queries.length,
+      target,
+      referenceSeconds: pop.seconds.slice(1),
+      outputs,
+      labelOnly,
+      seconds: (performance.now() - t0) / 1000,
+    };
+  } finally {
+    for (const m of pop.models) m.dispose();
+  }
+}

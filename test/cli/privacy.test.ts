@@ -1,0 +1,83 @@
+/**
+ * `parry privacy` through the built CLI on the bundled subset, kept tiny: one JSON object whose
+ * privacy.json copy is equal, every attack under each output, label-only rows; bad input as one
+ * line, exit 2.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { tempDir } from '../models/tmp.js';
+import { expectBadInput, parry } from './helpers.js';
+
+const tmp = await tempDir('cli-privacy');
+afterAll(() => tmp.cleanup());
+
+describe('parry privacy', () => {
+  it('runs the attacks on raw and labels-only outputs and writes privacy.json', () => {
+    const out = path.join(tmp.root, 'p');
+    const r = parry(
+      'privacy',
+      '--pool',
+      '60',
+      '--population',
+      '20',
+      '--reference-models',
+      '3',
+      '--arch',
+      'mlp',
+      '--epochs',
+      '2',
+      '--queries',
+      'none',
+      '--attacks',
+      'loss,lira,rmia',
+      '--output',
+      'labels-only',
+      '--label-only',
+      'noise',
+      '--label-only-n',
+      '20',
+      '--workers',
+      '1',
+      '--seed',
+      '4',
+      '--out',
+      out,
+      '--json',
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const record = JSON.parse(lines[0]);
+    expect(record.command).toBe('privacy');
+    expect(record.pool).toBe(60);
+    expect(record.config.models).toMatchObject({
+      referenceModels: 3,
+      arch: 'mlp',
+      epochs: 2,
+      seed: 4,
+    });
+    expect(record.outputs.map((o: { output: string }) => o.output)).toEqual([
+      'none',
+      'labels-only',
+    ]);
+    for (const o of record.outputs) {
+      expect(o.attacks.map((a: { attack: string }) => a.attack)).toEqual(['loss', 'lira', 'rmia']);
+    }
+    expect(record.labelOnly).toHaveLength(1);
+    expect(record.labelOnly[0]).toMatchObject({ attack: 'label-only-noise', candidates: 20 });
+    const { engine: _, ...written } = record;
+    const file = JSON.parse(readFileSync(path.join(out, 'privacy.json'), 'utf8'));
+    delete file.engine;
+    expect(file).toEqual(written);
+  }, 120_000);
+
+  it('refuses bad input with one line, exit 2', () => {
+    expectBadInput(parry('privacy', '--pool', '0'), /--pool/);
+    expectBadInput(parry('privacy', '--attacks', 'lira,nope'), /unknown membership attack 'nope'/);
+    expectBadInput(
+      parry('privacy', '--pool', '100000', '--population', '0', '--attacks', 'loss'),
+      /pool 100000 \+ population 0/,
+    );
+  });
+});
