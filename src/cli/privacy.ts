@@ -12,11 +12,8 @@ import { membershipAttackNames } from '../attacks/privacy/membership/index.js';
 import { loadDataset } from '../data/index.js';
 import { checkOutputDir, writeFolder } from '../engine/output-path.js';
 import { chooseWorkers, WorkerPool } from '../engine/pool.js';
-import {
-  DEFAULT_MEMBERSHIP_ATTACKS,
-  type PrivacyResults,
-  privacyEvaluation,
-} from '../evaluate/privacy.js';
+import { DEFAULT_MEMBERSHIP_ATTACKS } from '../evaluate/privacy-config.js';
+import { type PrivacyResults, privacyEvaluation } from '../evaluate/privacy-stage.js';
 import {
   type CommonOptions,
   DATASET_HELP,

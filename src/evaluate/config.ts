@@ -11,6 +11,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { type core, z } from 'zod';
 import { POISON_ATTACKS } from '../attacks/poisoning/registry.js';
+import { MEMBERSHIP_ATTACKS } from '../attacks/privacy/membership/registry.js';
 import { ATTACKS, attackNames, findAttack } from '../attacks/registry.js';
 import { DEFAULT_RADII } from '../certify/curve.js';
 import { dpaSchema } from '../certify/partition-aggregation.js';
@@ -18,12 +19,14 @@ import { DATASETS } from '../data/index.js';
 import { fprSchema } from '../defenses/detection/detector.js';
 import { DETECTOR_SPLIT } from '../defenses/detection/protocol.js';
 import { DETECTORS, type DetectorName } from '../defenses/detection/registry.js';
+import { parseOutputDefenseSpec } from '../defenses/output/registry.js';
 import { INSPECTIONS, SCANS } from '../defenses/poisoning/registry.js';
 import { checkPreprocessSpec, parsePreprocessSpec } from '../defenses/preprocess/spec.js';
 import { ParryError } from '../errors.js';
 import { ARCHITECTURES } from '../models/architectures.js';
 import { epsSchema, NORMS } from '../objectives/threat-model.js';
 import { formatPath, givenOptionsSchema, parseEntryOptions } from '../options.js';
+import { privacySchema } from './privacy-config.js';
 
 export const EVAL_NORMS = NORMS;
 export type EvalNorm = (typeof EVAL_NORMS)[number];
@@ -161,6 +164,15 @@ const groupsSchema = z
  * The poisoning section: recipes (any poisoning attack with its options) × defences (data
  * inspections, model scans), each recipe trained on and measured (src/evaluate/poisoning.ts).
  */
+/**
+ * The privacy section: membership inference on a target and reference models trained on halves
+ * of a pool of `dataset`'s training split (src/evaluate/privacy.ts); the seed is the config's.
+ */
+const privacySectionSchema = privacySchema.omit({ seed: true }).extend({
+  /** Data set whose training split gives the pool and population, whose test split the target's accuracy. */
+  dataset: z.string().min(1).default('fashion-mnist-subset'),
+});
+
 const poisoningSchema = z.strictObject({
   /** Data set whose training split is poisoned and whose test split measures. */
   dataset: z.string().min(1).default('fashion-mnist-subset'),
@@ -269,6 +281,7 @@ export const evaluateConfigSchema = z
       })
       .prefault({}),
     poisoning: poisoningSchema.optional(),
+    privacy: privacySectionSchema.optional(),
   })
   .superRefine(crossChecks);
 
@@ -333,6 +346,40 @@ function crossChecks(c: unknown, ctx: z.RefinementCtx): void {
     }
   });
   if (config.poisoning) poisoningChecks(config.poisoning, issue);
+  if (config.privacy) privacyChecks(config.privacy, issue);
+}
+
+/** Membership attacks and their params parse against the registry; output chains parse. */
+function privacyChecks(
+  p: NonNullable<EvaluateConfig['privacy']>,
+  issue: (p: (string | number)[], message: string) => void,
+): void {
+  p.attacks.forEach((a, i) => {
+    const entry = MEMBERSHIP_ATTACKS.find((e) => e.name === a.name);
+    if (entry === undefined) {
+      issue(
+        ['privacy', 'attacks', i, 'name'],
+        `unknown membership attack '${a.name}' (known: ${MEMBERSHIP_ATTACKS.map((e) => e.name).join(', ')})`,
+      );
+      return;
+    }
+    try {
+      parseEntryOptions(entry, a.params);
+    } catch (e) {
+      issue(['privacy', 'attacks', i, 'params'], (e as Error).message);
+    }
+  });
+  p.outputs.forEach((spec, i) => {
+    if (spec === 'none') return;
+    try {
+      parseOutputDefenseSpec(spec);
+    } catch (e) {
+      issue(['privacy', 'outputs', i], (e as Error).message);
+    }
+  });
+  if (p.population === 0 && p.attacks.some((a) => a.name === 'rmia')) {
+    issue(['privacy', 'population'], 'rmia needs population samples (population > 0)');
+  }
 }
 
 /** Recipe and defence params parse against their entries; recipe ids are unique. */

@@ -40,6 +40,7 @@ import { lockOutDir } from './out-lock.js';
 import { PartialStore } from './partial.js';
 import { poisoningStage } from './poisoning.js';
 import { predictDataset } from './predictions.js';
+import { privacyStage } from './privacy-stage.js';
 import {
   type CertifiedResult,
   type EvaluationResults,
@@ -98,6 +99,7 @@ export async function runEvaluation(
     const results: TargetResults[] = [];
     for (const t of targets) results.push(await evaluateTarget(ctx, t, groups));
     const poisoning = await poisoningStage(ctx);
+    const privacy = await privacyStage(ctx);
     const out: EvaluationResults = {
       version: RESULTS_VERSION,
       started,
@@ -113,6 +115,7 @@ export async function runEvaluation(
       },
       targets: results,
       ...(poisoning ? { poisoning } : {}),
+      ...(privacy ? { privacy } : {}),
       notes: [...new Set(ctx.notes)],
     };
     await writeFileWhole(path.join(opts.outDir, RESULTS_FILE), `${JSON.stringify(out)}\n`);

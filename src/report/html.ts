@@ -17,6 +17,7 @@ import {
   poisoningTable,
   reversedTriggers,
 } from './poisoning-section.js';
+import { privacyCharts, privacyTable } from './privacy-section.js';
 import {
   banner,
   configBlock,
@@ -156,6 +157,16 @@ function sections(results: EvaluationResults): Section[] {
               reversedTriggers(results) +
               dpaTable(results) +
               (dpaCharts(results).length > 0 ? chartBlocks(dpaCharts(results), counter) : ''),
+          },
+        ]
+      : []),
+    ...(results.privacy
+      ? [
+          {
+            id: 'privacy',
+            heading: 'Privacy',
+            body:
+              privacyTable(results) + charts(privacyCharts(results), 'No membership attack ran.'),
           },
         ]
       : []),

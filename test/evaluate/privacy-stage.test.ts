@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { membershipDesign } from '../../src/attacks/privacy/reference-models.js';
 import { syntheticDataset } from '../../src/data/index.js';
 import { buildOutputDefenses } from '../../src/defenses/output/index.js';
-import { defendLogits, privacyEvaluation } from '../../src/evaluate/privacy.js';
+import { defendLogits, privacyEvaluation } from '../../src/evaluate/privacy-stage.js';
 
 const strip = (r: Awaited<ReturnType<typeof privacyEvaluation>>) =>
   JSON.parse(

@@ -12,16 +12,9 @@
  * 1e-30 so that a labels-only answer is a (very confident) score and not an error.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { decisionClassifierFrom } from '../attacks/evasion/black-box.js';
-import {
-  augmentationSignal,
-  augmentationSignalSchema,
-  boundarySignal,
-  boundarySignalSchema,
-  noiseSignal,
-  noiseSignalSchema,
-} from '../attacks/privacy/label-only.js';
+import { augmentationSignal, boundarySignal, noiseSignal } from '../attacks/privacy/label-only.js';
 import {
   calibrateThresholds,
   type MembershipInput,
@@ -31,88 +24,21 @@ import {
 } from '../attacks/privacy/membership/index.js';
 import {
   membersOf,
-  populationSchema,
   queriesOf,
   queryLogits,
-  querySetSchema,
   trainPopulation,
 } from '../attacks/privacy/reference-models.js';
 import { type Dataset, selectExamples, shuffleDataset } from '../data/dataset.js';
+import { loadDataset } from '../data/index.js';
 import { buildOutputDefenses, type OutputDefense } from '../defenses/output/index.js';
 import type { WorkerPool } from '../engine/pool.js';
 import { Rng } from '../engine/rng.js';
 import { ParryError } from '../errors.js';
 import type { Classifier } from '../models/classifier.js';
 import { TfjsClassifier } from '../models/tfjs-classifier.js';
-import { seedSchema } from '../objectives/threat-model.js';
 import { parseWith } from '../options.js';
-
-const attackSchema = z.strictObject({
-  name: z
-    .string()
-    .describe('a membership attack: loss, confidence, modified-entropy, shadow, lira, rmia'),
-  params: z.record(z.string(), z.unknown()).default({}).describe("the attack's own options"),
-});
-
-const labelOnlySchema = z.discriminatedUnion('signal', [
-  z.strictObject({
-    signal: z.literal('augmentation'),
-    params: augmentationSignalSchema.default({ queries: 'flip-shift' }),
-    n: z.number().int().min(2).optional(),
-    references: z.number().int().min(1).default(2),
-  }),
-  z.strictObject({
-    signal: z.literal('noise'),
-    params: noiseSignalSchema.default({ sigma: 0.1, samples: 20, seed: 0 }),
-    n: z.number().int().min(2).optional(),
-    references: z.number().int().min(1).default(2),
-  }),
-  z.strictObject({
-    signal: z.literal('boundary'),
-    params: boundarySignalSchema.default({ maxQueries: 2500, steps: 20, batchSize: 64, seed: 0 }),
-    n: z.number().int().min(2).optional(),
-    references: z.number().int().min(1).default(1),
-  }),
-]);
-
-export const DEFAULT_MEMBERSHIP_ATTACKS = [
-  'loss',
-  'confidence',
-  'modified-entropy',
-  'shadow',
-  'lira',
-  'rmia',
-] as const;
-
-export const privacySchema = z.strictObject({
-  pool: z
-    .number()
-    .int()
-    .min(4)
-    .default(10000)
-    .describe('candidates: the first N of the shuffled training split; the target trains on half'),
-  population: z
-    .number()
-    .int()
-    .min(0)
-    .default(2000)
-    .describe('population samples z (RMIA): training examples outside the pool, seen by no model'),
-  models: populationSchema.default(populationSchema.parse({})),
-  queries: querySetSchema,
-  attacks: z
-    .array(attackSchema)
-    .default(DEFAULT_MEMBERSHIP_ATTACKS.map((name) => ({ name, params: {} }))),
-  outputs: z
-    .array(z.string())
-    .min(1)
-    .default(['none'])
-    .describe(
-      "output defences the score attacks are re-run behind: 'none' (raw scores) or a chain such as 'labels-only' or 'top-k:k=1'",
-    ),
-  labelOnly: z.array(labelOnlySchema).default([]),
-  seed: seedSchema.default(0),
-});
-export type PrivacyConfig = z.infer<typeof privacySchema>;
+import { cell, type EvalContext } from './context.js';
+import { type PrivacyConfig, privacySchema } from './privacy-config.js';
 
 /** An attack's result without its per-candidate scores (kept out of results files). */
 export interface PrivacyAttackRow {
@@ -361,4 +287,35 @@ export async function privacyEvaluation(
   } finally {
     for (const m of pop.models) m.dispose();
   }
+}
+
+/**
+ * The evaluation's privacy section (`config.privacy`), one resumable cell: the pool and
+ * population from the training split of `privacy.dataset`, the target's accuracy on its test
+ * split, the config's seed.
+ */
+export async function privacyStage(ctx: EvalContext): Promise<PrivacyResults | null> {
+  const p = ctx.config.privacy;
+  if (p === undefined) return null;
+  const { dataset, ...rest } = p;
+  const key = { target: 'privacy', stage: 'privacy', attack: 'membership', norm: null, eps: null };
+  return cell(ctx, key, 'privacy: membership inference', 100, async (_seed, progress) => {
+    const train = loadDataset(dataset, 'train', { seed: ctx.config.seed });
+    const test = loadDataset(dataset, 'test', { seed: ctx.config.seed });
+    // Progress: training is most of the work; queries and attacks share the rest.
+    const weights = { train: 80, query: 5, attack: 10, 'label-only': 5 } as const;
+    const offsets = { train: 0, query: 80, attack: 85, 'label-only': 95 } as const;
+    const r = await privacyEvaluation(
+      train,
+      test,
+      { ...rest, seed: ctx.config.seed },
+      {
+        pool: ctx.pool,
+        signal: ctx.signal,
+        onProgress: (s) =>
+          progress(Math.round(offsets[s.stage] + (weights[s.stage] * s.done) / s.total), 100),
+      },
+    );
+    return { ...r, dataset };
+  });
 }

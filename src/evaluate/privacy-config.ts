@@ -1,0 +1,80 @@
+/**
+ * The options of a membership-inference evaluation (src/evaluate/privacy-stage.ts): the pool,
+ * the population, the models, the queries, the attacks, the output defences they are re-run
+ * behind, and the label-only signals. Shared by `parry privacy` and the evaluate config.
+ */
+import { z } from 'zod';
+import {
+  augmentationSignalSchema,
+  boundarySignalSchema,
+  noiseSignalSchema,
+} from '../attacks/privacy/label-only.js';
+import { populationSchema, querySetSchema } from '../attacks/privacy/reference-models.js';
+import { seedSchema } from '../objectives/threat-model.js';
+
+const attackSchema = z.strictObject({
+  name: z
+    .string()
+    .describe('a membership attack: loss, confidence, modified-entropy, shadow, lira, rmia'),
+  params: z.record(z.string(), z.unknown()).default({}).describe("the attack's own options"),
+});
+
+export const labelOnlySchema = z.discriminatedUnion('signal', [
+  z.strictObject({
+    signal: z.literal('augmentation'),
+    params: augmentationSignalSchema.default({ queries: 'flip-shift' }),
+    n: z.number().int().min(2).optional(),
+    references: z.number().int().min(1).default(2),
+  }),
+  z.strictObject({
+    signal: z.literal('noise'),
+    params: noiseSignalSchema.default({ sigma: 0.1, samples: 20, seed: 0 }),
+    n: z.number().int().min(2).optional(),
+    references: z.number().int().min(1).default(2),
+  }),
+  z.strictObject({
+    signal: z.literal('boundary'),
+    params: boundarySignalSchema.default({ maxQueries: 2500, steps: 20, batchSize: 64, seed: 0 }),
+    n: z.number().int().min(2).optional(),
+    references: z.number().int().min(1).default(1),
+  }),
+]);
+
+export const DEFAULT_MEMBERSHIP_ATTACKS = [
+  'loss',
+  'confidence',
+  'modified-entropy',
+  'shadow',
+  'lira',
+  'rmia',
+] as const;
+
+export const privacySchema = z.strictObject({
+  pool: z
+    .number()
+    .int()
+    .min(4)
+    .default(10000)
+    .describe('candidates: the first N of the shuffled training split; the target trains on half'),
+  population: z
+    .number()
+    .int()
+    .min(0)
+    .default(2000)
+    .describe('population samples z (RMIA): training examples outside the pool, seen by no model'),
+  models: populationSchema.default(populationSchema.parse({})),
+  queries: querySetSchema,
+  attacks: z
+    .array(attackSchema)
+    .default(DEFAULT_MEMBERSHIP_ATTACKS.map((name) => ({ name, params: {} }))),
+  outputs: z
+    .array(z.string())
+    .min(1)
+    .default(['none'])
+    .describe(
+      "output defences the score attacks are re-run behind: 'none' (raw scores) or a chain such as 'labels-only' or 'top-k:k=1'",
+    ),
+  labelOnly: z.array(labelOnlySchema).default([]),
+  seed: seedSchema.default(0),
+});
+export type PrivacyConfig = z.infer<typeof privacySchema>;
