@@ -1,0 +1,111 @@
+/**
+ * POST /v1/predict. After the per-address limit and the API key (route hooks), in order: the
+ * input check (JSON or image → values of the model's shape, finite, in bounds), the key's quota,
+ * the extraction monitor, then the micro-batcher and the guarded model. Each step's verdict goes
+ * into the response and the audit line.
+ */
+import { createHash } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { HttpError, unsupportedMediaType } from './http-error.js';
+import { type DecodedInput, decodeImageInput, decodeJsonInputs } from './request-input.js';
+import { IMAGE_CONTENT, predictSchema } from './routes.js';
+import type { ServiceContext } from './service-context.js';
+
+export function registerPredictRoute(app: FastifyInstance, ctx: ServiceContext): void {
+  const { model, predictor, metrics, guard } = ctx;
+  app.post(
+    '/v1/predict',
+    {
+      schema: predictSchema(guard.guards.input.maxBatch),
+      config: { doc: { summary: 'Predict classes', secured: true, content: IMAGE_CONTENT } },
+      // After the per-address limit (onRequest), so key guessing is limited too; before the
+      // body is read, so an unknown client's body is never parsed.
+      preParsing: ctx.authenticate,
+    },
+    async (req) => {
+      const s = ctx.state(req);
+      const input = await ctx.step(req, 'input', () => decodeBody(req, model));
+      s.rows = input.rows;
+      s.inputSha256 = createHash('sha256')
+        .update(Buffer.from(input.x.buffer, input.x.byteOffset, input.x.byteLength))
+        .digest('hex');
+      if (guard.audit.includeInputs) s.inputs = Array.from(input.x);
+      const keyId = s.keyId!;
+      // An open service has no keys: each client address gets its own quota.
+      const bucket = ctx.keys.required ? keyId : `address:${req.ip}`;
+      await ctx.step(req, 'quota', () => chargeQuota(ctx, bucket, keyId, input.rows));
+      await watchExtraction(ctx, req, keyId, input);
+      const answers = await ctx.batcher.submit(input.x, input.rows);
+      for (const g of predictor.applied) s.verdicts[g] = 'applied';
+      metrics.queries.inc({ key: keyId }, input.rows);
+      const abstained = answers.filter((a) => a.abstained).length;
+      if (abstained > 0) metrics.abstentions.inc(abstained);
+      s.predictions = answers.map((a) => a.label);
+      return {
+        predictions: answers.map((a) => ({
+          ...a,
+          ...(a.label !== null && model.classNames ? { className: model.classNames[a.label] } : {}),
+        })),
+        guards: s.verdicts,
+      };
+    },
+  );
+}
+
+/** The request body as values: an image by its content type, else the JSON `inputs`. */
+function decodeBody(
+  req: FastifyRequest,
+  model: { inputShape: readonly number[]; bounds: readonly [number, number] },
+): DecodedInput {
+  const sent = req.headers['content-type'];
+  const type = String(sent ?? '')
+    .split(';')[0]
+    .trim()
+    .toLowerCase();
+  if (type === 'image/png' || type === 'image/jpeg') {
+    return decodeImageInput(req.body as Buffer, type === 'image/png' ? 'png' : 'jpeg', model);
+  }
+  if (type !== 'application/json') throw unsupportedMediaType(sent);
+  return decodeJsonInputs((req.body as { inputs: unknown[] }).inputs, model);
+}
+
+/** Charges `rows` examples to the bucket, or refuses with 429 and Retry-After. */
+async function chargeQuota(ctx: ServiceContext, bucket: string, keyId: string, rows: number) {
+  const d = await ctx.quota.take(bucket, rows, ctx.now());
+  if (d.allowed) return;
+  const what =
+    d.reason === 'daily'
+      ? 'the daily quota (guards.quota.perDay)'
+      : 'the rate limit (guards.quota.rate, burst)';
+  throw new HttpError(
+    429,
+    d.reason === 'daily' ? 'quota_exceeded' : 'rate_limited',
+    `${rows} example(s) would exceed ${what} of key '${keyId}'; retry in ${d.retryAfterSeconds} s`,
+    { 'retry-after': String(d.retryAfterSeconds) },
+  );
+}
+
+/** Shows the queries to the extraction monitor and acts on an alarm as the guard file says. */
+async function watchExtraction(
+  ctx: ServiceContext,
+  req: FastifyRequest,
+  keyId: string,
+  input: DecodedInput,
+) {
+  const m = ctx.guard.guards.extractionMonitor;
+  if (ctx.monitor === undefined || m === undefined) return;
+  const verdict = await ctx.monitor.observe(keyId, input.x, input.rows);
+  ctx.state(req).verdicts.extractionMonitor = verdict.alarm ? 'alarm' : 'pass';
+  if (!verdict.alarm) return;
+  ctx.metrics.extractionAlarms.inc({ key: keyId });
+  const suspect = `key '${keyId}': the query stream looks like model extraction`;
+  if (m.onAlarm === 'block') throw new HttpError(403, 'extraction_blocked', `${suspect}; blocked`);
+  if (m.onAlarm === 'throttle') {
+    throw new HttpError(
+      429,
+      'extraction_throttled',
+      `${suspect}; retry in ${m.throttleSeconds} s`,
+      { 'retry-after': String(m.throttleSeconds) },
+    );
+  }
+}

@@ -1,0 +1,243 @@
+/**
+ * `parry serve`'s HTTP service (fastify): a classifier behind the guards of a guard file.
+ *
+ *   POST /v1/predict    JSON { inputs: [...] }, or one PNG / JPEG image → predictions
+ *   GET  /v1/model      input shape, classes, bounds, guards in force (no keys, no seeds)
+ *   GET  /healthz       the process answers        GET /readyz   the model is loaded and warm
+ *   GET  /metrics       Prometheus text            GET /openapi.json   this API's document
+ *
+ * A predict request passes, in order: the per-address rate limit (@fastify/rate-limit), the API
+ * key, the body limits and schema, the input check (shape, NaN/Inf, bounds), the key's token
+ * bucket and daily quota, the extraction monitor, then the micro-batcher and the guarded model
+ * (predict-route.ts). Every refusal is a 4xx `{ error: { code, message } }`. Every /v1 request
+ * (and every unknown path) leaves one line in the audit log.
+ *
+ * The caller owns the model: close the service (`app.close()`: stops accepting, answers what is
+ * in flight, then releases batcher, quota store and log) before disposing it.
+ */
+import rateLimit from '@fastify/rate-limit';
+import { type FastifyInstance, type FastifyReply, type FastifyRequest, fastify } from 'fastify';
+import { ApiKeyGuard } from './api-keys.js';
+import { AuditLog } from './audit-log.js';
+import { MicroBatcher } from './batcher.js';
+import { createExtractionMonitor, type ExtractionMonitor } from './extraction-monitor.js';
+import type { GuardConfig } from './guard-config.js';
+import { createGuardedPredictor, type RowAnswer } from './guarded-predictor.js';
+import { errorBody, HttpError, parseJsonBody, toHttpError } from './http-error.js';
+import { registerInfoRoutes } from './info-routes.js';
+import type { RouteDoc } from './openapi.js';
+import { registerPredictRoute } from './predict-route.js';
+import { MemoryQuotaStore, type QuotaStore } from './quota.js';
+import { requestTracking, type ServedModel, type ServiceContext } from './service-context.js';
+import { createServiceMetrics } from './service-metrics.js';
+
+export type { ServedModel } from './service-context.js';
+
+export interface ServiceOptions {
+  model: ServedModel;
+  guard: GuardConfig;
+  /** Shown by GET /v1/model (a name, not a path). */
+  modelName?: string;
+  /** Seeds the randomised guards when the guard file sets no `seed`; default 0. */
+  seed?: number;
+  /** Shared quota state (default: in this process's memory). */
+  quotaStore?: QuotaStore;
+  /** The extraction monitor (default: the one guards.extractionMonitor names, if any). */
+  monitor?: ExtractionMonitor;
+  /** Wall clock in ms since the epoch (quotas, audit times); default Date.now. */
+  now?: () => number;
+  /** Told about every 5xx (the response itself says only 'internal error'). */
+  onInternalError?: (e: unknown) => void;
+}
+
+/** What a route adds to its OpenAPI entry (in its `config.doc`). */
+export interface RouteNote {
+  summary: string;
+  secured?: boolean;
+  /** Request bodies fastify does not validate (images). */
+  content?: Record<string, { schema: unknown }>;
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The route's OpenAPI note (routes without one stay out of the document). */
+    doc?: RouteNote;
+  }
+}
+
+/** Routes whose requests stay out of the audit log (probes and scrapes). */
+const UNAUDITED = new Set(['/healthz', '/readyz', '/metrics', '/openapi.json']);
+
+/** The service, routes registered and model warmed up; call `listen` or `inject` on it. */
+export async function createService(o: ServiceOptions): Promise<FastifyInstance> {
+  const { model, guard } = o;
+  const { guards } = guard;
+  const predictor = await createGuardedPredictor(model, guards, guard.seed ?? o.seed ?? 0);
+  const keys = new ApiKeyGuard(guards.apiKeys);
+  const metrics = createServiceMetrics();
+  const rowSize = model.inputShape.reduce((a, b) => a * b, 1);
+  const ctx: ServiceContext = {
+    model,
+    modelName: o.modelName,
+    guard,
+    predictor,
+    keys,
+    quota: o.quotaStore ?? new MemoryQuotaStore(guards.quota),
+    monitor:
+      o.monitor ??
+      (guards.extractionMonitor ? createExtractionMonitor(guards.extractionMonitor) : undefined),
+    metrics,
+    batcher: new MicroBatcher<RowAnswer>(
+      (x, rows) => predictor.predictRows(x, rows),
+      rowSize,
+      guard.batching,
+      (rows) => metrics.batchRows.observe(rows),
+    ),
+    now: o.now ?? Date.now,
+    ...requestTracking(keys),
+  };
+  const audit = guard.audit.path ? new AuditLog(guard.audit.path, guard.audit) : undefined;
+  let ready = false;
+  let closing = false;
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
+
+  const app = fastify({
+    logger: false,
+    bodyLimit: guards.input.maxBodyBytes,
+    // Refuse what the schema does not allow instead of quietly dropping or coercing it.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
+    return503OnClosing: true,
+  });
+  const routes: RouteDoc[] = [];
+  app.addHook('onRoute', (r) => {
+    if (r.config?.doc !== undefined)
+      routes.push(...routeDocs(r.method, r.url, r.config.doc, r.schema));
+  });
+  await app.register(rateLimit, {
+    global: true,
+    max: guards.perAddress.max,
+    timeWindow: guards.perAddress.windowMs,
+    errorResponseBuilder: (_req, c) =>
+      new HttpError(
+        429,
+        'rate_limited',
+        `more than ${c.max} requests from this address in ${c.after}; slow down`,
+      ),
+  });
+  app.addHook('onRequest', async (req) => {
+    ctx.state(req);
+    inFlight++;
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    recordResponse(ctx, audit, req, reply);
+    if (--inFlight === 0) drained?.();
+  });
+  app.setErrorHandler((e, req, reply) => {
+    const h = toHttpError(e, guards.input, req.headers['content-type']);
+    if (h.statusCode >= 500) o.onInternalError?.(e);
+    const s = ctx.state(req);
+    s.errorCode = h.code;
+    // Body refusals from the parser or the schema come before the handler's own input check.
+    if (s.keyId !== undefined && [400, 413, 415].includes(h.statusCode))
+      s.verdicts.input ??= h.code;
+    reply.code(h.statusCode).headers(h.headers).send(errorBody(h.code, h.message));
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const where = req.url.length > 200 ? `${req.url.slice(0, 200)}...` : req.url;
+    ctx.state(req).errorCode = 'not_found';
+    reply.code(404).send(errorBody('not_found', `no route ${req.method} ${where}`));
+  });
+  // Only JSON and images: fastify's own JSON parser hides the reason a body is refused, and its
+  // text/plain parser would hand the route a string.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    try {
+      done(null, parseJsonBody(body as string));
+    } catch (e) {
+      done(e as Error, undefined);
+    }
+  });
+  app.addContentTypeParser(['image/png', 'image/jpeg'], { parseAs: 'buffer' }, (_req, body, done) =>
+    done(null, body),
+  );
+  registerPredictRoute(app, ctx);
+  registerInfoRoutes(app, ctx, { ready: () => ready, closing: () => closing }, routes);
+
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onClose', async () => {
+    await ctx.batcher.close();
+    if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
+    await ctx.quota.close();
+    ctx.monitor?.dispose?.();
+    audit?.close();
+  });
+  await app.ready();
+  // One forward pass before reporting ready: the first call compiles kernels and allocates.
+  await predictor.predictRows(new Float32Array(rowSize).fill(model.bounds[0]), 1);
+  ready = true;
+  return app;
+}
+
+/** A route's OpenAPI entries (one per method, HEAD left out) from its schema and note. */
+function routeDocs(
+  method: string | string[],
+  url: string,
+  note: RouteNote,
+  schema: unknown,
+): RouteDoc[] {
+  const s = schema as
+    | {
+        body?: { content?: Record<string, { schema: unknown }> };
+        response?: Record<string, unknown>;
+      }
+    | undefined;
+  const content = { ...(s?.body?.content ?? {}), ...(note.content ?? {}) };
+  return (Array.isArray(method) ? method : [method])
+    .filter((m) => m !== 'HEAD')
+    .map((m) => ({
+      method: m,
+      url,
+      summary: note.summary,
+      secured: note.secured,
+      ...(Object.keys(content).length > 0 ? { body: { content } } : {}),
+      ...(s?.response ? { response: s.response } : {}),
+    }));
+}
+
+/** Metrics for every response; an audit line for /v1 routes and unknown paths. */
+function recordResponse(
+  ctx: ServiceContext,
+  audit: AuditLog | undefined,
+  req: FastifyRequest,
+  reply: FastifyReply,
+): void {
+  const s = ctx.state(req);
+  const route = req.routeOptions.url ?? 'unmatched';
+  const seconds = (performance.now() - s.started) / 1000;
+  const status = reply.statusCode;
+  ctx.metrics.requests.inc({ route, method: req.method, status: String(status) });
+  ctx.metrics.latency.observe({ route }, seconds);
+  if (status >= 400 && status < 500) {
+    ctx.metrics.rejections.inc({ reason: s.errorCode ?? String(status) });
+  }
+  if (audit === undefined || UNAUDITED.has(route)) return;
+  audit.write({
+    time: new Date(ctx.now()).toISOString(),
+    id: req.id,
+    ip: req.ip,
+    method: req.method,
+    route,
+    key: s.keyId ?? null,
+    status,
+    latencyMs: Math.round(seconds * 1e6) / 1e3,
+    rows: s.rows ?? null,
+    inputSha256: s.inputSha256 ?? null,
+    predictions: s.predictions ?? null,
+    guards: s.verdicts,
+    ...(s.errorCode ? { error: s.errorCode } : {}),
+    ...(s.inputs ? { inputs: s.inputs } : {}),
+  });
+}
