@@ -29,8 +29,8 @@ import { progressBar } from './progress.js';
 
 interface PrivacyOptions extends CommonOptions {
   dataset: string;
-  pool: number;
-  population: number;
+  pool?: number;
+  population?: number;
   referenceModels: number;
   arch: string;
   epochs: number;
@@ -74,15 +74,13 @@ export function privacyCommand(): Command {
     .option('--dataset <name>', DATASET_HELP, 'fashion-mnist-subset')
     .option(
       '--pool <n>',
-      'candidates drawn from the training split; the target trains on half',
+      'candidates drawn from the training split; the target trains on half (default: 10000, or 3/4 of a smaller split)',
       parsePositiveInt,
-      10000,
     )
     .option(
       '--population <n>',
-      'population samples for RMIA (outside the pool)',
+      'population samples for RMIA, outside the pool (default: 2000, or the rest of a smaller split)',
       parseNonNegativeInt,
-      2000,
     )
     .option('--reference-models <k>', 'reference models besides the target', parsePositiveInt, 16)
     .option('--arch <name>', 'architecture of every model', 'cnn-small')
@@ -120,9 +118,15 @@ export function privacyCommand(): Command {
         `--queries must be none, flip or flip-shift, got '${opts.queries}'`,
       );
     }
+    const backend = await setUpBackend(opts);
+    const train = loadDataset(opts.dataset, 'train', { seed: opts.seed });
+    const test = loadDataset(opts.dataset, 'test', { seed: opts.seed });
+    const n = train.shape[0];
+    const poolSize = opts.pool ?? Math.min(10000, Math.floor((3 * n) / 4));
+    const population = opts.population ?? Math.min(2000, Math.max(0, n - poolSize));
     const config = {
-      pool: opts.pool,
-      population: opts.population,
+      pool: poolSize,
+      population,
       models: {
         referenceModels: opts.referenceModels,
         arch: opts.arch,
@@ -140,9 +144,6 @@ export function privacyCommand(): Command {
       })),
       seed: opts.seed,
     };
-    const backend = await setUpBackend(opts);
-    const train = loadDataset(opts.dataset, 'train', { seed: opts.seed });
-    const test = loadDataset(opts.dataset, 'test', { seed: opts.seed });
     const workers = chooseWorkers(opts.workers);
     const pool = workers > 1 ? new WorkerPool({ workers, backend }) : undefined;
     const bar = progressBar('privacy {stage} |{bar}| {value}/{total} | ETA {eta_formatted}');

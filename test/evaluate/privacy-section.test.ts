@@ -40,7 +40,7 @@ const raw: EvaluateConfigInput = {
 };
 
 describe('the privacy section', () => {
-  it('runs as one cell, equals a direct run with the config's seed, and renders', async () => {
+  it('runs as one cell, equals a direct run with the config seed, and renders', async () => {
     const config = parseEvaluateConfig(raw, root);
     const outDir = mkdtempSync(path.join(tmpdir(), 'parry-privacy-'));
     const before = tf.memory().numTensors;
