@@ -9,15 +9,20 @@ import { attackCommand } from './attack.js';
 import { certifyCommand } from './certify.js';
 import { defendCommand } from './defend.js';
 import { detectCommand } from './detect.js';
+import { dpEpsilonCommand } from './dp-epsilon.js';
 import { dpaCommand } from './dpa.js';
 import { evaluateCommand } from './evaluate.js';
 import { exportCommand } from './export.js';
 import { infoCommand } from './info.js';
 import { inspectCommand } from './inspect.js';
+import { invertCommand } from './invert.js';
 import { poisonCommand } from './poison.js';
 import { predictCommand } from './predict.js';
+import { privacyCommand } from './privacy.js';
 import { scanCommand } from './scan.js';
 import { schemaCommand } from './schema.js';
+import { serveCommand } from './serve.js';
+import { stealCommand } from './steal.js';
 import { trainCommand } from './train.js';
 import { trainDenoiserCommand } from './train-denoiser.js';
 
@@ -43,6 +48,11 @@ export function buildProgram(): Command {
     inspectCommand(),
     scanCommand(),
     dpaCommand(),
+    dpEpsilonCommand(),
+    invertCommand(),
+    stealCommand(),
+    privacyCommand(),
+    serveCommand(),
   ]) {
     program.addCommand(cmd.exitOverride());
   }

@@ -1,17 +1,19 @@
 /**
  * `parry train`: trains a reference architecture on a data set, plainly or with a training method
- * of the registry (`--defense`: robust training, regularisation, IBP certified training), and
- * writes a LayersModel directory plus training.json. The methods' options are generated from the
- * registry's schemas (src/defenses/training/registry.ts); the run is src/evaluate/train-run.ts.
+ * of the registry (`--defense`: robust training, regularisation, IBP certified training), or with
+ * differential privacy (`--dp`: DP-SGD, src/defenses/privacy), and writes a LayersModel directory
+ * plus training.json. The methods' options are generated from the registry's schemas
+ * (src/defenses/training/registry.ts); the run is src/evaluate/train-run.ts.
  */
 
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { TRAINING_METHODS } from '../defenses/training/registry.js';
 import { checkOutputDir } from '../engine/output-path.js';
 import { runTraining, type TrainRunOptions } from '../evaluate/train-run.js';
 import { ARCHITECTURES } from '../models/index.js';
 import type { BatchProgress } from '../train/loop.js';
 import {
+  badOption,
   type CommonOptions,
   DATASET_HELP,
   emit,
@@ -26,7 +28,22 @@ import {
 import { addEntryOptions, givenEntryOptions, withFlagNames } from './options.js';
 import { progressBar } from './progress.js';
 
-type TrainOptions = CommonOptions & Omit<TrainRunOptions, 'backend' | 'method'>;
+type TrainOptions = CommonOptions &
+  Omit<TrainRunOptions, 'backend' | 'method' | 'dp'> & {
+    dp?: boolean;
+    noiseMultiplier?: number;
+    maxGradNorm?: number;
+    delta?: number;
+    dpClipping?: 'auto' | 'fast' | 'reference';
+  };
+
+/** The DP-SGD flags besides --dp, by option key. */
+const DP_FLAGS = {
+  noiseMultiplier: '--noise-multiplier',
+  maxGradNorm: '--max-grad-norm',
+  delta: '--delta',
+  dpClipping: '--dp-clipping',
+} as const;
 
 export function trainCommand(): Command {
   const cmd = new Command('train')
@@ -83,7 +100,9 @@ export function trainCommand(): Command {
         .default('none'),
     );
   const keys = addEntryOptions(cmd, TRAINING_METHODS, ['seed']);
+  addDpOptions(cmd);
   return withCommonOptions(cmd).action(async (opts: TrainOptions) => {
+    const dp = dpOptions(opts);
     checkOutputDir(opts.out, '--out');
     const backend = await setUpBackend(opts);
     const method = { ...givenEntryOptions(cmd, keys), seed: opts.seed };
@@ -92,19 +111,80 @@ export function trainCommand(): Command {
       opts.defense,
       () =>
         runTraining(
-          { ...opts, backend, method },
+          { ...opts, backend, method, dp },
           { onLog: log, onBatch: progress.update, onEpochEnd: progress.stop },
         ),
       keys,
     );
+    const privacy = summary['dp-sgd'] as Record<string, number> | undefined;
     emit(summary, opts, () =>
       [
         `trained ${opts.arch} (${summary.params} parameters) in ${summary.seconds} s`,
         `test accuracy ${fixed(summary.test_accuracy)} (as stored, ${summary.weights_dtype}: ${fixed(summary.stored_test_accuracy)})`,
+        ...(privacy
+          ? [
+              `DP-SGD: ε = ${privacy.epsilon.toFixed(2)} at δ = ${privacy.delta} (Balle et al. 2020: ${privacy.epsilon_balle.toFixed(2)}), ${privacy.steps} steps`,
+            ]
+          : []),
         `saved to ${summary.out}`,
       ].join('\n'),
     );
   });
+}
+
+/** `--dp` and its options (DP-SGD, Abadi et al. 2016; src/defenses/privacy/dp-sgd.ts). */
+function addDpOptions(cmd: Command): void {
+  cmd
+    .option(
+      '--dp',
+      'DP-SGD: Poisson batches of expected size --batch-size, per-example clipping to --max-grad-norm, Gaussian noise; ε at --delta in training.json',
+    )
+    .option(
+      `${DP_FLAGS.noiseMultiplier} <s>`,
+      'DP-SGD: σ, noise std over the clipping norm (required with --dp)',
+      parsePositiveNumber,
+    )
+    .option(
+      `${DP_FLAGS.maxGradNorm} <c>`,
+      'DP-SGD: per-example gradient L2 clipping norm C (default 1)',
+      parsePositiveNumber,
+    )
+    .option(`${DP_FLAGS.delta} <d>`, 'DP-SGD: δ of the (ε, δ) guarantee (default 1e-5)', parseDelta)
+    .addOption(
+      new Option(
+        `${DP_FLAGS.dpClipping} <path>`,
+        'DP-SGD: per-example clipping path; auto = fast (Dense, Conv2D) when every trainable layer has a fast rule',
+      ).choices(['auto', 'fast', 'reference']),
+    );
+}
+
+/** The DP-SGD options of the run, or undefined without --dp; DP flags without --dp are refused. */
+function dpOptions(opts: TrainOptions): TrainRunOptions['dp'] {
+  const given = (Object.keys(DP_FLAGS) as (keyof typeof DP_FLAGS)[]).filter(
+    (k) => opts[k] !== undefined,
+  );
+  if (!opts.dp) {
+    if (given.length > 0) throw badOption(`${DP_FLAGS[given[0]]} needs --dp`);
+    return undefined;
+  }
+  if (opts.noiseMultiplier === undefined) throw badOption('--dp needs --noise-multiplier');
+  if (opts.defense !== 'none')
+    throw badOption(
+      `--dp trains with plain cross-entropy; it does not combine with --defense ${opts.defense}`,
+    );
+  return {
+    noiseMultiplier: opts.noiseMultiplier,
+    ...(opts.maxGradNorm !== undefined ? { maxGradNorm: opts.maxGradNorm } : { maxGradNorm: 1 }),
+    ...(opts.delta !== undefined ? { delta: opts.delta } : {}),
+    ...(opts.dpClipping !== undefined ? { clipping: opts.dpClipping } : {}),
+  };
+}
+
+function parseDelta(value: string): number {
+  const d = Number(value);
+  if (value.trim() === '' || !(d > 0 && d < 1))
+    throw new InvalidArgumentError(`must be in (0, 1), got '${value}'`);
+  return d;
 }
 
 const fixed = (v: unknown) => (v as number).toFixed(4);

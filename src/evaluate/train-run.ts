@@ -17,11 +17,13 @@ import {
   takeFirst,
 } from '../data/index.js';
 import { createIbpLoss, type IbpTrainingConfig, ibpSchedule } from '../defenses/index.js';
+import { createDpSgd, type DpSgd, type DpSgdConfig } from '../defenses/privacy/index.js';
 import { TRAINING_METHODS } from '../defenses/training/registry.js';
 import { type RobustOptions, robustRun } from '../defenses/training/robust-training.js';
 import { checkOutputDir, writeFolder } from '../engine/output-path.js';
 import { chooseWorkers, WorkerPool } from '../engine/pool.js';
 import { Rng } from '../engine/rng.js';
+import { ParryError } from '../errors.js';
 import {
   buildArchitecture,
   loadClassifier,
@@ -55,6 +57,12 @@ export interface TrainRunOptions {
   /** A training method of the registry, and the options it reads. */
   defense: string;
   method: Record<string, unknown>;
+  /**
+   * DP-SGD (src/defenses/privacy/dp-sgd.ts) in place of shuffled batches and the plain gradient:
+   * Poisson batches of expected size batchSize, clipped per-example gradients, Gaussian noise.
+   * Only with the defense 'none'; trains in one thread; the seed is the run's.
+   */
+  dp?: Omit<Partial<DpSgdConfig>, 'seed'>;
 }
 
 export interface TrainRunHooks {
@@ -154,6 +162,20 @@ function ibpRecord(c: IbpTrainingConfig, certifyEps: number) {
   };
 }
 
+/** DP-SGD for the run (plain cross-entropy only), with the run's seed and label smoothing. */
+function dpSgdRun(opts: TrainRunOptions, model: tfl.LayersModel, examples: number): DpSgd {
+  if (opts.defense !== 'none')
+    throw new ParryError(
+      'BAD_OPTION',
+      `train: DP-SGD trains with plain cross-entropy; it does not combine with the defense '${opts.defense}'`,
+    );
+  return createDpSgd(
+    model,
+    { ...opts.dp, seed: opts.seed },
+    { examples, batchSize: opts.batchSize, labelSmoothing: opts.labelSmoothing },
+  );
+}
+
 /** Trains, stores and measures; returns what training.json holds (it is written too). */
 export async function runTraining(
   opts: TrainRunOptions,
@@ -185,15 +207,17 @@ export async function runTraining(
   });
   const classifier = new TfjsClassifier(model, { bounds: opts.bounds });
   const defense = defenseRun(opts, test, model, heldOut, onLog);
+  const dp = opts.dp ? dpSgdRun(opts, model, train.shape[0]) : undefined;
   onLog(
     `parry train: ${opts.arch} on ${train.name} (${train.shape[0]} examples), backend ${backend}, seed ${opts.seed}`,
   );
   // Data-parallel over one worker per core by default; --workers 1 trains in this thread. A
   // defense's loss goes to the workers when they can rebuild it (robust training); IBP's runs
   // in this thread.
-  const workers = defense.lossFn && !defense.parallelLoss ? 1 : chooseWorkers(opts.workers);
-  if (defense.lossFn && !defense.parallelLoss && (opts.workers ?? 1) > 1)
-    onLog(`${opts.defense} trains in one thread`);
+  const oneThread = dp !== undefined || (defense.lossFn !== undefined && !defense.parallelLoss);
+  const workers = oneThread ? 1 : chooseWorkers(opts.workers);
+  if (oneThread && (opts.workers ?? 1) > 1)
+    onLog(`${dp ? 'dp-sgd' : opts.defense} trains in one thread`);
   const pool = workers > 1 ? new WorkerPool({ workers, backend }) : undefined;
   const result = await trainModel(
     model,
@@ -214,6 +238,7 @@ export async function runTraining(
       lossFn: defense.lossFn,
       prepare: defense.prepare,
       parallelLoss: defense.parallelLoss,
+      gradientStep: dp?.step,
       onBatch: hooks.onBatch,
       onEpoch: async (r) => {
         hooks.onEpochEnd?.();
@@ -222,6 +247,7 @@ export async function runTraining(
         const steps = Math.ceil(train.shape[0] / opts.batchSize);
         const last = r.epoch * steps - 1;
         Object.assign(r, await defense.onEpoch?.(classifier, last, opts.epochs * steps));
+        if (dp) r.epsilon = dp.privacy().epsilon;
         const extra = Object.entries(r)
           .filter(([k]) => !['epoch', 'loss', 'accuracy', 'seconds', 'test_accuracy'].includes(k))
           .map(([k, v]) => `, ${k} ${round(v, 4)}`)
@@ -274,6 +300,7 @@ export async function runTraining(
         label_smoothing: opts.labelSmoothing,
         noise_sigma: opts.noiseSigma,
         ...defense.record,
+        ...(dp ? { defense: 'dp-sgd', 'dp-sgd': dp.record() } : {}),
         ...finished,
         seed: opts.seed,
         backend,

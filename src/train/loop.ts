@@ -15,9 +15,9 @@ import { releaseCraftingEngine } from '../models/index.js';
 import { countCorrect, smoothedCrossEntropy } from '../objectives/losses.js';
 import { parseWith } from '../options.js';
 import { type ParallelLoss, ParallelStep } from './parallel.js';
-import type { LossFn, PrepareFn, TrainProgress } from './steps.js';
+import type { GradientStep, LossFn, PrepareFn, TrainProgress } from './steps.js';
 
-export type { LossFn, PrepareFn, TrainProgress } from './steps.js';
+export type { GradientStep, LossFn, PrepareFn, TrainProgress } from './steps.js';
 
 export const trainConfigSchema = z
   .object({
@@ -84,6 +84,11 @@ export interface TrainHooks {
   pool?: WorkerPool;
   /** The custom `lossFn`/`prepare` as workers can rebuild them (see src/train/parallel.ts). */
   parallelLoss?: ParallelLoss;
+  /**
+   * Draws each step's batch and computes its update in place of the shuffled batches and the
+   * loss gradient (see GradientStep); runs in-process, without `lossFn`, `prepare` or a pool.
+   */
+  gradientStep?: GradientStep;
 }
 
 export interface TrainResult {
@@ -116,6 +121,13 @@ export async function trainModel(
   const optimizer = makeOptimizer(cfg);
   const lossFn = hooks.lossFn ?? standardLoss(cfg.labelSmoothing);
   const custom = hooks.lossFn !== undefined || hooks.prepare !== undefined;
+  const own = hooks.gradientStep;
+  if (own && (custom || (hooks.pool && hooks.pool.size > 1))) {
+    throw new ParryError(
+      'BAD_OPTION',
+      'train: a gradientStep computes its own gradients in-process; omit lossFn, prepare and the pool',
+    );
+  }
   if (custom && !hooks.parallelLoss && hooks.pool && hooks.pool.size > 1) {
     throw new ParryError(
       'BAD_OPTION',
@@ -138,13 +150,14 @@ export async function trainModel(
   const numBatches = Math.ceil(n / cfg.batchSize);
   const epochs: EpochRecord[] = [];
   const started = performance.now();
-  const xBatch = new Float32Array(cfg.batchSize * per);
-  const yBatch = new Int32Array(cfg.batchSize);
+  let xBatch = new Float32Array(cfg.batchSize * per);
+  let yBatch = new Int32Array(cfg.batchSize);
 
   try {
     for (let epoch = 1; epoch <= cfg.epochs; epoch++) {
       const epochStart = performance.now();
-      const order = rng.permutation(n);
+      // A gradientStep draws its own batches (and leaves the loop's stream alone).
+      const order = own ? undefined : rng.permutation(n);
       let lossSum = tf.scalar(0);
       let correctSum = tf.scalar(0, 'int32');
       let seen = 0;
@@ -153,9 +166,18 @@ export async function trainModel(
           tf.dispose([lossSum, correctSum]);
           throw new ParryError('INTERNAL', 'train: aborted');
         }
-        const m = Math.min(cfg.batchSize, n - b * cfg.batchSize);
+        const progress = {
+          step: (epoch - 1) * numBatches + b,
+          totalSteps: cfg.epochs * numBatches,
+        };
+        const picked = own?.sample(n, progress);
+        const m = picked ? picked.length : Math.min(cfg.batchSize, n - b * cfg.batchSize);
+        if (m > yBatch.length) {
+          xBatch = new Float32Array(m * per);
+          yBatch = new Int32Array(m);
+        }
         for (let i = 0; i < m; i++) {
-          const j = order[b * cfg.batchSize + i];
+          const j = picked ? picked[i] : order![b * cfg.batchSize + i];
           xBatch.set(data.x.subarray(j * per, (j + 1) * per), i * per);
           yBatch[i] = data.labels[j];
         }
@@ -163,10 +185,6 @@ export async function trainModel(
           for (let i = 0; i < m * per; i++) xBatch[i] += cfg.noiseSigma * rng.normal();
         }
         const shape = [m, ...data.shape.slice(1)];
-        const progress = {
-          step: (epoch - 1) * numBatches + b,
-          totalSteps: cfg.epochs * numBatches,
-        };
         const batchLoss: BatchLoss = (net, x, y) => {
           const prepared = hooks.prepare?.(net, x, y, progress);
           return (inner) => lossFn(net, inner.x, inner.y, progress, prepared);
@@ -188,7 +206,9 @@ export async function trainModel(
               progress,
               dropoutRng,
             )
-          : localStep(model, optimizer, batchLoss, vars, kernels, cfg.weightDecay, xs, ys, shape);
+          : own
+            ? ownStep(own, model, optimizer, kernels, cfg.weightDecay, { xs, ys, shape }, progress)
+            : localStep(model, optimizer, batchLoss, vars, kernels, cfg.weightDecay, xs, ys, shape);
         const [newLoss, newCorrect] = tf.tidy(() => [
           tf.add(lossSum, tf.mul(loss, m)),
           tf.add(correctSum, correct),
@@ -280,6 +300,45 @@ function localStep(
     ) as tf.Scalar;
     return [loss, correct!];
   });
+}
+
+/**
+ * One optimizer step on a GradientStep's update (weight decay added to the kernels' gradients, as
+ * in the data-parallel step); returns the batch's mean loss (0 for an empty batch) and its
+ * correct count.
+ */
+function ownStep(
+  own: GradientStep,
+  model: tfl.LayersModel,
+  optimizer: tf.Optimizer,
+  kernels: tf.Tensor[],
+  weightDecay: number,
+  batch: { xs: Float32Array; ys: Int32Array; shape: number[] },
+  progress: TrainProgress,
+): Step {
+  const m = batch.shape[0];
+  const out = tf.tidy(() =>
+    own.gradients(
+      model,
+      tf.tensor(batch.xs, batch.shape),
+      tf.tensor1d(batch.ys, 'int32'),
+      progress,
+    ),
+  );
+  const names = new Map(kernels.map((k) => [(k as tf.Variable).name, k]));
+  const step = tf.tidy((): Step => {
+    const withDecay: tf.NamedTensorMap = {};
+    for (const [name, g] of Object.entries(out.grads)) {
+      const w = names.get(name);
+      withDecay[name] = weightDecay > 0 && w ? tf.add(g, tf.mul(w, weightDecay)) : g;
+    }
+    let loss: tf.Scalar = m > 0 ? tf.div(out.lossSum, m) : tf.scalar(0);
+    if (weightDecay > 0) loss = tf.add(loss, weightPenalty(kernels, weightDecay));
+    optimizer.applyGradients(withDecay);
+    return [loss, tf.clone(out.correct)];
+  });
+  tf.dispose([...Object.values(out.grads), out.lossSum, out.correct]);
+  return step;
 }
 
 /** One optimizer step with the batch split across the pool's workers. */

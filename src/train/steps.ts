@@ -37,3 +37,24 @@ export type PrepareFn = (
   labels: tf.Tensor1D,
   progress: TrainProgress,
 ) => tf.Tensor;
+
+/**
+ * A step that draws its own batch and computes its own update, in place of the loop's shuffled
+ * batches and loss gradient (differentially private SGD: Poisson sampling, clipped and noised
+ * per-example gradients). The loop still applies the update with its optimizer, learning-rate
+ * schedule and weight decay, and keeps the bookkeeping (progress, loss, accuracy).
+ */
+export interface GradientStep {
+  /** Indices into the training set of this step's batch (any count, 0 included). */
+  sample(n: number, progress: TrainProgress): Int32Array;
+  /**
+   * The update direction for the batch, keyed by variable name (what `optimizer.applyGradients`
+   * takes), the batch's summed loss and its correct count (0 for an empty batch). Caller owns all.
+   */
+  gradients(
+    model: tfl.LayersModel,
+    x: tf.Tensor,
+    labels: tf.Tensor1D,
+    progress: TrainProgress,
+  ): { grads: tf.NamedTensorMap; lossSum: tf.Scalar; correct: tf.Scalar };
+}
