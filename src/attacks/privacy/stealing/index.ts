@@ -1,6 +1,6 @@
 export { type CopycatConfig, copycat, copycatSchema } from './copycat.js';
 export {
-  type JacobianConfig,
+  type JacobianAugmentationConfig,
   jacobianAugmentation,
   jacobianSchema,
   jacobianStep,

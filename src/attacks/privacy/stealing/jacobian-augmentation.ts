@@ -48,7 +48,7 @@ export const jacobianSchema = z.strictObject({
     .default(3)
     .describe('jacobian: rounds between sign flips of λ (λρ = λ·(−1)^⌊ρ/τ⌋)'),
 });
-export type JacobianConfig = z.infer<typeof jacobianSchema>;
+export type JacobianAugmentationConfig = z.infer<typeof jacobianSchema>;
 
 /** λρ = λ · (−1)^⌊ρ/τ⌋. */
 export function lambdaAt(rho: number, lambda: number, tau: number): number {
@@ -106,7 +106,7 @@ function augmentRows(
 export async function jacobianAugmentation(
   victim: QueryClassifier,
   pool: Dataset,
-  c: JacobianConfig,
+  c: JacobianAugmentationConfig,
   ctx: StealContext = {},
 ): Promise<StolenModel> {
   checkPool(pool, victim, 'jacobian');
