@@ -20,6 +20,7 @@ import {
   stealingAttackNames,
 } from '../attacks/privacy/stealing/index.js';
 import { loadDataset, takeFirst } from '../data/index.js';
+import { buildOutputDefenses, defendClassifier } from '../defenses/output/index.js';
 import { checkOutputDir, writeFolder } from '../engine/output-path.js';
 import { checkDataFits } from '../models/data-fit.js';
 import { loadClassifier, saveLayersModel } from '../models/index.js';
@@ -48,6 +49,7 @@ interface StealOptions extends CommonOptions {
   poolSplit: 'train' | 'test';
   allowTestPool?: boolean;
   victimOutput: 'scores' | 'labels';
+  output?: string;
   n?: number;
   transferEps: number;
   transferSteps: number;
@@ -101,6 +103,10 @@ export function stealCommand(): Command {
         .choices(['scores', 'labels'])
         .default('scores'),
     )
+    .option(
+      '--output <chain>',
+      "an output defence chain in front of the victim's probabilities, e.g. 'reverse-sigmoid:beta=1,gamma=0.1', 'top-k:k=1', 'rounding:decimals=1', 'labels-only' (docs/privacy.md)",
+    )
     .option('--n <n>', 'score on the first N test examples (default: all)', parsePositiveInt)
     .option(
       '--transfer-eps <e>',
@@ -122,6 +128,12 @@ async function steal(opts: StealOptions, given: Record<string, unknown>): Promis
   // Options first: a bad one is refused before any model or data is loaded.
   for (const budget of opts.budget)
     parseStealingOptions(opts.method, { ...given, budget, seed: opts.seed });
+  if (opts.output !== undefined && opts.victimOutput === 'labels') {
+    throw badOption(
+      'steal: --output defends the probabilities; use it with --victim-output scores',
+    );
+  }
+  const defenses = opts.output === undefined ? [] : buildOutputDefenses(opts.output);
   const poolName = opts.pool ?? opts.dataset;
   if (poolName === opts.dataset && opts.poolSplit === 'test' && !opts.allowTestPool) {
     throw badOption(
@@ -137,7 +149,11 @@ async function steal(opts: StealOptions, given: Record<string, unknown>): Promis
     checkDataFits(model, test);
     model.checkInput(pool.shape);
     const victim =
-      opts.victimOutput === 'labels' ? decisionClassifierFrom(model) : queryClassifierFrom(model);
+      opts.victimOutput === 'labels'
+        ? decisionClassifierFrom(model)
+        : defenses.length > 0
+          ? defendClassifier(model, defenses)
+          : queryClassifierFrom(model);
     const results: StealingResult[] = [];
     let thief: tfl.LayersModel | undefined;
     try {
@@ -187,6 +203,7 @@ async function write(
     victim: opts.victim,
     method: opts.method,
     victim_output: opts.victimOutput,
+    output_defense: opts.output ?? null,
     pool: data.pool,
     pool_split: opts.poolSplit,
     dataset: data.test,

@@ -104,6 +104,60 @@ describe('parry steal', () => {
     expect(res.details.pulls.reduce((a: number, b: number) => a + b, 0)).toBe(40);
   });
 
+  it('steals through an output defence: a labels-only chain leaves hard targets, and is recorded', () => {
+    const out = tmp.next();
+    const r = parry(
+      'steal',
+      ...tiny,
+      ...tinyTransfer,
+      '--method',
+      'knockoff',
+      '--output',
+      'labels-only',
+      '--budget',
+      '24',
+      '--out',
+      out,
+      '--json',
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const printed = JSON.parse(r.stdout);
+    expect(printed.output_defense).toBe('labels-only');
+    expect(printed.results[0]).toMatchObject({ queries_used: 24, targets: 'hard' });
+    expectBadInput(
+      parry(
+        'steal',
+        ...tiny,
+        '--method',
+        'copycat',
+        '--output',
+        'labels-only',
+        '--victim-output',
+        'labels',
+        '--budget',
+        '8',
+        '--out',
+        tmp.next(),
+      ),
+      /--output defends the probabilities/,
+    );
+    expectBadInput(
+      parry(
+        'steal',
+        ...tiny,
+        '--method',
+        'copycat',
+        '--output',
+        'no-such',
+        '--budget',
+        '8',
+        '--out',
+        tmp.next(),
+      ),
+      /no-such/,
+    );
+  });
+
   it('refuses a budget of 0 or below with one line, exit 2', () => {
     for (const budget of ['0', '-5', '10,0']) {
       const r = parry(
