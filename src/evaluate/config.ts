@@ -11,7 +11,9 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { type core, z } from 'zod';
 import { POISON_ATTACKS } from '../attacks/poisoning/registry.js';
+import { miFaceSchema } from '../attacks/privacy/inversion/mi-face.js';
 import { MEMBERSHIP_ATTACKS } from '../attacks/privacy/membership/registry.js';
+import { STEALING_ATTACKS } from '../attacks/privacy/stealing/registry.js';
 import { ATTACKS, attackNames, findAttack } from '../attacks/registry.js';
 import { DEFAULT_RADII } from '../certify/curve.js';
 import { dpaSchema } from '../certify/partition-aggregation.js';
@@ -25,8 +27,8 @@ import { checkPreprocessSpec, parsePreprocessSpec } from '../defenses/preprocess
 import { ParryError } from '../errors.js';
 import { ARCHITECTURES } from '../models/architectures.js';
 import { epsSchema, NORMS } from '../objectives/threat-model.js';
-import { formatPath, givenOptionsSchema, parseEntryOptions } from '../options.js';
-import { privacySchema } from './privacy-config.js';
+import { formatPath, givenOptionsSchema, parseEntryOptions, parseWith } from '../options.js';
+import { inversionSectionSchema, privacySchema, stealingSectionSchema } from './privacy-config.js';
 
 export const EVAL_NORMS = NORMS;
 export type EvalNorm = (typeof EVAL_NORMS)[number];
@@ -168,10 +170,17 @@ const groupsSchema = z
  * The privacy section: membership inference on a target and reference models trained on halves
  * of a pool of `dataset`'s training split (src/evaluate/privacy.ts); the seed is the config's.
  */
-const privacySectionSchema = privacySchema.omit({ seed: true }).extend({
-  /** Data set whose training split gives the pool and population, whose test split the target's accuracy. */
-  dataset: z.string().min(1).default('fashion-mnist-subset'),
-});
+const privacySectionSchema = z
+  .strictObject({
+    /** Data set whose training split gives the pools and means, whose test split scores. */
+    dataset: z.string().min(1).default('fashion-mnist-subset'),
+    membership: privacySchema.omit({ seed: true }).optional(),
+    stealing: stealingSectionSchema.optional(),
+    inversion: inversionSectionSchema.optional(),
+  })
+  .refine((p) => p.membership || p.stealing || p.inversion, {
+    message: 'give at least one of membership, stealing, inversion',
+  });
 
 const poisoningSchema = z.strictObject({
   /** Data set whose training split is poisoned and whose test split measures. */
@@ -349,36 +358,73 @@ function crossChecks(c: unknown, ctx: z.RefinementCtx): void {
   if (config.privacy) privacyChecks(config.privacy, issue);
 }
 
-/** Membership attacks and their params parse against the registry; output chains parse. */
+/**
+ * Membership and stealing attacks and their params parse against their registries, output
+ * chains parse, MI-Face params parse; every problem names its path.
+ */
 function privacyChecks(
   p: NonNullable<EvaluateConfig['privacy']>,
   issue: (p: (string | number)[], message: string) => void,
 ): void {
-  p.attacks.forEach((a, i) => {
-    const entry = MEMBERSHIP_ATTACKS.find((e) => e.name === a.name);
-    if (entry === undefined) {
+  const chains = (specs: readonly string[], at: (string | number)[]) =>
+    specs.forEach((spec, i) => {
+      if (spec === 'none') return;
+      try {
+        parseOutputDefenseSpec(spec);
+      } catch (e) {
+        issue([...at, i], (e as Error).message);
+      }
+    });
+  const m = p.membership;
+  if (m) {
+    m.attacks.forEach((a, i) => {
+      const entry = MEMBERSHIP_ATTACKS.find((e) => e.name === a.name);
+      if (entry === undefined) {
+        issue(
+          ['privacy', 'membership', 'attacks', i, 'name'],
+          `unknown membership attack '${a.name}' (known: ${MEMBERSHIP_ATTACKS.map((e) => e.name).join(', ')})`,
+        );
+        return;
+      }
+      try {
+        parseEntryOptions(entry, a.params);
+      } catch (e) {
+        issue(['privacy', 'membership', 'attacks', i, 'params'], (e as Error).message);
+      }
+    });
+    chains(m.outputs, ['privacy', 'membership', 'outputs']);
+    if (m.population === 0 && m.attacks.some((a) => a.name === 'rmia')) {
       issue(
-        ['privacy', 'attacks', i, 'name'],
-        `unknown membership attack '${a.name}' (known: ${MEMBERSHIP_ATTACKS.map((e) => e.name).join(', ')})`,
+        ['privacy', 'membership', 'population'],
+        'rmia needs population samples (population > 0)',
       );
-      return;
     }
+  }
+  const s = p.stealing;
+  if (s) {
+    s.methods.forEach((a, i) => {
+      const entry = STEALING_ATTACKS.find((e) => e.name === a.name);
+      if (entry === undefined) {
+        issue(
+          ['privacy', 'stealing', 'methods', i, 'name'],
+          `unknown stealing attack '${a.name}' (known: ${STEALING_ATTACKS.map((e) => e.name).join(', ')})`,
+        );
+        return;
+      }
+      try {
+        parseEntryOptions(entry, { ...a.params, budget: s.budgets[0], seed: 0 });
+      } catch (e) {
+        issue(['privacy', 'stealing', 'methods', i, 'params'], (e as Error).message);
+      }
+    });
+    chains(s.outputs, ['privacy', 'stealing', 'outputs']);
+  }
+  if (p.inversion) {
     try {
-      parseEntryOptions(entry, a.params);
+      parseWith('miFace', miFaceSchema, p.inversion.params);
     } catch (e) {
-      issue(['privacy', 'attacks', i, 'params'], (e as Error).message);
+      issue(['privacy', 'inversion', 'params'], (e as Error).message);
     }
-  });
-  p.outputs.forEach((spec, i) => {
-    if (spec === 'none') return;
-    try {
-      parseOutputDefenseSpec(spec);
-    } catch (e) {
-      issue(['privacy', 'outputs', i], (e as Error).message);
-    }
-  });
-  if (p.population === 0 && p.attacks.some((a) => a.name === 'rmia')) {
-    issue(['privacy', 'population'], 'rmia needs population samples (population > 0)');
   }
 }
 

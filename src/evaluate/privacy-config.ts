@@ -78,3 +78,56 @@ export const privacySchema = z.strictObject({
   seed: seedSchema.default(0),
 });
 export type PrivacyConfig = z.infer<typeof privacySchema>;
+
+/** Model stealing against each model of the config (its raw weights, no defence of the config). */
+export const stealingSectionSchema = z.strictObject({
+  methods: z
+    .array(
+      z.strictObject({
+        name: z.string().describe('a stealing attack: knockoff, copycat, jacobian'),
+        params: z.record(z.string(), z.unknown()).default({}).describe("the attack's own options"),
+      }),
+    )
+    .min(1)
+    .default([{ name: 'knockoff', params: {} }]),
+  budgets: z
+    .array(z.number().int().min(1))
+    .min(1)
+    .default([250, 1000])
+    .describe('victim queries per stolen model: one thief per budget'),
+  outputs: z
+    .array(z.string())
+    .min(1)
+    .default(['none'])
+    .describe(
+      "what the victim answers: 'none' (its probabilities) or an output defence chain such as 'labels-only', 'top-k:k=1', 'rounding:decimals=1', 'reverse-sigmoid'",
+    ),
+  pool: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('data set whose training split the thief queries (default: the section dataset)'),
+  testN: z
+    .number()
+    .int()
+    .min(1)
+    .default(1000)
+    .describe('test examples the thieves are scored on (accuracy, agreement, transfer)'),
+  transferEps: z.number().min(0).default(0.1).describe('PGD L∞ radius of the transfer rate'),
+  transferSteps: z.number().int().min(0).default(10).describe('PGD steps of the transfer rate'),
+});
+
+/** MI-Face model inversion of each model of the config. */
+export const inversionSectionSchema = z.strictObject({
+  params: z
+    .record(z.string(), z.unknown())
+    .default({})
+    .describe('MI-Face options (steps, lr, score, tv, l2, start, window, threshold)'),
+  classes: z.array(z.number().int().min(0)).min(1).optional().describe('classes (default: all)'),
+  meanExamples: z
+    .number()
+    .int()
+    .min(1)
+    .default(1000)
+    .describe('class means from the first N training examples'),
+});

@@ -13,7 +13,14 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { z } from 'zod';
-import { decisionClassifierFrom } from '../attacks/evasion/black-box.js';
+import { decisionClassifierFrom, queryClassifierFrom } from '../attacks/evasion/black-box.js';
+import {
+  classMeans,
+  type InversionScore,
+  miFace,
+  miFaceSchema,
+  scoreInversions,
+} from '../attacks/privacy/inversion/index.js';
 import { augmentationSignal, boundarySignal, noiseSignal } from '../attacks/privacy/label-only.js';
 import {
   calibrateThresholds,
@@ -28,15 +35,23 @@ import {
   queryLogits,
   trainPopulation,
 } from '../attacks/privacy/reference-models.js';
+import { type StealingResult, stealingCurve } from '../attacks/privacy/stealing/index.js';
 import { type Dataset, selectExamples, shuffleDataset } from '../data/dataset.js';
-import { loadDataset } from '../data/index.js';
-import { buildOutputDefenses, type OutputDefense } from '../defenses/output/index.js';
+import { imagePng, pngDataUri } from '../data/image-encoding.js';
+import { firstExamples, loadDataset } from '../data/index.js';
+import {
+  buildOutputDefenses,
+  defendClassifier,
+  type OutputDefense,
+} from '../defenses/output/index.js';
 import type { WorkerPool } from '../engine/pool.js';
 import { Rng } from '../engine/rng.js';
 import { ParryError } from '../errors.js';
 import type { Classifier } from '../models/classifier.js';
+import { loadClassifier } from '../models/index.js';
 import { TfjsClassifier } from '../models/tfjs-classifier.js';
 import { parseWith } from '../options.js';
+import { targetId } from './config.js';
 import { cell, type EvalContext } from './context.js';
 import { type PrivacyConfig, privacySchema } from './privacy-config.js';
 
@@ -289,26 +304,79 @@ export async function privacyEvaluation(
   }
 }
 
+/** One model's stealing curve behind one output. */
+export interface StealingRow {
+  model: string;
+  method: string;
+  output: string;
+  curve: StealingResult[];
+}
+
+/** One model's MI-Face reconstructions, scored, with the class means beside them. */
+export interface InversionRow {
+  model: string;
+  classes: number[];
+  scores: InversionScore[];
+  /** PNG data URIs: the reconstruction and the class mean of each class, in `classes` order. */
+  images: string[];
+  means: string[];
+  steps: number[];
+  options: Record<string, unknown>;
+  seconds: number;
+}
+
+/** The evaluation's privacy section. */
+export interface PrivacySectionResults {
+  dataset: string;
+  membership: PrivacyResults | null;
+  stealing: StealingRow[];
+  inversion: InversionRow[];
+}
+
+type SectionConfig = NonNullable<EvalContext['config']['privacy']>;
+
 /**
- * The evaluation's privacy section (`config.privacy`), one resumable cell: the pool and
- * population from the training split of `privacy.dataset`, the target's accuracy on its test
- * split, the config's seed.
+ * The evaluation's privacy section (`config.privacy`): membership inference on a target trained
+ * for it (one cell), then stealing and MI-Face against each model of the config (one cell per
+ * model × method × output, and per model), the config's seed throughout.
  */
-export async function privacyStage(ctx: EvalContext): Promise<PrivacyResults | null> {
+export async function privacyStage(ctx: EvalContext): Promise<PrivacySectionResults | null> {
   const p = ctx.config.privacy;
   if (p === undefined) return null;
-  const { dataset, ...rest } = p;
+  const train = loadDataset(p.dataset, 'train', { seed: ctx.config.seed });
+  const test = loadDataset(p.dataset, 'test', { seed: ctx.config.seed });
+  const membership = p.membership ? await membershipCell(ctx, p.membership, train, test) : null;
+  const stealing: StealingRow[] = [];
+  const inversion: InversionRow[] = [];
+  for (const m of ctx.config.models) {
+    if (!p.stealing && !p.inversion) break;
+    const id = targetId(m);
+    const model = await loadClassifier(m.path);
+    try {
+      if (p.stealing) stealing.push(...(await stealingCells(ctx, p, id, model, train, test)));
+      if (p.inversion) inversion.push(await inversionCell(ctx, p.inversion, id, model, train));
+    } finally {
+      model.dispose();
+    }
+  }
+  return { dataset: p.dataset, membership, stealing, inversion };
+}
+
+async function membershipCell(
+  ctx: EvalContext,
+  config: NonNullable<SectionConfig['membership']>,
+  train: Dataset,
+  test: Dataset,
+): Promise<PrivacyResults> {
   const key = { target: 'privacy', stage: 'privacy', attack: 'membership', norm: null, eps: null };
   return cell(ctx, key, 'privacy: membership inference', 100, async (_seed, progress) => {
-    const train = loadDataset(dataset, 'train', { seed: ctx.config.seed });
-    const test = loadDataset(dataset, 'test', { seed: ctx.config.seed });
     // Progress: training is most of the work; queries and attacks share the rest.
     const weights = { train: 80, query: 5, attack: 10, 'label-only': 5 } as const;
     const offsets = { train: 0, query: 80, attack: 85, 'label-only': 95 } as const;
     const r = await privacyEvaluation(
       train,
       test,
-      { ...rest, seed: ctx.config.seed },
+      { ...config, seed: ctx.config.seed },
       {
         pool: ctx.pool,
         signal: ctx.signal,
@@ -316,6 +384,107 @@ export async function privacyStage(ctx: EvalContext): Promise<PrivacyResults | n
           progress(Math.round(offsets[s.stage] + (weights[s.stage] * s.done) / s.total), 100),
       },
     );
-    return { ...r, dataset };
+    return { ...r, dataset: train.name };
+  });
+}
+
+async function stealingCells(
+  ctx: EvalContext,
+  p: SectionConfig,
+  id: string,
+  model: TfjsClassifier,
+  train: Dataset,
+  test: Dataset,
+): Promise<StealingRow[]> {
+  const s = p.stealing!;
+  const pool =
+    s.pool === undefined ? train : loadDataset(s.pool, 'train', { seed: ctx.config.seed });
+  const scored = firstExamples(test, Math.min(s.testN, test.shape[0]), 'privacy.stealing.testN');
+  const rows: StealingRow[] = [];
+  for (const method of s.methods) {
+    for (const output of s.outputs) {
+      const key = {
+        target: id,
+        stage: 'privacy',
+        attack: `stealing ${method.name} ${output}`,
+        norm: null,
+        eps: null,
+      };
+      const total = s.budgets.reduce((a, b) => a + b, 0);
+      const curve = await cell(
+        ctx,
+        key,
+        `${id}: stealing (${method.name}, output ${output})`,
+        total,
+        async (_seed, progress) => {
+          const victim =
+            output === 'none'
+              ? queryClassifierFrom(model)
+              : defendClassifier(model, buildOutputDefenses(output));
+          let before = 0;
+          return stealingCurve(
+            method.name,
+            victim,
+            { pool, test: scored },
+            s.budgets,
+            { ...method.params, seed: ctx.config.seed },
+            {
+              signal: ctx.signal,
+              transfer: { eps: s.transferEps, steps: s.transferSteps, seed: ctx.config.seed },
+              onProgress: (used) => progress(before + used, total),
+              onPoint: (r) => {
+                before += r.budget;
+              },
+            },
+          );
+        },
+      );
+      rows.push({ model: id, method: method.name, output, curve });
+    }
+  }
+  return rows;
+}
+
+async function inversionCell(
+  ctx: EvalContext,
+  config: NonNullable<SectionConfig['inversion']>,
+  id: string,
+  model: TfjsClassifier,
+  train: Dataset,
+): Promise<InversionRow> {
+  const key = { target: id, stage: 'privacy', attack: 'mi-face', norm: null, eps: null };
+  const classes = config.classes ?? Array.from({ length: model.numClasses }, (_, k) => k);
+  const options = parseWith('miFace', miFaceSchema, config.params);
+  return cell(ctx, key, `${id}: MI-Face inversion`, options.steps, async (_seed, progress) => {
+    const started = performance.now();
+    const r = await miFace(model, classes, options, { signal: ctx.signal, onProgress: progress });
+    try {
+      const data = firstExamples(
+        train,
+        Math.min(config.meanExamples, train.shape[0]),
+        'meanExamples',
+      );
+      const means = classMeans(data, model.numClasses);
+      const scores = await scoreInversions(model, r.x, classes, means);
+      const values = await r.x.data();
+      const shape = model.inputShape;
+      const d = values.length / classes.length;
+      const png = (v: ArrayLike<number>) => pngDataUri(imagePng(v, shape, model.bounds, 2));
+      return {
+        model: id,
+        classes,
+        scores,
+        images: classes.map((_, i) => png(values.subarray(i * d, (i + 1) * d))),
+        means: classes.map((k) => {
+          const mean = means.means[k];
+          return mean === null ? '' : png(mean);
+        }),
+        steps: r.steps,
+        options: options as unknown as Record<string, unknown>,
+        seconds: (performance.now() - started) / 1000,
+      };
+    } finally {
+      r.x.dispose();
+    }
   });
 }

@@ -5,7 +5,7 @@
  */
 
 import type { Norm } from '../objectives/threat-model.js';
-import type { PrivacyResults } from './privacy-stage.js';
+import type { PrivacySectionResults } from './privacy-stage.js';
 
 export type { Norm } from '../objectives/threat-model.js';
 
@@ -33,8 +33,8 @@ export interface EvaluationResults {
   targets: TargetResults[];
   /** The poisoning section (recipe × defence grid), when the config has one. */
   poisoning?: PoisoningResults | null;
-  /** The privacy section (membership inference), when the config has one. */
-  privacy?: PrivacyResults | null;
+  /** The privacy section (membership inference, stealing, inversion), when the config has one. */
+  privacy?: PrivacySectionResults | null;
   /** Warnings gathered while running (e.g. a certifier that does not apply), shown in the report. */
   notes: string[];
 }

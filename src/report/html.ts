@@ -17,7 +17,13 @@ import {
   poisoningTable,
   reversedTriggers,
 } from './poisoning-section.js';
-import { privacyCharts, privacyTable } from './privacy-section.js';
+import {
+  inversionGallery,
+  privacyCharts,
+  privacyTable,
+  stealingCharts,
+  stealingTable,
+} from './privacy-section.js';
 import {
   banner,
   configBlock,
@@ -166,7 +172,11 @@ function sections(results: EvaluationResults): Section[] {
             id: 'privacy',
             heading: 'Privacy',
             body:
-              privacyTable(results) + charts(privacyCharts(results), 'No membership attack ran.'),
+              privacyTable(results) +
+              (results.privacy.membership ? charts(privacyCharts(results), '') : '') +
+              stealingTable(results) +
+              (results.privacy.stealing.length > 0 ? charts(stealingCharts(results), '') : '') +
+              inversionGallery(results),
           },
         ]
       : []),

@@ -3,11 +3,14 @@
  * each output defence the attacks were re-run behind) every membership attack's AUC, best
  * balanced accuracy and TPR at 0.1% and 1% FPR — the low-FPR numbers first, since an attack that
  * is confident about a few members is the one that matters (Carlini et al. 2022) — the label-only
- * signals, and ROC curves on log–log axes. Every string from the results goes through `escapeHtml`.
+ * signals, and ROC curves on log–log axes; then model stealing — the thief's accuracy and its
+ * agreement with the victim against the query budget, per method and victim output — and MI-Face
+ * reconstructions beside the class means. Every string from the results goes through `escapeHtml`.
  */
 import type { TopLevelSpec } from 'vega-lite';
 import type { EvaluationResults } from '../evaluate/results.js';
 import { escapeHtml, pct } from './format.js';
+import { image } from './gallery-section.js';
 import { type Chart, chart } from './vega.js';
 
 interface Row {
@@ -23,7 +26,7 @@ const cells = (a: Row) =>
 
 /** The facts line and the table of every attack under every output, label-only rows last. */
 export function privacyTable(results: EvaluationResults): string {
-  const p = results.privacy;
+  const p = results.privacy?.membership;
   if (!p) return '';
   const m = p.config.models;
   const facts =
@@ -58,7 +61,7 @@ export function privacyTable(results: EvaluationResults): string {
 
 /** One log–log ROC chart per output (label-only signals with the raw one), chance as a line. */
 export function privacyCharts(results: EvaluationResults): Chart[] {
-  const p = results.privacy;
+  const p = results.privacy?.membership;
   if (!p) return [];
   const floor = 1e-4;
   return p.outputs.map((o, oi) => {
@@ -108,4 +111,103 @@ export function privacyCharts(results: EvaluationResults): Chart[] {
       spec,
     );
   });
+}
+
+/** The stealing table: per model, method and victim output, every budget's numbers. */
+export function stealingTable(results: EvaluationResults): string {
+  const rows = results.privacy?.stealing ?? [];
+  if (rows.length === 0) return '';
+  const head =
+    '<tr><th>model</th><th>method</th><th>victim output</th><th class="num">queries</th>' +
+    '<th class="num">thief accuracy</th><th class="num">agreement</th><th class="num">PGD transfer</th>' +
+    '<th class="num">victim accuracy</th><th class="num">time</th></tr>';
+  const body = rows.flatMap((r) =>
+    r.curve.map(
+      (c) =>
+        `<tr><td>${escapeHtml(r.model)}</td><td>${escapeHtml(r.method)}</td><td>${escapeHtml(r.output)}</td>` +
+        `<td class="num">${c.queriesUsed}</td><td class="num">${pct(c.accuracy)}</td><td class="num">${pct(c.agreement)}</td>` +
+        `<td class="num">${c.transferRate === null ? '—' : pct(c.transferRate)}</td><td class="num">${pct(c.victimAccuracy)}</td>` +
+        `<td class="num">${c.seconds.toFixed(1)} s</td></tr>`,
+    ),
+  );
+  return `<table class="stealing"><thead>${head}</thead><tbody>${body.join('')}</tbody></table>`;
+}
+
+/** Thief accuracy and agreement against the budget (log axis), one line per method · output. */
+export function stealingCharts(results: EvaluationResults): Chart[] {
+  const rows = results.privacy?.stealing ?? [];
+  if (rows.length === 0) return [];
+  const values = rows.flatMap((r) =>
+    r.curve.flatMap((c) => [
+      {
+        model: r.model,
+        series: `${r.method} · ${r.output}`,
+        metric: 'thief accuracy',
+        budget: c.budget,
+        value: c.accuracy,
+      },
+      {
+        model: r.model,
+        series: `${r.method} · ${r.output}`,
+        metric: 'agreement with the victim',
+        budget: c.budget,
+        value: c.agreement,
+      },
+    ]),
+  );
+  const spec: TopLevelSpec = {
+    data: { values },
+    facet: {
+      column: { field: 'metric', type: 'nominal', title: null },
+      row: { field: 'model', type: 'nominal', title: null },
+    },
+    spec: {
+      width: 260,
+      height: 200,
+      mark: { type: 'line', point: true },
+      encoding: {
+        x: {
+          field: 'budget',
+          type: 'quantitative',
+          title: 'victim queries',
+          scale: { type: 'log' },
+        },
+        y: { field: 'value', type: 'quantitative', title: null, scale: { domain: [0, 1] } },
+        color: { field: 'series', type: 'nominal', title: 'method · victim output' },
+        tooltip: [
+          { field: 'series', title: 'method · output' },
+          { field: 'budget', title: 'queries' },
+          { field: 'value', title: 'value', format: '.1%' },
+        ],
+      },
+    },
+  };
+  return [
+    chart(
+      'Model stealing — thief accuracy and agreement against the query budget',
+      'Each point is a thief trained from scratch on that many victim answers; an output defence that keeps the argmax leaves label-only thieves (copycat, knockoff on hard labels) free to learn.',
+      spec,
+    ),
+  ];
+}
+
+/** MI-Face reconstructions per model, each beside its class mean, with the scores. */
+export function inversionGallery(results: EvaluationResults): string {
+  const rows = results.privacy?.inversion ?? [];
+  return rows
+    .map((r) => {
+      const recognisable = r.scores.filter((s) => s.nearestClass === s.class).length;
+      const cells = r.scores.map((s, i) => {
+        const caption = `class ${s.class}: confidence ${pct(s.confidence)}, distance to its mean ${s.distanceOwn.toFixed(2)} vs ${s.distanceOthers.toFixed(2)} to the others${s.nearestClass === s.class ? ' — nearest its own mean' : `; nearest class ${s.nearestClass}`}`;
+        return (
+          `<div class="inversion">${image(r.images[i], `reconstruction of class ${s.class}`, escapeHtml(caption))}` +
+          `${r.means[i] ? image(r.means[i], `mean of class ${s.class}`, 'class mean') : ''}</div>`
+        );
+      });
+      return (
+        `<h3>${escapeHtml(r.model)} — MI-Face</h3><p>${recognisable} of ${r.scores.length} reconstructions are nearer their own class mean than any other ` +
+        `(${r.seconds.toFixed(1)} s).</p><div class="inversions">${cells.join('')}</div>`
+      );
+    })
+    .join('\n');
 }

@@ -100,6 +100,9 @@ pre.config { background: var(--soft); border: 1px solid var(--line); border-radi
 .triggers { display: flex; flex-wrap: wrap; gap: 8px; }
 .trigger figure { margin: 0; font-size: 12px; }
 .trigger.flagged img { outline: 3px solid var(--warn); }
+.inversions { display: flex; flex-wrap: wrap; gap: 12px; }
+.inversion { display: flex; gap: 4px; max-width: 260px; }
+.inversion figure { margin: 0; font-size: 12px; }
 footer { margin-top: 48px; font-size: 12.5px; color: var(--muted); }
 @media print { .chart .vega { overflow: visible; } nav.toc { display: none; } }
 `;

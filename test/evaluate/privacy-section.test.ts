@@ -1,7 +1,8 @@
 /**
- * The evaluate config's privacy section on a small synthetic set: the membership evaluation runs
- * as one resumable cell, equals a direct `privacyEvaluation` with the config's seed, renders in
- * the report (table and log–log ROC charts), and config errors name their path.
+ * The evaluate config's privacy section on the bundled subset: membership inference (one cell,
+ * equal to a direct `privacyEvaluation` with the config's seed), stealing curves behind each
+ * victim output, MI-Face reconstructions beside class means; the report renders all three, and
+ * config errors name their path.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,8 +17,7 @@ import { runEvaluation } from '../../src/evaluate/run.js';
 import { renderReport } from '../../src/report/index.js';
 
 const root = packageRoot();
-const privacy = {
-  dataset: 'synthetic:4x4x1:3:200',
+const membership = {
   pool: 80,
   population: 30,
   models: { referenceModels: 3, arch: 'mlp', epochs: 20, batchSize: 16, seed: 2 },
@@ -29,6 +29,18 @@ const privacy = {
   ],
   outputs: ['none', 'labels-only'],
   labelOnly: [{ signal: 'noise' as const, params: { samples: 4, sigma: 0.2, seed: 0 } }],
+};
+const privacy = {
+  dataset: 'fashion-mnist-subset',
+  membership,
+  stealing: {
+    methods: [{ name: 'copycat', params: { arch: 'mlp', epochs: 1 } }],
+    budgets: [20, 40],
+    outputs: ['none', 'labels-only'],
+    testN: 30,
+    transferSteps: 2,
+  },
+  inversion: { params: { steps: 5, lr: 0.05 }, classes: [0, 1], meanExamples: 100 },
 };
 const raw: EvaluateConfigInput = {
   n: 10,
@@ -47,35 +59,74 @@ describe('the privacy section', () => {
     const results = await runEvaluation(config, { outDir });
     expect(tf.memory().numTensors).toBe(before);
     const p = results.privacy!;
-    expect(p.dataset).toBe('synthetic:4x4x1:3:200');
-    expect(p.outputs.map((o) => o.output)).toEqual(['none', 'labels-only']);
-    const { dataset, ...rest } = privacy;
+    expect(p.dataset).toBe('fashion-mnist-subset');
+    const m = p.membership!;
+    expect(m.outputs.map((o) => o.output)).toEqual(['none', 'labels-only']);
     const direct = await privacyEvaluation(
-      loadDataset(dataset, 'train', { seed: 7 }),
-      loadDataset(dataset, 'test', { seed: 7 }),
-      { ...rest, seed: 7 },
+      loadDataset(privacy.dataset, 'train', { seed: 7 }),
+      loadDataset(privacy.dataset, 'test', { seed: 7 }),
+      { ...membership, seed: 7 },
     );
     const auc = (r: typeof direct) => r.outputs.map((o) => o.attacks.map((a) => a.metrics.auc));
-    expect(auc(p)).toEqual(auc(direct));
-    expect(p.labelOnly[0].metrics).toEqual(direct.labelOnly[0].metrics);
+    expect(auc(m)).toEqual(auc(direct));
+    expect(m.labelOnly[0].metrics).toEqual(direct.labelOnly[0].metrics);
+    // Stealing: one row per method × output, one point per budget, queries within budget.
+    expect(p.stealing.map((r) => [r.model, r.method, r.output])).toEqual([
+      ['fmnist-mlp', 'copycat', 'none'],
+      ['fmnist-mlp', 'copycat', 'labels-only'],
+    ]);
+    for (const r of p.stealing) {
+      expect(r.curve.map((c) => c.budget)).toEqual([20, 40]);
+      for (const c of r.curve) {
+        expect(c.queriesUsed).toBeLessThanOrEqual(c.budget);
+        expect(c.testExamples).toBe(30);
+      }
+    }
+    // Inversion: one reconstruction and one class mean per class, as PNG data URIs.
+    const [inv] = p.inversion;
+    expect(inv.classes).toEqual([0, 1]);
+    expect(inv.scores.map((s) => s.class)).toEqual([0, 1]);
+    for (const uri of [...inv.images, ...inv.means])
+      expect(uri).toMatch(/^data:image\/png;base64,/);
 
     const html = renderReport(results);
     expect(html).toContain('id="privacy"');
     expect(html).toContain('TPR at 0.1% FPR');
     expect(html).toContain('Membership inference — ROC, output: labels-only');
     expect(html).toContain('label-only-noise');
-  }, 180_000);
+    expect(html).toContain('Model stealing — thief accuracy and agreement');
+    expect(html).toContain('fmnist-mlp — MI-Face');
+  }, 300_000);
 
   it('names the path of a bad attack, a bad option, a bad output chain', () => {
-    const bad = (privacyPart: Record<string, unknown>) => () =>
-      parseEvaluateConfig({ ...raw, privacy: { ...privacy, ...privacyPart } }, root);
+    const bad = (part: Record<string, unknown>) => () =>
+      parseEvaluateConfig(
+        { ...raw, privacy: { ...privacy, membership: { ...membership, ...part } } },
+        root,
+      );
     expect(bad({ attacks: [{ name: 'nope' }] })).toThrow(
-      /privacy\.attacks\[0\]\.name.*unknown membership attack 'nope'/s,
+      /privacy\.membership\.attacks\[0\]\.name.*unknown membership attack 'nope'/s,
     );
     expect(bad({ attacks: [{ name: 'lira', params: { wrong: 1 } }] })).toThrow(
-      /privacy\.attacks\[0\]\.params/,
+      /privacy\.membership\.attacks\[0\]\.params/,
     );
-    expect(bad({ outputs: ['none', 'no-such'] })).toThrow(/privacy\.outputs\[1\]/);
-    expect(bad({ population: 0 })).toThrow(/privacy\.population.*rmia needs population/s);
+    expect(bad({ outputs: ['none', 'no-such'] })).toThrow(/privacy\.membership\.outputs\[1\]/);
+    expect(bad({ population: 0 })).toThrow(
+      /privacy\.membership\.population.*rmia needs population/s,
+    );
+    const badSection = (part: Record<string, unknown>) => () =>
+      parseEvaluateConfig({ ...raw, privacy: { ...privacy, ...part } }, root);
+    expect(badSection({ stealing: { methods: [{ name: 'nope' }] } })).toThrow(
+      /privacy\.stealing\.methods\[0\]\.name.*unknown stealing attack 'nope'/s,
+    );
+    expect(badSection({ stealing: { outputs: ['bad-chain'] } })).toThrow(
+      /privacy\.stealing\.outputs\[0\]/,
+    );
+    expect(badSection({ inversion: { params: { steps: -1 } } })).toThrow(
+      /privacy\.inversion\.params/,
+    );
+    expect(() =>
+      parseEvaluateConfig({ ...raw, privacy: { dataset: 'fashion-mnist-subset' } }, root),
+    ).toThrow(/give at least one of membership, stealing, inversion/);
   });
 });
