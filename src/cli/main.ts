@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { isParryError, ParryError } from '../errors.js';
 import { attackCommand } from './attack.js';
+import { auditCommand } from './audit.js';
 import { certifyCommand } from './certify.js';
 import { defendCommand } from './defend.js';
 import { detectCommand } from './detect.js';
@@ -53,6 +54,7 @@ export function buildProgram(): Command {
     stealCommand(),
     privacyCommand(),
     serveCommand(),
+    auditCommand(),
   ]) {
     program.addCommand(cmd.exitOverride());
   }

@@ -1,6 +1,7 @@
 /**
- * `parry serve --model DIR|model.onnx [--guard guard.yaml] [--port 8080] [--host 127.0.0.1]`: the
- * model as an HTTP service behind the guards of a guard file (src/serve). Prints the URL once
+ * `parry serve --model DIR|model.onnx [--guard guard.yaml] [--port 8080] [--host 127.0.0.1]
+ * [--redis redis://…]`: the model as an HTTP service behind the guards of a guard file (src/serve);
+ * with --redis the quotas live in Redis, shared by every instance on it. Prints the URL once
  * listening; SIGINT / SIGTERM stop it gracefully (requests in flight are answered first; a
  * second signal exits at once). `parry serve --hash-key [KEY]` prints the digest guard.yaml
  * stores for an API key (read from stdin when not given, so it stays out of shell history).
@@ -10,6 +11,12 @@ import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { loadClassifier } from '../models/index.js';
 import { hashApiKey, loadGuardConfig, parseGuardConfig } from '../serve/guard-config.js';
+import {
+  checkRedisUrl,
+  DEFAULT_QUOTA_PREFIX,
+  RedisQuotaStore,
+  redactUrl,
+} from '../serve/redis-quota.js';
 import { createService } from '../serve/server.js';
 import {
   badOption,
@@ -23,6 +30,9 @@ import {
 interface ServeOptions extends CommonOptions {
   model?: string;
   guard?: string;
+  redis?: string;
+  redisPrefix: string;
+  page: boolean;
   port: number;
   host: string;
   hashKey?: string | true;
@@ -50,6 +60,16 @@ export function serveCommand(): Command {
     .option('--port <n>', 'TCP port (0: any free port)', parsePort, 8080)
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option(
+      '--redis <url>',
+      'keep quotas in Redis (redis://host:port) so that several instances share them; default: in memory',
+    )
+    .option(
+      '--redis-prefix <prefix>',
+      'prefix of the quota keys in Redis (instances sharing quotas use the same one)',
+      DEFAULT_QUOTA_PREFIX,
+    )
+    .option('--no-page', 'do not serve the browser page at /')
+    .option(
       '--hash-key [key]',
       'print the sha256 digest guard.yaml stores for an API key (read from stdin if omitted), then exit',
     );
@@ -69,20 +89,28 @@ async function runServe(opts: ServeOptions): Promise<void> {
   if (opts.workers !== undefined) {
     throw badOption('serve: --workers is not used: the service runs one model in this process');
   }
+  if (opts.redis !== undefined) checkRedisUrl(opts.redis);
   const guard = opts.guard ? loadGuardConfig(opts.guard) : parseGuardConfig({});
   const backend = await setUpBackend(opts);
-  const model = await loadClassifier(opts.model);
+  const quotaStore = opts.redis
+    ? await RedisQuotaStore.connect(opts.redis, guard.guards.quota, { prefix: opts.redisPrefix })
+    : undefined;
+  let model: Awaited<ReturnType<typeof loadClassifier>> | undefined;
   let app: Awaited<ReturnType<typeof createService>>;
   try {
+    model = await loadClassifier(opts.model);
     app = await createService({
       model,
       guard,
       modelName: path.basename(path.resolve(opts.model)),
       seed: opts.seed,
+      quotaStore,
+      page: opts.page,
       onInternalError: (e) => log(`parry serve: internal error: ${(e as Error)?.stack ?? e}`),
     });
   } catch (e) {
-    model.dispose();
+    model?.dispose();
+    await quotaStore?.close();
     throw e;
   }
   let url: string;
@@ -96,9 +124,11 @@ async function runServe(opts: ServeOptions): Promise<void> {
   const g = guard.guards;
   log(
     `parry serve: ${opts.model} on ${backend}; ${g.apiKeys.length > 0 ? `${g.apiKeys.length} API key(s)` : 'open (no API keys)'}, ` +
-      `quota ${g.quota.rate}/s burst ${g.quota.burst}, ${g.quota.perDay}/day per key` +
+      `quota ${g.quota.rate}/s burst ${g.quota.burst}, ${g.quota.perDay}/day per key${opts.redis ? ` in Redis ${redactUrl(opts.redis)}` : ''}` +
       `${g.preprocess ? `; preprocess ${g.preprocess}` : ''}${g.smoothing ? `; smoothing sigma=${g.smoothing.sigma}` : ''}` +
-      `${g.output ? `; output ${g.output}` : ''}${guard.audit.path ? `; audit log ${guard.audit.path}` : ''}`,
+      `${g.output ? `; output ${g.output}` : ''}` +
+      `${g.extractionMonitor ? `; extraction monitor ${g.extractionMonitor.method} (delta ${g.extractionMonitor.delta}, on alarm ${g.extractionMonitor.onAlarm})` : ''}` +
+      `${guard.audit.path ? `; audit log ${guard.audit.path}` : ''}`,
   );
   emit({ command: 'serve', url, model: opts.model, backend }, opts, () => `listening on ${url}`);
   const signal = await stopSignal();

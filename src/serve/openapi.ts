@@ -23,7 +23,7 @@ const STATUS_TEXT: Record<string, string> = {
   '413': 'The body is larger than guards.input.maxBodyBytes',
   '415': 'Content type not accepted',
   '429': 'Rate limit or quota reached; see Retry-After',
-  '503': 'Not ready, or shutting down',
+  '503': 'Not ready, shutting down, or the quota store cannot be reached',
   '4xx': 'A client error: { error: { code, message } }',
 };
 

@@ -1,11 +1,13 @@
 /**
  * POST /v1/predict. After the per-address limit and the API key (route hooks), in order: the
  * input check (JSON or image → values of the model's shape, finite, in bounds), the key's quota,
- * the extraction monitor, then the micro-batcher and the guarded model. Each step's verdict goes
- * into the response and the audit line.
+ * the extraction monitor's admission, the micro-batcher and the guarded model, then the
+ * extraction monitor's verdict on the answered queries. Each step's verdict goes into the
+ * response and the audit line.
  */
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { RowAnswer } from './guarded-predictor.js';
 import { HttpError, unsupportedMediaType } from './http-error.js';
 import { type DecodedInput, decodeImageInput, decodeJsonInputs } from './request-input.js';
 import { IMAGE_CONTENT, predictSchema } from './routes.js';
@@ -34,9 +36,13 @@ export function registerPredictRoute(app: FastifyInstance, ctx: ServiceContext):
       // An open service has no keys: each client address gets its own quota.
       const bucket = ctx.keys.required ? keyId : `address:${req.ip}`;
       await ctx.step(req, 'quota', () => chargeQuota(ctx, bucket, keyId, input.rows));
-      await watchExtraction(ctx, req, keyId, input);
+      // A blocked or throttled key is refused before the model runs.
+      if (ctx.extraction) {
+        await ctx.step(req, 'extractionMonitor', () => ctx.extraction!.admit(bucket, ctx.now()));
+      }
       const answers = await ctx.batcher.submit(input.x, input.rows);
       for (const g of predictor.applied) s.verdicts[g] = 'applied';
+      await watchExtraction(ctx, req, bucket, keyId, input, answers);
       metrics.queries.inc({ key: keyId }, input.rows);
       const abstained = answers.filter((a) => a.abstained).length;
       if (abstained > 0) metrics.abstentions.inc(abstained);
@@ -85,27 +91,31 @@ async function chargeQuota(ctx: ServiceContext, bucket: string, keyId: string, r
   );
 }
 
-/** Shows the queries to the extraction monitor and acts on an alarm as the guard file says. */
+/**
+ * Shows the answered queries and their predicted classes to the extraction monitor (per bucket:
+ * the key, or the client address of an open service); on alarm the policy answers, or withholds
+ * the answer with 429 / 403, as the guard file says.
+ */
 async function watchExtraction(
   ctx: ServiceContext,
   req: FastifyRequest,
+  bucket: string,
   keyId: string,
   input: DecodedInput,
+  answers: readonly RowAnswer[],
 ) {
-  const m = ctx.guard.guards.extractionMonitor;
-  if (ctx.monitor === undefined || m === undefined) return;
-  const verdict = await ctx.monitor.observe(keyId, input.x, input.rows);
-  ctx.state(req).verdicts.extractionMonitor = verdict.alarm ? 'alarm' : 'pass';
-  if (!verdict.alarm) return;
-  ctx.metrics.extractionAlarms.inc({ key: keyId });
-  const suspect = `key '${keyId}': the query stream looks like model extraction`;
-  if (m.onAlarm === 'block') throw new HttpError(403, 'extraction_blocked', `${suspect}; blocked`);
-  if (m.onAlarm === 'throttle') {
-    throw new HttpError(
-      429,
-      'extraction_throttled',
-      `${suspect}; retry in ${m.throttleSeconds} s`,
-      { 'retry-after': String(m.throttleSeconds) },
-    );
+  if (ctx.extraction === undefined) return;
+  const verdicts = ctx.state(req).verdicts;
+  const labels = answers.map((a) => a.label);
+  try {
+    const v = await ctx.extraction.judge(bucket, input.x, input.rows, labels, ctx.now());
+    verdicts.extractionMonitor = v.alarm ? 'alarm' : 'pass';
+    if (v.alarm) ctx.metrics.extractionAlarms.inc({ key: keyId });
+  } catch (e) {
+    if (e instanceof HttpError) {
+      verdicts.extractionMonitor = e.code;
+      ctx.metrics.extractionAlarms.inc({ key: keyId });
+    }
+    throw e;
   }
 }

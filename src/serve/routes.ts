@@ -61,7 +61,7 @@ export function predictSchema(maxBatch: number) {
           guards: verdicts,
         },
       },
-      ...errors(400, 401, 403, 413, 415, 429),
+      ...errors(400, 401, 403, 413, 415, 429, 503),
     },
   };
 }

@@ -5,11 +5,13 @@
  *   GET  /v1/model      input shape, classes, bounds, guards in force (no keys, no seeds)
  *   GET  /healthz       the process answers        GET /readyz   the model is loaded and warm
  *   GET  /metrics       Prometheus text            GET /openapi.json   this API's document
+ *   GET  /              the browser page (page-route.ts)
  *
  * A predict request passes, in order: the per-address rate limit (@fastify/rate-limit), the API
  * key, the body limits and schema, the input check (shape, NaN/Inf, bounds), the key's token
- * bucket and daily quota, the extraction monitor, then the micro-batcher and the guarded model
- * (predict-route.ts). Every refusal is a 4xx `{ error: { code, message } }`. Every /v1 request
+ * bucket and daily quota, the extraction monitor's admission (a blocked or throttled key stops
+ * here), the micro-batcher and the guarded model, then the extraction monitor's verdict on the
+ * queries with their predicted classes (predict-route.ts). Every refusal is a 4xx `{ error: { code, message } }`. Every /v1 request
  * (and every unknown path) leaves one line in the audit log.
  *
  * The caller owns the model: close the service (`app.close()`: stops accepting, answers what is
@@ -20,12 +22,18 @@ import { type FastifyInstance, type FastifyReply, type FastifyRequest, fastify }
 import { ApiKeyGuard } from './api-keys.js';
 import { AuditLog } from './audit-log.js';
 import { MicroBatcher } from './batcher.js';
-import { createExtractionMonitor, type ExtractionMonitor } from './extraction-monitor.js';
+import {
+  createExtractionMonitor,
+  type ExtractionMonitor,
+  ExtractionPolicy,
+} from './extraction-monitor.js';
 import type { GuardConfig } from './guard-config.js';
 import { createGuardedPredictor, type RowAnswer } from './guarded-predictor.js';
 import { errorBody, HttpError, parseJsonBody, toHttpError } from './http-error.js';
 import { registerInfoRoutes } from './info-routes.js';
 import type { RouteDoc } from './openapi.js';
+import { pageBundlePath } from './page-bundle.js';
+import { registerPageRoute } from './page-route.js';
 import { registerPredictRoute } from './predict-route.js';
 import { MemoryQuotaStore, type QuotaStore } from './quota.js';
 import { requestTracking, type ServedModel, type ServiceContext } from './service-context.js';
@@ -42,8 +50,15 @@ export interface ServiceOptions {
   seed?: number;
   /** Shared quota state (default: in this process's memory). */
   quotaStore?: QuotaStore;
-  /** The extraction monitor (default: the one guards.extractionMonitor names, if any). */
+  /**
+   * The extraction monitor when guards.extractionMonitor is set (default: the method it names);
+   * its action on alarm is the guard file's.
+   */
   monitor?: ExtractionMonitor;
+  /** Serve the browser page at `/` (default true). */
+  page?: boolean;
+  /** The page's built script (default: dist/page/app.js, see page-bundle.ts). */
+  pageBundle?: string;
   /** Wall clock in ms since the epoch (quotas, audit times); default Date.now. */
   now?: () => number;
   /** Told about every 5xx (the response itself says only 'internal error'). */
@@ -65,8 +80,8 @@ declare module 'fastify' {
   }
 }
 
-/** Routes whose requests stay out of the audit log (probes and scrapes). */
-const UNAUDITED = new Set(['/healthz', '/readyz', '/metrics', '/openapi.json']);
+/** Routes whose requests stay out of the audit log (probes, scrapes, the page). */
+const UNAUDITED = new Set(['/healthz', '/readyz', '/metrics', '/openapi.json', '/']);
 
 /** The service, routes registered and model warmed up; call `listen` or `inject` on it. */
 export async function createService(o: ServiceOptions): Promise<FastifyInstance> {
@@ -83,9 +98,12 @@ export async function createService(o: ServiceOptions): Promise<FastifyInstance>
     predictor,
     keys,
     quota: o.quotaStore ?? new MemoryQuotaStore(guards.quota),
-    monitor:
-      o.monitor ??
-      (guards.extractionMonitor ? createExtractionMonitor(guards.extractionMonitor) : undefined),
+    extraction: guards.extractionMonitor
+      ? new ExtractionPolicy(
+          o.monitor ?? createExtractionMonitor(guards.extractionMonitor, rowSize),
+          guards.extractionMonitor,
+        )
+      : undefined,
     metrics,
     batcher: new MicroBatcher<RowAnswer>(
       (x, rows) => predictor.predictRows(x, rows),
@@ -163,6 +181,7 @@ export async function createService(o: ServiceOptions): Promise<FastifyInstance>
   );
   registerPredictRoute(app, ctx);
   registerInfoRoutes(app, ctx, { ready: () => ready, closing: () => closing }, routes);
+  if (o.page !== false) registerPageRoute(app, o.pageBundle ?? pageBundlePath());
 
   app.addHook('preClose', async () => {
     closing = true;
@@ -171,7 +190,7 @@ export async function createService(o: ServiceOptions): Promise<FastifyInstance>
     await ctx.batcher.close();
     if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
     await ctx.quota.close();
-    ctx.monitor?.dispose?.();
+    ctx.extraction?.dispose();
     audit?.close();
   });
   await app.ready();

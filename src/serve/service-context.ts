@@ -7,7 +7,7 @@ import type { FastifyRequest } from 'fastify';
 import type { Classifier } from '../models/classifier.js';
 import type { ApiKeyGuard } from './api-keys.js';
 import type { MicroBatcher } from './batcher.js';
-import type { ExtractionMonitor } from './extraction-monitor.js';
+import type { ExtractionPolicy } from './extraction-monitor.js';
 import type { GuardConfig } from './guard-config.js';
 import type { GuardedPredictor, RowAnswer } from './guarded-predictor.js';
 import { HttpError } from './http-error.js';
@@ -40,7 +40,8 @@ export interface ServiceContext {
   readonly predictor: GuardedPredictor;
   readonly keys: ApiKeyGuard;
   readonly quota: QuotaStore;
-  readonly monitor?: ExtractionMonitor;
+  /** The extraction monitor with its action on alarm (guards.extractionMonitor). */
+  readonly extraction?: ExtractionPolicy;
   readonly metrics: ServiceMetrics;
   readonly batcher: MicroBatcher<RowAnswer>;
   /** Wall clock, ms since the epoch. */

@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../src/engine/paths.js';
 import { hashApiKey } from '../../src/serve/guard-config.js';
 import { nested, testImages } from '../serve/helpers.js';
+import { freePort, startRedis } from '../serve/redis-server.js';
 import { expectBadInput, parry } from './helpers.js';
 
 const root = packageRoot();
@@ -98,12 +99,62 @@ describe('parry serve', () => {
     expect(s.output().stdout.trim().split('\n')).toEqual([`listening on ${url}`]);
   });
 
+  it('--redis: two instances share one quota; the guard summary names the monitor', async () => {
+    const redis = await startRedis();
+    try {
+      const dir = mkdtempSync(path.join(tmpdir(), 'parry-serve-cli-'));
+      const guardFile = path.join(dir, 'guard.yaml');
+      writeFileSync(
+        guardFile,
+        [
+          'guards:',
+          '  quota: { rate: 100, burst: 64, perDay: 3 }',
+          '  extractionMonitor: { method: prada, onAlarm: throttle }',
+          '',
+        ].join('\n'),
+      );
+      const args = ['--model', 'models/fmnist-mlp', '--guard', guardFile, '--port', '0'];
+      const a = serve([...args, '--redis', redis.url, '--redis-prefix', 'cli-test:']);
+      const b = serve([...args, '--redis', redis.url, '--redis-prefix', 'cli-test:']);
+      const urls = [await a.url, await b.url];
+      expect(a.output().stderr).toMatch(
+        /in Redis redis:\/\/127\.0\.0\.1:\d+.*extraction monitor prada \(delta 0\.9, on alarm throttle\)/,
+      );
+      const images = testImages(1);
+      const ask = (url: string) =>
+        fetch(`${url}/v1/predict`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ inputs: [nested(images.x, 0)] }),
+        });
+      const statuses: number[] = [];
+      for (const i of [0, 1, 0, 1]) statuses.push((await ask(urls[i])).status);
+      expect(statuses).toEqual([200, 200, 200, 429]);
+      const refused = await ask(urls[0]);
+      expect(refused.status).toBe(429);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+      for (const s of [a, b]) s.child.kill('SIGTERM');
+      expect(await a.exited).toBe(0);
+      expect(await b.exited).toBe(0);
+    } finally {
+      await redis.stop();
+    }
+  });
+
   it('--hash-key prints the digest guard.yaml stores', () => {
     const r = parry('serve', '--hash-key', 'abc');
     expect(r.code).toBe(0);
     // FIPS 180-2 test vector: sha256("abc").
     expect(r.stdout.trim()).toBe(
       'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad',
+    );
+  });
+
+  it('names a Redis that does not answer, exit 2', async () => {
+    const port = await freePort();
+    expectBadInput(
+      parry('serve', '--model', 'models/fmnist-mlp', '--redis', `redis://127.0.0.1:${port}`),
+      new RegExp(`--redis: cannot reach Redis at redis://127.0.0.1:${port}`),
     );
   });
 
@@ -119,6 +170,10 @@ describe('parry serve', () => {
     );
     const dir = mkdtempSync(path.join(tmpdir(), 'parry-serve-cli-'));
     const bad = path.join(dir, 'guard.yaml');
+    expectBadInput(
+      parry('serve', '--model', 'models/fmnist-mlp', '--redis', 'http://127.0.0.1:6379'),
+      /--redis: expected a redis:\/\/ or rediss:\/\/ URL/,
+    );
     writeFileSync(bad, 'guards:\n  quota:\n    perDay: -3\n');
     expectBadInput(
       parry('serve', '--model', 'models/fmnist-mlp', '--guard', bad),

@@ -115,11 +115,24 @@ describe('guard.yaml schema', () => {
     const c = parseGuardConfig({ guards: { extractionMonitor: { method: 'prada' } } });
     expect(c.guards.extractionMonitor).toEqual({
       method: 'prada',
-      delta: 0.95,
+      delta: 0.9,
       minQueries: 100,
       onAlarm: 'flag',
       throttleSeconds: 60,
+      maxStored: 1000,
+      maxDistances: 5000,
+      maxKeys: 100,
     });
+    expect(
+      refused({ guards: { extractionMonitor: { method: 'prada', maxDistances: 6000 } } }).message,
+    ).toMatch(/guards\.extractionMonitor\.maxDistances: expected a positive integer up to 5000/);
+    expect(
+      refused({
+        guards: { extractionMonitor: { method: 'prada', minQueries: 200, maxDistances: 150 } },
+      }).message,
+    ).toMatch(
+      /guards\.extractionMonitor\.minQueries: must be in \[3, maxDistances = 150\].*got 200/,
+    );
     expect(
       refused({ guards: { extractionMonitor: { method: 'prada', onAlarm: 'ban' } } }).message,
     ).toMatch(

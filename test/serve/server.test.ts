@@ -394,69 +394,133 @@ describe('guards on the answer', () => {
   });
 });
 
-describe('extraction monitor hook', () => {
-  /** Alarms from the key's third request on, recording what it saw. */
-  const monitor = () => {
-    const seen: { key: string; rows: number }[] = [];
+describe('extraction monitor', () => {
+  /** Alarms on the observations listed in `alarmAt` (1-based, per key), recording what it saw. */
+  const monitor = (alarmAt: number[] = [3, 4, 5, 6]) => {
+    const seen: { key: string; rows: number; labels: (number | null)[] }[] = [];
     return {
       seen,
-      observe: (key: string, _x: Float32Array, rows: number) => {
-        seen.push({ key, rows });
-        return { alarm: seen.filter((s) => s.key === key).length >= 3, statistic: 0.5 };
+      observe: (
+        key: string,
+        _x: Float32Array,
+        rows: number,
+        labels: readonly (number | null)[],
+      ) => {
+        seen.push({ key, rows, labels: [...labels] });
+        const count = seen.filter((s) => s.key === key).length;
+        return { alarm: alarmAt.includes(count), statistic: 0.5 };
       },
     };
   };
-  const withMonitor = (onAlarm: 'flag' | 'throttle' | 'block') =>
-    guard({ guards: { extractionMonitor: { method: 'prada', onAlarm, throttleSeconds: 30 } } });
+  const withMonitor = (
+    onAlarm: 'flag' | 'throttle' | 'block',
+    extra: Record<string, unknown> = {},
+  ) =>
+    guard({
+      guards: { extractionMonitor: { method: 'prada', onAlarm, throttleSeconds: 30, ...extra } },
+    });
+  const one = post({ inputs: [toyInput(0), toyInput(1)] });
 
-  it('flag answers and records; throttle is 429; block is 403', async () => {
+  it('flag answers and records; the monitor sees the queries with their predicted classes', async () => {
     const m = monitor();
     const flag = await createService({
       model: new ToyModel(),
       guard: withMonitor('flag'),
       monitor: m,
     });
-    const one = post({ inputs: [toyInput(0), toyInput(1)] });
     expect((await flag.inject(one)).json().guards.extractionMonitor).toBe('pass');
     await flag.inject(one);
     const third = await flag.inject(one);
     expect(third.statusCode).toBe(200);
     expect(third.json().guards.extractionMonitor).toBe('alarm');
-    expect(m.seen).toEqual([1, 2, 3].map(() => ({ key: 'anonymous', rows: 2 })));
+    // An open service watches each client address (inject comes from 127.0.0.1).
+    expect(m.seen).toEqual(
+      [1, 2, 3].map(() => ({ key: 'address:127.0.0.1', rows: 2, labels: [0, 7] })),
+    );
     expect((await flag.inject({ method: 'GET', url: '/metrics' })).body).toMatch(
       /parry_extraction_alarms_total\{key="anonymous"\} 1/,
     );
     await flag.close();
+  });
 
-    const throttle = await createService({
-      model: new ToyModel(),
+  it('throttle withholds the alarming answer, refuses the key for throttleSeconds, then lets it try again', async () => {
+    let now = Date.UTC(2024, 2, 1, 12);
+    const model = new ToyModel();
+    const app = await createService({
+      model,
       guard: withMonitor('throttle'),
-      monitor: monitor(),
+      monitor: monitor([3]),
+      now: () => now,
     });
-    for (let i = 0; i < 2; i++) await throttle.inject(one);
-    const t = await throttle.inject(one);
+    for (let i = 0; i < 2; i++) expect((await app.inject(one)).statusCode).toBe(200);
+    const t = await app.inject(one);
     expect([t.statusCode, t.json().error.code, t.headers['retry-after']]).toEqual([
       429,
       'extraction_throttled',
       '30',
     ]);
-    await throttle.close();
-
-    const block = await createService({
-      model: new ToyModel(),
-      guard: withMonitor('block'),
-      monitor: monitor(),
-    });
-    for (let i = 0; i < 2; i++) await block.inject(one);
-    const b = await block.inject(one);
-    expect([b.statusCode, b.json().error.code]).toEqual([403, 'extraction_blocked']);
-    await block.close();
+    // Inside the window: refused before the model runs, told how long is left.
+    const calls = model.batches.length;
+    now += 10_500;
+    const early = await app.inject(one);
+    expect([early.statusCode, early.headers['retry-after']]).toEqual([429, '20']);
+    expect(model.batches.length).toBe(calls);
+    // After it: the next request is answered once the stream no longer alarms.
+    now += 20_000;
+    const later = await app.inject(one);
+    expect(later.statusCode).toBe(200);
+    expect(later.json().guards.extractionMonitor).toBe('pass');
+    await app.close();
   });
 
-  it('PRADA itself is not there yet: the guard file section is refused at start-up', async () => {
-    await expect(
-      createService({ model: new ToyModel(), guard: withMonitor('flag') }),
-    ).rejects.toThrow(/guards\.extractionMonitor: method 'prada' is not implemented yet/);
+  it('block withholds the answer (403) and refuses every later request before the model', async () => {
+    const model = new ToyModel();
+    const app = await createService({ model, guard: withMonitor('block'), monitor: monitor([3]) });
+    for (let i = 0; i < 2; i++) await app.inject(one);
+    const b = await app.inject(one);
+    expect([b.statusCode, b.json().error.code]).toEqual([403, 'extraction_blocked']);
+    const calls = model.batches.length;
+    const again = await app.inject(one);
+    expect([again.statusCode, again.json().error.code]).toEqual([403, 'extraction_blocked']);
+    expect(model.batches.length).toBe(calls);
+    await app.close();
+  });
+
+  it('PRADA from the guard file: one point sent again and again is blocked after minQueries', async () => {
+    const model = new ToyModel();
+    const app = await createService({
+      model,
+      guard: withMonitor('block', { minQueries: 20 }),
+    });
+    const same = post({ inputs: Array.from({ length: 4 }, () => toyInput(0.5)) });
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i++) statuses.push((await app.inject(same)).statusCode);
+    // 4 queries a request; the first adds no distance: 19 distances after 5 requests, 23 after 6,
+    // all zero (a point mass: W = 0) → the sixth answer is withheld, every later request refused.
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 403, 403, 403]);
+    await app.close();
+  });
+
+  it('another key is watched on its own', async () => {
+    const keys = [
+      { id: 'a', sha256: hashApiKey('key-a') },
+      { id: 'b', sha256: hashApiKey('key-b') },
+    ];
+    const app = await createService({
+      model: new ToyModel(),
+      guard: guard({
+        guards: {
+          apiKeys: keys,
+          extractionMonitor: { method: 'prada', minQueries: 20, onAlarm: 'block' },
+        },
+      }),
+    });
+    const same = (key: string) =>
+      post({ inputs: Array.from({ length: 4 }, () => toyInput(0.5)) }, { 'x-api-key': key });
+    for (let i = 0; i < 6; i++) await app.inject(same('key-a'));
+    expect((await app.inject(same('key-a'))).statusCode).toBe(403);
+    expect((await app.inject(same('key-b'))).statusCode).toBe(200);
+    await app.close();
   });
 });
 
