@@ -6,6 +6,8 @@
 # each seed in SEEDS; success = a target predicted as class 0. Each step is skipped when its output
 # exists, so the script resumes.
 # Usage: scripts/gradient-matching.sh OUT_DIR [SEEDS (default "1 2 3")] [RESTARTS (default 1)]
+# GM_TARGETS=i,j,… brews for those test images instead (e.g. one target, the paper's protocol), and
+# GM_NAME=name keeps their sets and models apart (default gm).
 set -euo pipefail
 OUT=${1:?usage: scripts/gradient-matching.sh OUT_DIR [SEEDS] [RESTARTS]}
 SEEDS=${2:-1 2 3}
@@ -28,17 +30,18 @@ if [ ! -f "$OUT/gm-targets.json" ]; then
     console.log(JSON.stringify({ targets: t, labels: t.map((i) => r.labels[i]) }));
   ' "$OUT/gm-ref-predict.json" > "$OUT/gm-targets.json"
 fi
-TARGETS=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1])).targets.join(","))' "$OUT/gm-targets.json")
+TARGETS=${GM_TARGETS:-$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1])).targets.join(","))' "$OUT/gm-targets.json")}
+NAME=${GM_NAME:-gm}
 echo "targets: $TARGETS"
 
 # The brew, and the random-noise control (no optimisation steps: the brew's random start, eps·N(0,1)
 # clipped to the ball, on the same 600 images).
-[ -f "$OUT/gm/poison.json" ] || $P poison --dataset fashion-mnist --attack gradient-matching --model "$REF" \
-  --rate 0.01 --target 0 --target-images "$TARGETS" --eps 0.1 --restarts "$RESTARTS" --seed 1 --out "$OUT/gm" --json > "$OUT/gm.poison.json"
-[ -f "$OUT/gm-noise/poison.json" ] || $P poison --dataset fashion-mnist --attack gradient-matching --model "$REF" \
-  --rate 0.01 --target 0 --target-images "$TARGETS" --eps 0.1 --steps 0 --restarts 1 --seed 1 --out "$OUT/gm-noise" --json > "$OUT/gm-noise.poison.json"
+[ -f "$OUT/$NAME/poison.json" ] || $P poison --dataset fashion-mnist --attack gradient-matching --model "$REF" \
+  --rate 0.01 --target 0 --target-images "$TARGETS" --eps 0.1 --restarts "$RESTARTS" --seed 1 --out "$OUT/$NAME" --json > "$OUT/$NAME.poison.json"
+[ -f "$OUT/$NAME-noise/poison.json" ] || $P poison --dataset fashion-mnist --attack gradient-matching --model "$REF" \
+  --rate 0.01 --target 0 --target-images "$TARGETS" --eps 0.1 --steps 0 --restarts 1 --seed 1 --out "$OUT/$NAME-noise" --json > "$OUT/$NAME-noise.poison.json"
 
-for set in gm gm-noise; do
+for set in "$NAME" "$NAME-noise"; do
   for seed in $SEEDS; do
     m="$OUT/$set-model-s$seed"
     [ -f "$m/model.json" ] || $P train --dataset "mnist:$OUT/$set" --arch cnn-small --epochs 3 --batch-size 128 --lr 0.001 --seed "$seed" --workers 1 --out "$m"
@@ -49,10 +52,10 @@ done
 # The table: per set and seed, clean accuracy and how many targets went to class 0.
 node -e '
   const fs = require("fs");
-  const [out, seeds] = [process.argv[1], process.argv[2].split(" ").filter(Boolean)];
-  const { targets } = JSON.parse(fs.readFileSync(`${out}/gm-targets.json`, "utf8"));
+  const [out, seeds, name, given] = [process.argv[1], process.argv[2].split(" ").filter(Boolean), process.argv[3], process.argv[4]];
+  const targets = given.split(",").map(Number);
   const rows = [];
-  for (const set of ["gm", "gm-noise"]) for (const seed of seeds) {
+  for (const set of [name, `${name}-noise`]) for (const seed of seeds) {
     const f = `${out}/${set}-model-s${seed}.predict.json`;
     if (!fs.existsSync(f)) continue;
     const r = JSON.parse(fs.readFileSync(f, "utf8"));
@@ -60,4 +63,4 @@ node -e '
     rows.push({ set, seed: Number(seed), accuracy: r.accuracy, success: hits.length / targets.length, hits });
   }
   console.log(JSON.stringify({ targets, rows }, null, 1));
-' "$OUT" "$SEEDS" | tee "$OUT/gm-table.json"
+' "$OUT" "$SEEDS" "$NAME" "$TARGETS" | tee "$OUT/$NAME-table.json"
