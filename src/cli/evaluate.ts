@@ -2,7 +2,9 @@
  * `parry evaluate --config FILE --out DIR`: a whole robustness evaluation from one config file
  * (models, defenses, attacks, budgets, certificates, groups), written as DIR/results.json and the
  * HTML report DIR/report.html. Finished cells go to DIR/partial.jsonl as they finish; `--resume`
- * continues an interrupted run. `--example` prints a config to start from.
+ * continues an interrupted run. `--example` prints a config to start from. With `--queue URL` the
+ * attack and certificate batches run as jobs on `parry worker` processes (docs/distributed.md),
+ * under one progress bar over the queue's jobs.
  */
 
 import path from 'node:path';
@@ -10,6 +12,8 @@ import { Command, Option } from 'commander';
 import { initBackend } from '../engine/backend.js';
 import { checkOutputDir, writeFileWhole } from '../engine/output-path.js';
 import { chooseWorkers, WorkerPool } from '../engine/pool.js';
+import { QueueExecutor, type QueueProgress } from '../engine/queue/executor.js';
+import { checkRedisUrl, redactUrl } from '../engine/queue/redis.js';
 import { isParryError, ParryError } from '../errors.js';
 import { loadEvaluateConfig } from '../evaluate/config.js';
 import { EXAMPLE_CONFIG } from '../evaluate/example-config.js';
@@ -32,6 +36,8 @@ interface EvaluateOptions {
   engine?: EngineChoice;
   json?: boolean;
   verbose?: boolean;
+  queue?: string;
+  attempts?: number;
 }
 
 export function evaluateCommand(): Command {
@@ -60,6 +66,16 @@ export function evaluateCommand(): Command {
       ).env('PARRY_BACKEND'),
     )
     .addOption(engineOption())
+    .option(
+      '--queue <url>',
+      'run the attack and certificate batches as jobs on `parry worker` processes through this ' +
+        'Redis (redis://HOST:PORT)',
+    )
+    .option(
+      '--attempts <n>',
+      'with --queue: runs of a failing job before it fails (default 3)',
+      parsePositiveInt,
+    )
     .option('--json', 'print exactly one JSON object (a summary) on stdout')
     .option('--verbose', 'print stack traces on errors')
     .action((opts: EvaluateOptions) => runEvaluate(opts));
@@ -78,24 +94,55 @@ async function runEvaluate(opts: EvaluateOptions): Promise<void> {
   const config = opts.seed === undefined ? loaded : { ...loaded, seed: opts.seed };
   process.env.PARRY_ENGINE = opts.engine ?? 'auto';
   const backend = await initBackend(opts.backend);
+  if (opts.queue !== undefined) checkRedisUrl(opts.queue, '--queue');
+  else if (opts.attempts !== undefined) throw badOption('evaluate: --attempts needs --queue URL');
   const workers = chooseWorkers(opts.workers ?? config.workers);
   const pool = workers > 1 ? new WorkerPool({ workers, backend }) : undefined;
   const outDir = path.resolve(opts.out);
+  const bar = opts.queue === undefined ? undefined : queueBar();
+  const queue =
+    opts.queue === undefined
+      ? undefined
+      : new QueueExecutor({
+          url: opts.queue,
+          attempts: opts.attempts,
+          backend,
+          onProgress: bar?.update,
+        });
   let results: EvaluationResults;
+  let finished = false;
   try {
+    await queue?.ready();
+    if (queue) log(`evaluate: jobs go to the queue at ${redactUrl(queue.url)}`);
     results = await inCommandTerms(() =>
       runEvaluation(config, {
         outDir,
         pool,
+        queue,
         resume: opts.resume === true,
-        onStage: (stage) => (stage.cached ? undefined : stageBar(stage)),
+        onStage: (stage) => (stage.cached || queue ? undefined : stageBar(stage)),
       }),
     );
+    finished = true;
   } finally {
+    bar?.stop();
     await pool?.close();
+    if (!finished) await queue?.close();
   }
   const report = path.join(outDir, REPORT_FILE);
   await writeFileWhole(report, renderReport(results));
+  const failures = queue?.failures() ?? [];
+  // Every result is in results.json now, so the queue's copies can go; after a failure they stay
+  // for the resumed run.
+  if (failures.length === 0) await queue?.removeGathered();
+  await queue?.close();
+  if (failures.length > 0) {
+    throw new ParryError(
+      'INTERNAL',
+      `evaluate: ${failures.length} job${failures.length === 1 ? '' : 's'} failed (${failures[0].message}); ` +
+        `results.json and report.html leave out the targets they belong to; ${PARTIAL_KEPT}`,
+    );
+  }
   log(headline(results));
   log(`results: ${path.join(outDir, RESULTS_FILE)}`);
   log(`report: ${report}`);
@@ -117,6 +164,27 @@ async function inCommandTerms<T>(work: () => Promise<T>): Promise<T> {
       .replace('write to another outDir', 'use a new --out directory');
     throw new ParryError(e.code, message, { cause: e, issues: e.issues });
   }
+}
+
+const PARTIAL_KEPT =
+  'partial.jsonl keeps the finished cells: fix the cause and rerun with --resume (only the failed jobs run again)';
+
+/** One bar over every job of the queue: finished (plus running shares) out of submitted. */
+function queueBar() {
+  const bar = progressBar('queue |{bar}| {value}/{total} jobs | failed {failed} | {label}');
+  let started = false;
+  return {
+    update: (p: QueueProgress) => {
+      const payload = { failed: p.failed, label: p.label ?? '' };
+      if (!started) {
+        started = true;
+        bar.start(p.total, 0, payload);
+      }
+      bar.setTotal(p.total);
+      bar.update(Math.round(p.progress * 100) / 100, payload);
+    },
+    stop: () => bar.stop(),
+  };
 }
 
 function stageBar(stage: StageInfo) {

@@ -20,6 +20,7 @@ import { invertCommand } from './invert.js';
 import { poisonCommand } from './poison.js';
 import { predictCommand } from './predict.js';
 import { privacyCommand } from './privacy.js';
+import { workerCommand } from './queue-worker.js';
 import { scanCommand } from './scan.js';
 import { schemaCommand } from './schema.js';
 import { serveCommand } from './serve.js';
@@ -55,6 +56,7 @@ export function buildProgram(): Command {
     privacyCommand(),
     serveCommand(),
     auditCommand(),
+    workerCommand(),
   ]) {
     program.addCommand(cmd.exitOverride());
   }

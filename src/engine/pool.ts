@@ -51,6 +51,8 @@ export interface RunOptions {
   seed?: number;
   /** Move (not copy) the input's ArrayBuffers to the worker; the caller's arrays become empty. */
   transfer?: boolean;
+  /** Hears the share of the job done, in [0, 1], as the task reports it (`ctx.progress`). */
+  onProgress?: (fraction: number) => void;
 }
 
 export interface MapOptions<I = unknown> {
@@ -66,6 +68,27 @@ export interface MapOptions<I = unknown> {
   onProgress?: (done: number, total: number) => void;
   /** Aborting drops the jobs not yet started and rejects the map. */
   signal?: AbortSignal;
+}
+
+/**
+ * What runs tasks: the pool of worker threads below, or the job queue (`engine/queue`: worker
+ * processes on any number of machines, through BullMQ on Redis). Code that only runs tasks takes
+ * an executor, so every command has one code path whatever runs it; both keep the same contract
+ * (results in input order, `rng` forked per input in input order, progress as finished jobs plus
+ * the running ones' shares), so the same seeded work gives the same results on either.
+ */
+export interface Executor {
+  /** Jobs that can run at once, for sizing shards; 0 runs tasks in the calling thread. */
+  readonly size: number;
+  /** Resolves once the executor can take jobs; rejects if it cannot start. */
+  ready(): Promise<void>;
+  run<T extends TaskSpec>(task: T, input: InputOf<T>, options?: RunOptions): Promise<OutputOf<T>>;
+  map<T extends TaskSpec>(
+    task: T,
+    inputs: readonly InputOf<T>[],
+    options?: MapOptions<InputOf<T>>,
+  ): Promise<OutputOf<T>[]>;
+  close(): Promise<void>;
 }
 
 interface Job {
@@ -90,7 +113,7 @@ interface Slot {
   markStarted(): void; // settles `started` (ready, failed or closed)
 }
 
-export class WorkerPool {
+export class ThreadPool implements Executor {
   /** Worker threads; 0 for an in-process pool. */
   readonly size: number;
   readonly backend: string;
@@ -134,7 +157,8 @@ export class WorkerPool {
     options: RunOptions = {},
   ): Promise<OutputOf<T>> {
     const transfer = options.transfer ? collectTransferables(input) : [];
-    return this.submit(task, input, options.seed, transfer) as Promise<OutputOf<T>>;
+    const { seed, onProgress } = options;
+    return this.submit(task, input, seed, transfer, undefined, onProgress) as Promise<OutputOf<T>>;
   }
 
   /**
@@ -393,6 +417,13 @@ export class WorkerPool {
     }
   }
 }
+
+/**
+ * `new WorkerPool(options)` starts a pool of threads; the type `WorkerPool` is any executor, so the
+ * code that takes a pool takes the job queue as well.
+ */
+export const WorkerPool = ThreadPool;
+export type WorkerPool = Executor;
 
 /**
  * Splits `data` along its first axis into batches of `batchSize` rows, runs `task` on

@@ -5,6 +5,7 @@
  */
 import type { Dataset } from '../data/index.js';
 import type { WorkerPool } from '../engine/pool.js';
+import { withJobLabel } from '../engine/queue/label.js';
 import { Rng } from '../engine/rng.js';
 import type { EvaluateConfig } from './config.js';
 import { type CellKey, keyString, type PartialStore } from './partial.js';
@@ -28,6 +29,7 @@ export interface EvalContext {
   config: EvaluateConfig;
   data: Dataset & { classNames: string[] };
   store: PartialStore;
+  /** What runs the attack and certificate batches: threads here, or a job queue. */
   pool?: WorkerPool;
   onStage?: (stage: StageInfo) => StageHandle | undefined;
   signal?: AbortSignal;
@@ -48,7 +50,10 @@ export function cellSeed(seed: number, key: CellKey): number {
   return new Rng((h ^ seed) >>> 0).nextUint32();
 }
 
-/** Runs `compute` for `key` and records the result, or returns the recorded one. */
+/**
+ * Runs `compute` for `key` and records the result, or returns the recorded one. Jobs that
+ * `compute` sends to a job queue carry `label` (the queue's messages and progress name the cell).
+ */
 export async function cell<T>(
   ctx: EvalContext,
   key: CellKey,
@@ -64,8 +69,8 @@ export async function cell<T>(
   ctx.signal?.throwIfAborted();
   const handle = ctx.onStage?.({ ...key, label, total, cached: false });
   try {
-    const value = await compute(cellSeed(ctx.config.seed, key), (done, all) =>
-      handle?.progress?.(done, all),
+    const value = await withJobLabel(label, () =>
+      compute(cellSeed(ctx.config.seed, key), (done, all) => handle?.progress?.(done, all)),
     );
     handle?.progress?.(total, total);
     return await ctx.store.put(key, value);

@@ -4,14 +4,24 @@
  * every attack × norm × eps; the per-example worst case per norm and eps; certificates; fairness
  * per class and group; a gallery with saliency maps; honesty checks. Each finished cell is
  * appended to `OUT/partial.jsonl`, so that `resume` continues an interrupted run; the same config
- * and seed give the same numbers, in one thread or across a pool.
+ * and seed give the same numbers, in one thread, across a pool, or across a job queue.
+ *
+ * With a job queue (`queue`, engine/queue) the attack and certificate batches of every target run
+ * as jobs on `parry worker` processes: all attack cells' jobs are submitted at the start (so the
+ * workers have work from every cell at once), then the cells are gathered in their usual order.
+ * A target whose job failed after its attempts (or was refused) is left out of the results with
+ * a note naming the job and the error, the other targets are finished, and partial.jsonl is kept
+ * so that a resumed run retries only what failed.
  */
 
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { findAttack } from '../attacks/registry.js';
 import { writeFileWhole } from '../engine/output-path.js';
-import type { WorkerPool } from '../engine/pool.js';
-import { attackStage, type CleanRecord } from './attacks.js';
+import type { Executor, WorkerPool } from '../engine/pool.js';
+import { JobFailedError } from '../engine/queue/executor.js';
+import { withJobLabel } from '../engine/queue/label.js';
+import { attackStage, attackTarget, type CleanRecord } from './attacks.js';
 import { stored, worstCase } from './cells.js';
 import {
   type BoundsRecord,
@@ -21,8 +31,21 @@ import {
   smoothingCell,
   smoothingResult,
 } from './certified.js';
-import { configHash, type EvaluateConfig, type SmoothingConfig } from './config.js';
-import { cell, type EvalContext, type StageHandle, type StageInfo } from './context.js';
+import {
+  attackId,
+  attackNorms,
+  configHash,
+  type EvaluateConfig,
+  type SmoothingConfig,
+} from './config.js';
+import {
+  cell,
+  cellSeed,
+  type EvalContext,
+  middle,
+  type StageHandle,
+  type StageInfo,
+} from './context.js';
 import { fairness } from './fairness.js';
 import { inputFingerprints } from './fingerprint.js';
 import { skipped } from './honesty.js';
@@ -54,6 +77,11 @@ export interface RunEvaluationOptions {
   outDir: string;
   /** Workers for attacks and smoothing certificates of plain models; without, all in this thread. */
   pool?: WorkerPool;
+  /**
+   * A job queue for the targets' attack and certificate batches (instead of `pool`, which still
+   * serves the poisoning and privacy stages: they train models, work a queue does not take).
+   */
+  queue?: Executor;
   onStage?: (stage: StageInfo) => StageHandle | undefined;
   /** Continue from `outDir/partial.jsonl` (written for the same config). */
   resume?: boolean;
@@ -88,18 +116,30 @@ export async function runEvaluation(
     const key = `${configHash(config)}:${engines}`;
     const inputs = inputFingerprints(config, data);
     const store = await PartialStore.open(opts.outDir, key, opts.resume ?? false, inputs);
-    const ctx: EvalContext = { config, data, store, ...opts, notes: [] };
-    if (opts.pool) {
+    const { queue, ...rest } = opts;
+    const ctx: EvalContext = { config, data, store, ...rest, pool: queue ?? opts.pool, notes: [] };
+    if (ctx.pool) {
       for (const t of targets.filter((t) => t.pooled === null)) {
         ctx.notes.push(
           `${t.id}: attacks run in the main thread (the pool's workers cannot load a fitted detector)`,
         );
       }
     }
+    if (queue) submitAttackCells(ctx, targets);
     const results: TargetResults[] = [];
-    for (const t of targets) results.push(await evaluateTarget(ctx, t, groups));
-    const poisoning = await poisoningStage(ctx);
-    const privacy = await privacyStage(ctx);
+    let failed = false;
+    for (const t of targets) {
+      try {
+        results.push(await evaluateTarget(ctx, t, groups));
+      } catch (e) {
+        if (!(e instanceof JobFailedError)) throw e;
+        failed = true;
+        ctx.notes.push(`${t.id}: not evaluated: ${e.message}`);
+      }
+    }
+    const local = { ...ctx, pool: opts.pool };
+    const poisoning = await poisoningStage(local);
+    const privacy = await privacyStage(local);
     const out: EvaluationResults = {
       version: RESULTS_VERSION,
       started,
@@ -119,7 +159,7 @@ export async function runEvaluation(
       notes: [...new Set(ctx.notes)],
     };
     await writeFileWhole(path.join(opts.outDir, RESULTS_FILE), `${JSON.stringify(out)}\n`);
-    await store.remove();
+    if (!failed) await store.remove();
     return out;
   } finally {
     unlock?.();
@@ -173,6 +213,37 @@ async function evaluateTarget(
     gallery,
     cost: targetCost(ctx, t),
   };
+}
+
+/**
+ * Submits the jobs of every attack cell not yet recorded, all at once, without waiting: the attack
+ * stage, asking for the same cells in its order, then finds each job (same content, same key)
+ * running or finished. The cells and their seeds are those of `attackStage`; a cell that differed
+ * would only be computed by the stage itself (the test of the queue checks none does).
+ */
+function submitAttackCells(ctx: EvalContext, targets: readonly Target[]): void {
+  const { config, data } = ctx;
+  const n = data.shape[0];
+  for (const t of targets) {
+    if (t.smoothing || t.pooled === null) continue;
+    for (const a of config.attacks) {
+      const entry = findAttack(a.attack)!;
+      for (const norm of attackNorms(config, a)) {
+        const grid = config.eps[norm]!;
+        for (const eps of entry.minimumNorm ? [null] : grid) {
+          const key = { target: t.id, stage: 'attack', attack: attackId(a), norm, eps };
+          if (ctx.store.get(key) !== undefined) continue;
+          const label = `${t.id}: ${attackId(a)} ${norm}${eps === null ? '' : ` ${eps}`}`;
+          const keep =
+            config.gallery.examples > 0 && (eps === null || eps === middle(grid)) ? n : 0;
+          const seed = cellSeed(config.seed, key);
+          const params = { ...a.params, norm, ...(eps === null ? {} : { eps }), seed };
+          const run = () => attackTarget(ctx, t, entry, params, data, keep, () => {});
+          withJobLabel(label, run).catch(() => {}); // the stage reports the cell's errors
+        }
+      }
+    }
+  }
 }
 
 /** The engine running a target's model. */

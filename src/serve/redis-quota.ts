@@ -13,7 +13,9 @@
  * When Redis cannot be reached the store refuses (503 `quota_unavailable`): a guard that cannot
  * count does not let requests through uncounted.
  */
+
 import { Redis } from 'ioredis';
+import { checkRedisUrl, redactUrl } from '../engine/queue/redis.js';
 import { check, ParryError } from '../errors.js';
 import type { QuotaConfig } from './guard-config.js';
 import { HttpError } from './http-error.js';
@@ -75,32 +77,7 @@ export interface RedisQuotaOptions {
 
 export const DEFAULT_QUOTA_PREFIX = 'parry:quota:';
 
-/** Checks a redis:// or rediss:// URL; `what` names the option in the error. */
-export function checkRedisUrl(url: string, what = '--redis'): void {
-  let u: URL | undefined;
-  try {
-    u = new URL(url);
-  } catch {
-    // reported below
-  }
-  check(
-    u !== undefined && (u.protocol === 'redis:' || u.protocol === 'rediss:'),
-    () =>
-      `${what}: expected a redis:// or rediss:// URL (e.g. redis://127.0.0.1:6379), got '${url}'`,
-    'BAD_OPTION',
-  );
-}
-
-/** The URL without its password, for messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url;
-  }
-}
+export { checkRedisUrl, redactUrl };
 
 export class RedisQuotaStore implements QuotaStore {
   private constructor(

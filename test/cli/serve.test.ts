@@ -172,7 +172,7 @@ describe('parry serve', () => {
     const bad = path.join(dir, 'guard.yaml');
     expectBadInput(
       parry('serve', '--model', 'models/fmnist-mlp', '--redis', 'http://127.0.0.1:6379'),
-      /--redis: expected a redis:\/\/ or rediss:\/\/ URL/,
+      /--redis: .http:\/\/127.0.0.1:6379. is not a redis:\/\/HOST:PORT or rediss:\/\/HOST:PORT URL/,
     );
     writeFileSync(bad, 'guards:\n  quota:\n    perDay: -3\n');
     expectBadInput(

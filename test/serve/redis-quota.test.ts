@@ -139,9 +139,9 @@ describe('RedisQuotaStore', () => {
 
   it('checks and redacts URLs', () => {
     expect(() => checkRedisUrl('http://x')).toThrow(
-      /expected a redis:\/\/ or rediss:\/\/ URL .*got 'http:\/\/x'/,
+      /--redis: 'http:\/\/x' is not a redis:\/\/HOST:PORT or rediss:\/\/HOST:PORT URL/,
     );
-    expect(() => checkRedisUrl('nope')).toThrow(/got 'nope'/);
+    expect(() => checkRedisUrl('nope')).toThrow(/'nope' is not a URL/);
     expect(redactUrl('redis://user:secret@h:1/0')).toBe('redis://user:***@h:1/0');
   });
 });
