@@ -226,7 +226,7 @@ export class ThreadPool implements Executor {
       slot.job = undefined;
       slot.markStarted();
     }
-    await Promise.all(this.slots.map((s) => s.worker?.terminate()));
+    await Promise.all(this.slots.map((s) => (s.worker ? terminate(s.worker) : undefined)));
     for (const value of this.localCache.values()) disposeCached(value);
     this.localCache.clear();
   }
@@ -501,6 +501,26 @@ function workerExecArgv(): string[] {
   }
   return args;
 }
+
+/**
+ * `worker.terminate()`, settled within `TERMINATE_WAIT_MS` whatever happens: a timer keeps the
+ * caller's event loop alive meanwhile, so a script awaiting `close()` cannot drain its loop with
+ * the await unsettled (seen once on a loaded machine: Node exited 13, "unsettled top-level
+ * await"); a thread that has not stopped by then is left to Node.
+ */
+async function terminate(worker: Worker): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const waited = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, TERMINATE_WAIT_MS);
+  });
+  try {
+    await Promise.race([worker.terminate().then(() => undefined), waited]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const TERMINATE_WAIT_MS = 10_000;
 
 function disposeCached(value: unknown): void {
   const items = Array.isArray(value) ? value : [value];
