@@ -7,9 +7,10 @@
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { membershipAttackNames } from '../attacks/privacy/membership/index.js';
 import { loadDataset } from '../data/index.js';
+import { TRAINING_METHODS } from '../defenses/training/registry.js';
 import { checkOutputDir, writeFolder } from '../engine/output-path.js';
 import { chooseWorkers, WorkerPool } from '../engine/pool.js';
 import { DEFAULT_MEMBERSHIP_ATTACKS } from '../evaluate/privacy-config.js';
@@ -25,9 +26,13 @@ import {
   setUpBackend,
   withCommonOptions,
 } from './common.js';
+import { addEntryOptions, givenEntryOptions, withFlagNames } from './options.js';
 import { progressBar } from './progress.js';
+import { addDpOptions, type DpFlags, dpOptions } from './train.js';
 
-interface PrivacyOptions extends CommonOptions {
+interface PrivacyOptions extends CommonOptions, DpFlags {
+  optimizer: 'adam' | 'sgd' | 'momentum';
+  defense: string;
   dataset: string;
   pool?: number;
   population?: number;
@@ -86,7 +91,20 @@ export function privacyCommand(): Command {
     .option('--arch <name>', 'architecture of every model', 'cnn-small')
     .option('--epochs <n>', 'training epochs of every model', parsePositiveInt, 20)
     .option('--batch-size <n>', 'training batch size', parsePositiveInt, 128)
-    .option('--lr <x>', 'Adam learning rate', parsePositiveNumber, 0.001)
+    .option('--lr <x>', 'learning rate', parsePositiveNumber, 0.001)
+    .addOption(
+      new Option('--optimizer <name>', 'optimizer of every model')
+        .choices(['adam', 'sgd', 'momentum'])
+        .default('adam'),
+    )
+    .addOption(
+      new Option(
+        '--defense <name>',
+        'training method of every model (target and references alike), with its options below',
+      )
+        .choices(TRAINING_METHODS.filter((m) => m.kind !== 'ibp').map((m) => m.name))
+        .default('none'),
+    )
     .option('--queries <set>', 'augmented queries per example: none, flip, flip-shift', 'flip')
     .option(
       '--attacks <list>',
@@ -111,7 +129,14 @@ export function privacyCommand(): Command {
       parsePositiveInt,
     )
     .option('--out <dir>', 'write privacy.json here');
+  const keys = addEntryOptions(
+    cmd,
+    TRAINING_METHODS.filter((m) => m.kind !== 'ibp'),
+    ['seed'],
+  );
+  addDpOptions(cmd);
   return withCommonOptions(cmd).action(async (opts: PrivacyOptions) => {
+    const dp = dpOptions(opts);
     if (opts.out !== undefined) checkOutputDir(opts.out, '--out');
     if (!['none', 'flip', 'flip-shift'].includes(opts.queries)) {
       throw new InvalidArgumentError(
@@ -133,7 +158,13 @@ export function privacyCommand(): Command {
         epochs: opts.epochs,
         batchSize: opts.batchSize,
         lr: opts.lr,
+        optimizer: opts.optimizer,
         seed: opts.seed,
+      },
+      training: {
+        defense: opts.defense,
+        params: givenEntryOptions(cmd, keys),
+        ...(dp ? { dp } : {}),
       },
       queries: opts.queries,
       attacks: opts.attacks.map((name) => ({ name, params: {} })),
@@ -150,17 +181,22 @@ export function privacyCommand(): Command {
     let stage = '';
     let r: PrivacyResults;
     try {
-      r = await privacyEvaluation(train, test, config, {
-        pool,
-        onProgress: (p) => {
-          if (p.stage !== stage) {
-            if (stage !== '') bar.stop();
-            stage = p.stage;
-            bar.start(p.total, 0, { stage: p.stage });
-          }
-          bar.update(p.done, { stage: p.stage });
-        },
-      });
+      r = await withFlagNames(
+        opts.defense,
+        () =>
+          privacyEvaluation(train, test, config, {
+            pool,
+            onProgress: (p) => {
+              if (p.stage !== stage) {
+                if (stage !== '') bar.stop();
+                stage = p.stage;
+                bar.start(p.total, 0, { stage: p.stage });
+              }
+              bar.update(p.done, { stage: p.stage });
+            },
+          }),
+        keys,
+      );
     } finally {
       bar.stop();
       await pool?.close();
@@ -180,6 +216,12 @@ export function privacyCommand(): Command {
       const lines = [
         `privacy: target ${r.config.models.arch} on ${r.target.members} of ${r.pool} pool examples (train accuracy ${pct(r.target.trainAccuracy)}, test ${pct(r.target.testAccuracy)}); ${r.config.models.referenceModels} reference models; ${r.queries} queries per example`,
       ];
+      const t = r.target.training as { defense?: string; epsilon?: number; delta?: number };
+      if (t.defense === 'dp-sgd')
+        lines.push(
+          `every model trained with DP-SGD: the target's ε = ${t.epsilon?.toFixed(2)} at δ = ${t.delta}`,
+        );
+      else if (t.defense !== undefined) lines.push(`every model trained with ${t.defense}`);
       const row = (a: {
         attack: string;
         metrics: { auc: number; tprAt: Record<string, number> };

@@ -133,11 +133,11 @@ export function trainCommand(): Command {
 }
 
 /** `--dp` and its options (DP-SGD, Abadi et al. 2016; src/defenses/privacy/dp-sgd.ts). */
-function addDpOptions(cmd: Command): void {
+export function addDpOptions(cmd: Command): void {
   cmd
     .option(
       '--dp',
-      'DP-SGD: Poisson batches of expected size --batch-size, per-example clipping to --max-grad-norm, Gaussian noise; ε at --delta in training.json',
+      'DP-SGD: Poisson batches of expected size --batch-size, per-example clipping to --max-grad-norm, Gaussian noise; ε at --delta recorded',
     )
     .option(
       `${DP_FLAGS.noiseMultiplier} <s>`,
@@ -158,8 +158,16 @@ function addDpOptions(cmd: Command): void {
     );
 }
 
+/** The DP-SGD flags of a command that has them (`addDpOptions`) and `--defense`. */
+export type DpFlags = Pick<
+  TrainOptions,
+  'dp' | 'noiseMultiplier' | 'maxGradNorm' | 'delta' | 'dpClipping' | 'defense'
+>;
+
 /** The DP-SGD options of the run, or undefined without --dp; DP flags without --dp are refused. */
-function dpOptions(opts: TrainOptions): TrainRunOptions['dp'] {
+export function dpOptions(
+  opts: DpFlags,
+): (TrainRunOptions['dp'] & { noiseMultiplier: number; maxGradNorm: number }) | undefined {
   const given = (Object.keys(DP_FLAGS) as (keyof typeof DP_FLAGS)[]).filter(
     (k) => opts[k] !== undefined,
   );

@@ -10,6 +10,7 @@ import {
   noiseSignalSchema,
 } from '../attacks/privacy/label-only.js';
 import { populationSchema, querySetSchema } from '../attacks/privacy/reference-models.js';
+import { dpSgdSchema } from '../defenses/privacy/dp-sgd.js';
 import { seedSchema } from '../objectives/threat-model.js';
 
 const attackSchema = z.strictObject({
@@ -49,6 +50,33 @@ export const DEFAULT_MEMBERSHIP_ATTACKS = [
   'rmia',
 ] as const;
 
+/**
+ * How every model of the population trains (target and references alike, so the attacker's
+ * references train as the target does): plainly, with a training method of the registry
+ * (adversarial training, ...), or with DP-SGD.
+ */
+export const populationTrainingSchema = z
+  .strictObject({
+    defense: z
+      .string()
+      .default('none')
+      .describe(
+        "training method of every model: 'none' or one of the registry (pgd-at, fast-at, trades, ...)",
+      ),
+    params: z
+      .record(z.string(), z.unknown())
+      .default({})
+      .describe("the training method's own options (e.g. eps, attackSteps)"),
+    dp: dpSgdSchema
+      .omit({ seed: true })
+      .optional()
+      .describe('DP-SGD for every model (each seeded as the model is); with defense none only'),
+  })
+  .refine((t) => t.dp === undefined || t.defense === 'none', {
+    error: 'dp trains with plain cross-entropy; it does not combine with a defense',
+  });
+export type PopulationTraining = z.infer<typeof populationTrainingSchema>;
+
 export const privacySchema = z.strictObject({
   pool: z
     .number()
@@ -63,6 +91,7 @@ export const privacySchema = z.strictObject({
     .default(2000)
     .describe('population samples z (RMIA): training examples outside the pool, seen by no model'),
   models: populationSchema.default(populationSchema.parse({})),
+  training: populationTrainingSchema.default({ defense: 'none', params: {} }),
   queries: querySetSchema,
   attacks: z
     .array(attackSchema)

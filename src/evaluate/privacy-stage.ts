@@ -12,6 +12,7 @@
  * 1e-30 so that a labels-only answer is a (very confident) score and not an error.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
 import type { z } from 'zod';
 import { decisionClassifierFrom, queryClassifierFrom } from '../attacks/evasion/black-box.js';
 import {
@@ -31,6 +32,7 @@ import {
 } from '../attacks/privacy/membership/index.js';
 import {
   membersOf,
+  type PopulationRecipe,
   queriesOf,
   queryLogits,
   trainPopulation,
@@ -44,16 +46,19 @@ import {
   defendClassifier,
   type OutputDefense,
 } from '../defenses/output/index.js';
+import { createDpSgd } from '../defenses/privacy/dp-sgd.js';
+import { TRAINING_METHODS } from '../defenses/training/registry.js';
+import { type RobustOptions, robustRun } from '../defenses/training/robust-training.js';
 import type { WorkerPool } from '../engine/pool.js';
 import { Rng } from '../engine/rng.js';
 import { ParryError } from '../errors.js';
 import type { Classifier } from '../models/classifier.js';
 import { loadClassifier } from '../models/index.js';
 import { TfjsClassifier } from '../models/tfjs-classifier.js';
-import { parseWith } from '../options.js';
+import { findEntry, parseEntryOptions, parseWith } from '../options.js';
 import { targetId } from './config.js';
 import { cell, type EvalContext } from './context.js';
-import { type PrivacyConfig, privacySchema } from './privacy-config.js';
+import { type PopulationTraining, type PrivacyConfig, privacySchema } from './privacy-config.js';
 
 /** An attack's result without its per-candidate scores (kept out of results files). */
 export interface PrivacyAttackRow {
@@ -75,6 +80,8 @@ export interface PrivacyResults {
     testAccuracy: number;
     members: number;
     trainSeconds: number;
+    /** What the target's training recipe recorded (DP-SGD: ε at δ, steps); {} when plain. */
+    training: Record<string, unknown>;
   };
   referenceSeconds: number[];
   /** One block per entry of `config.outputs`, in order. */
@@ -126,6 +133,48 @@ export function defendLogits(
   });
 }
 
+/**
+ * The recipe every model of the population trains with: `undefined` for plain training, else a
+ * training method's robust loss or DP-SGD's gradient step, seeded per model. The method and its
+ * options are checked once, before any training, by building the recipe of a throwaway call.
+ */
+export function populationRecipe(
+  t: PopulationTraining,
+  batchSize: number,
+): ((model: tfl.LayersModel, data: Dataset, seed: number) => PopulationRecipe) | undefined {
+  const entry = findEntry(TRAINING_METHODS, t.defense, 'training method');
+  if (entry.kind === 'ibp')
+    throw new ParryError(
+      'BAD_OPTION',
+      `privacy: training method '${t.defense}' is not supported for the population (plain, robust or DP-SGD training only)`,
+    );
+  const options = parseEntryOptions(entry, t.params);
+  const dp = t.dp;
+  if (dp) {
+    return (model, data, seed) => {
+      const run = createDpSgd(model, { ...dp, seed }, { examples: data.shape[0], batchSize });
+      return {
+        hooks: { gradientStep: run.step },
+        record: () => ({ defense: 'dp-sgd', ...run.record() }),
+      };
+    };
+  }
+  if (entry.kind === 'plain') return undefined;
+  return (model, data, seed) => {
+    const run = robustRun(
+      entry,
+      { ...options, seed } as RobustOptions,
+      model,
+      { data, name: data.name },
+      [0, 1],
+    );
+    return {
+      hooks: { lossFn: run.lossFn, prepare: run.prepare, parallelLoss: run.parallelLoss },
+      record: () => ({ defense: t.defense, ...(run.record[t.defense] as object) }),
+    };
+  };
+}
+
 function checkData(train: Dataset, test: Dataset, c: PrivacyConfig): void {
   const need = c.pool + c.population;
   if (train.shape[0] < need) {
@@ -161,6 +210,7 @@ export async function privacyEvaluation(
   checkData(train, test, c);
   // Every output chain is parsed before any training.
   const chains = c.outputs.map((spec) => (spec === 'none' ? [] : buildOutputDefenses(spec)));
+  const recipe = populationRecipe(c.training, c.models.batchSize);
   const t0 = performance.now();
   const shuffled = shuffleDataset(train, new Rng(c.seed));
   const pool = selectExamples(
@@ -177,6 +227,7 @@ export async function privacyEvaluation(
   const pop = await trainPopulation(pool, c.models, {
     pool: ctx.pool,
     signal: ctx.signal,
+    recipe,
     onModel: (done) => ctx.onProgress?.({ stage: 'train', done, total }),
   });
   try {
@@ -189,6 +240,7 @@ export async function privacyEvaluation(
       testAccuracy: accuracyOn(classifiers[0], test),
       members: members.length,
       trainSeconds: pop.seconds[0],
+      training: pop.records[0],
     };
     const queries = queriesOf(c.queries);
     const tq = performance.now();

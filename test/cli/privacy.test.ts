@@ -72,12 +72,69 @@ describe('parry privacy', () => {
     expect(file).toEqual(written);
   }, 120_000);
 
+  it('trains every model with DP-SGD or a robust training method from the flags', () => {
+    const small = ['--pool', '40', '--population', '0', '--reference-models', '1', '--arch', 'mlp'];
+    const common = [...small, '--epochs', '1', '--queries', 'none', '--attacks', 'loss'];
+    const dp = parry(
+      'privacy',
+      ...common,
+      '--batch-size',
+      '8',
+      '--optimizer',
+      'sgd',
+      '--lr',
+      '0.1',
+      '--dp',
+      '--noise-multiplier',
+      '1.5',
+      '--workers',
+      '1',
+      '--json',
+    );
+    expect(dp.code, dp.stderr).toBe(0);
+    const d = JSON.parse(dp.stdout);
+    expect(d.config.models.optimizer).toBe('sgd');
+    expect(d.config.training).toMatchObject({
+      defense: 'none',
+      dp: { noiseMultiplier: 1.5, maxGradNorm: 1 },
+    });
+    expect(d.target.training).toMatchObject({ defense: 'dp-sgd', noise_multiplier: 1.5 });
+    expect(d.target.training.epsilon).toBeGreaterThan(0);
+    const at = parry(
+      'privacy',
+      ...common,
+      '--batch-size',
+      '10',
+      '--defense',
+      'pgd-at',
+      '--eps',
+      '0.05',
+      '--attack-steps',
+      '2',
+      '--workers',
+      '1',
+      '--json',
+    );
+    expect(at.code, at.stderr).toBe(0);
+    const a = JSON.parse(at.stdout);
+    expect(a.config.training).toEqual({ defense: 'pgd-at', params: { eps: 0.05, attackSteps: 2 } });
+    expect(a.target.training).toMatchObject({ defense: 'pgd-at', eps: 0.05 });
+  }, 120_000);
+
   it('refuses bad input with one line, exit 2', () => {
     expectBadInput(parry('privacy', '--pool', '0'), /--pool/);
     expectBadInput(parry('privacy', '--attacks', 'lira,nope'), /unknown membership attack 'nope'/);
     expectBadInput(
       parry('privacy', '--pool', '100000', '--population', '0', '--attacks', 'loss'),
       /pool 100000 \+ population 0/,
+    );
+    expectBadInput(parry('privacy', '--dp', '--noise-multiplier', '0'), /--noise-multiplier/);
+    expectBadInput(parry('privacy', '--dp'), /--dp needs --noise-multiplier/);
+    expectBadInput(parry('privacy', '--max-grad-norm', '1'), /--max-grad-norm needs --dp/);
+    expectBadInput(parry('privacy', '--dp', '--noise-multiplier', '1', '--delta', '1'), /--delta/);
+    expectBadInput(
+      parry('privacy', '--defense', 'pgd-at', '--dp', '--noise-multiplier', '1'),
+      /does not combine with --defense pgd-at/,
     );
   });
 });

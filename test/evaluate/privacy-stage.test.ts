@@ -3,7 +3,12 @@ import { describe, expect, it } from 'vitest';
 import { membershipDesign } from '../../src/attacks/privacy/reference-models.js';
 import { syntheticDataset } from '../../src/data/index.js';
 import { buildOutputDefenses } from '../../src/defenses/output/index.js';
-import { defendLogits, privacyEvaluation } from '../../src/evaluate/privacy-stage.js';
+import { epsilonFor } from '../../src/defenses/privacy/rdp-accountant.js';
+import {
+  defendLogits,
+  populationRecipe,
+  privacyEvaluation,
+} from '../../src/evaluate/privacy-stage.js';
 
 const strip = (r: Awaited<ReturnType<typeof privacyEvaluation>>) =>
   JSON.parse(
@@ -84,6 +89,83 @@ describe('privacyEvaluation', () => {
       privacyEvaluation(train, train, { pool: 20, population: 10, outputs: ['no-such-defence'] }),
     ).rejects.toThrow(/no-such-defence/);
   });
+});
+
+describe('the population training recipe', () => {
+  const train = syntheticDataset({ shape: [4, 4, 1], numClasses: 3, n: 160, seed: 5, noise: 0.6 });
+  const test = syntheticDataset({ shape: [4, 4, 1], numClasses: 3, n: 60, seed: 6, noise: 0.6 });
+  const base = {
+    pool: 80,
+    population: 0,
+    models: { referenceModels: 3, arch: 'mlp', epochs: 30, batchSize: 16, seed: 2 },
+    queries: 'none' as const,
+    attacks: [{ name: 'lira', params: {} }],
+    seed: 3,
+  };
+
+  it('trains every model with DP-SGD: the accountant’s ε for its steps, and less leakage', async () => {
+    const plain = await privacyEvaluation(train, test, base);
+    const before = tf.memory().numTensors;
+    const dp = await privacyEvaluation(train, test, {
+      ...base,
+      models: { ...base.models, optimizer: 'sgd', lr: 0.5 },
+      training: { dp: { noiseMultiplier: 4, maxGradNorm: 1 } },
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(plain.target.training).toEqual({});
+    // Every model trains on 40 of the 80 pool examples: q = 16/40, 30 epochs of ⌈40/16⌉ = 3 steps.
+    const expected = epsilonFor({
+      noiseMultiplier: 4,
+      sampleRate: 16 / 40,
+      steps: 90,
+      delta: 1e-5,
+    });
+    const t = dp.target.training as Record<string, number | string>;
+    expect(t.defense).toBe('dp-sgd');
+    expect(t.steps).toBe(90);
+    expect(t.epsilon as number).toBeCloseTo(expected.epsilon, 10);
+    // Plain training memorises (LiRA separates members); heavy noise leaves little to find.
+    expect(plain.outputs[0].attacks[0].metrics.auc).toBeGreaterThan(0.6);
+    expect(dp.outputs[0].attacks[0].metrics.auc).toBeLessThan(
+      plain.outputs[0].attacks[0].metrics.auc - 0.05,
+    );
+  }, 120_000);
+
+  it('trains every model with a robust training method, and refuses what it cannot take', async () => {
+    const recipe = populationRecipe(
+      { defense: 'pgd-at', params: { eps: 0.1, attackSteps: 2 } },
+      16,
+    )!;
+    expect(recipe).toBeDefined();
+    const at = await privacyEvaluation(train, test, {
+      ...base,
+      models: { ...base.models, referenceModels: 1, epochs: 3 },
+      attacks: [{ name: 'loss', params: {} }],
+      training: { defense: 'pgd-at', params: { eps: 0.1, attackSteps: 2 } },
+    });
+    const plain = await privacyEvaluation(train, test, {
+      ...base,
+      models: { ...base.models, referenceModels: 1, epochs: 3 },
+      attacks: [{ name: 'loss', params: {} }],
+    });
+    const t = at.target.training as Record<string, unknown>;
+    expect(t.defense).toBe('pgd-at');
+    expect(t.eps).toBe(0.1);
+    // Same seeds, same halves: only the adversarial loss can make the models differ.
+    const outcome = (r: typeof at) => [r.target.trainAccuracy, r.outputs[0].attacks[0].metrics.auc];
+    expect(outcome(at)).not.toEqual(outcome(plain));
+    expect(populationRecipe({ defense: 'none', params: {} }, 16)).toBeUndefined();
+    expect(() => populationRecipe({ defense: 'ibp', params: {} }, 16)).toThrow(
+      /training method 'ibp' is not supported/,
+    );
+    expect(() => populationRecipe({ defense: 'pgd-at', params: { epz: 1 } }, 16)).toThrow(/epz/);
+    await expect(
+      privacyEvaluation(train, test, {
+        ...base,
+        training: { defense: 'pgd-at', dp: { noiseMultiplier: 1, maxGradNorm: 1 } },
+      }),
+    ).rejects.toThrow(/does not combine with a defense/);
+  }, 120_000);
 });
 
 describe('defendLogits', () => {

@@ -20,7 +20,7 @@ import { buildArchitecture } from '../../models/architectures.js';
 import type { Classifier } from '../../models/classifier.js';
 import { seedSchema } from '../../objectives/threat-model.js';
 import { parseWith } from '../../options.js';
-import { trainModel } from '../../train/loop.js';
+import { type TrainHooks, trainModel } from '../../train/loop.js';
 
 export const populationSchema = z.strictObject({
   referenceModels: z
@@ -32,7 +32,8 @@ export const populationSchema = z.strictObject({
   arch: z.string().default('cnn-small').describe('architecture of every model'),
   epochs: z.number().int().min(1).default(20).describe('training epochs of every model'),
   batchSize: z.number().int().min(1).default(128).describe('training batch size'),
-  lr: z.number().positive().default(0.001).describe('Adam learning rate'),
+  lr: z.number().positive().default(0.001).describe('learning rate'),
+  optimizer: z.enum(['adam', 'sgd', 'momentum']).default('adam').describe('optimizer'),
   seed: seedSchema.default(0),
 });
 export type PopulationConfig = z.infer<typeof populationSchema>;
@@ -81,6 +82,19 @@ export interface Population {
   config: PopulationConfig;
   /** Training seconds per model. */
   seconds: number[];
+  /** Per model, what its recipe recorded after training (e.g. the ε of DP-SGD); {} without one. */
+  records: Record<string, unknown>[];
+}
+
+/**
+ * How one model of the population trains, beyond plain cross-entropy: a robust loss, or a
+ * gradient step of its own (DP-SGD). Built per model by the caller, which knows the defences;
+ * every model gets the same recipe, so the attacker's reference models train as the target does.
+ */
+export interface PopulationRecipe {
+  hooks?: Pick<TrainHooks, 'lossFn' | 'prepare' | 'parallelLoss' | 'gradientStep'>;
+  /** Read after the model trained (e.g. the privacy spent). */
+  record?: () => Record<string, unknown>;
 }
 
 /**
@@ -94,6 +108,8 @@ export async function trainPopulation(
     pool?: WorkerPool;
     onModel?: (done: number, total: number) => void;
     signal?: AbortSignal;
+    /** The recipe of model j (seeded with `seed`), trained on `data`; plain training without. */
+    recipe?: (model: tfl.LayersModel, data: Dataset, seed: number) => PopulationRecipe;
   } = {},
 ): Promise<Population> {
   const c = parseWith('population', populationSchema, config);
@@ -101,6 +117,7 @@ export async function trainPopulation(
   const membership = membershipDesign(pool.shape[0], m, c.seed);
   const models: tfl.LayersModel[] = [];
   const seconds: number[] = [];
+  const records: Record<string, unknown>[] = [];
   try {
     for (let j = 0; j < m; j++) {
       const seed = (c.seed + 1 + j) >>> 0;
@@ -110,21 +127,28 @@ export async function trainPopulation(
         seed,
       });
       models.push(lm);
+      const half = selectExamples(pool, membersOf(membership[j]), `${pool.name} half ${j}`);
+      const recipe = ctx.recipe?.(lm, half, seed) ?? {};
       const t0 = performance.now();
       await trainModel(
         lm,
-        selectExamples(pool, membersOf(membership[j]), `${pool.name} half ${j}`),
-        { epochs: c.epochs, batchSize: c.batchSize, lr: c.lr, seed },
-        { pool: ctx.pool, signal: ctx.signal },
+        half,
+        { epochs: c.epochs, batchSize: c.batchSize, lr: c.lr, optimizer: c.optimizer, seed },
+        {
+          ...recipe.hooks,
+          pool: recipe.hooks?.gradientStep ? undefined : ctx.pool,
+          signal: ctx.signal,
+        },
       );
       seconds.push((performance.now() - t0) / 1000);
+      records.push(recipe.record?.() ?? {});
       ctx.onModel?.(j + 1, m);
     }
   } catch (e) {
     for (const lm of models) lm.dispose();
     throw e;
   }
-  return { models, membership, config: c, seconds };
+  return { models, membership, config: c, seconds, records };
 }
 
 /** How an example is queried: as is, mirrored left–right, or shifted by whole pixels. */
