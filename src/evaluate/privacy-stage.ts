@@ -12,7 +12,6 @@
  * 1e-30 so that a labels-only answer is a (very confident) score and not an error.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type * as tfl from '@tensorflow/tfjs-layers';
 import type { z } from 'zod';
 import { decisionClassifierFrom, queryClassifierFrom } from '../attacks/evasion/black-box.js';
 import {
@@ -32,7 +31,6 @@ import {
 } from '../attacks/privacy/membership/index.js';
 import {
   membersOf,
-  type PopulationRecipe,
   queriesOf,
   queryLogits,
   trainPopulation,
@@ -46,19 +44,17 @@ import {
   defendClassifier,
   type OutputDefense,
 } from '../defenses/output/index.js';
-import { createDpSgd } from '../defenses/privacy/dp-sgd.js';
-import { TRAINING_METHODS } from '../defenses/training/registry.js';
-import { type RobustOptions, robustRun } from '../defenses/training/robust-training.js';
 import type { WorkerPool } from '../engine/pool.js';
 import { Rng } from '../engine/rng.js';
 import { ParryError } from '../errors.js';
 import type { Classifier } from '../models/classifier.js';
 import { loadClassifier } from '../models/index.js';
 import { TfjsClassifier } from '../models/tfjs-classifier.js';
-import { findEntry, parseEntryOptions, parseWith } from '../options.js';
+import { parseWith } from '../options.js';
 import { targetId } from './config.js';
 import { cell, type EvalContext } from './context.js';
-import { type PopulationTraining, type PrivacyConfig, privacySchema } from './privacy-config.js';
+import { type PrivacyConfig, privacySchema } from './privacy-config.js';
+import { populationRecipe, trainMembersOn } from './privacy-population.js';
 
 /** An attack's result without its per-candidate scores (kept out of results files). */
 export interface PrivacyAttackRow {
@@ -133,48 +129,6 @@ export function defendLogits(
   });
 }
 
-/**
- * The recipe every model of the population trains with: `undefined` for plain training, else a
- * training method's robust loss or DP-SGD's gradient step, seeded per model. The method and its
- * options are checked once, before any training, by building the recipe of a throwaway call.
- */
-export function populationRecipe(
-  t: PopulationTraining,
-  batchSize: number,
-): ((model: tfl.LayersModel, data: Dataset, seed: number) => PopulationRecipe) | undefined {
-  const entry = findEntry(TRAINING_METHODS, t.defense, 'training method');
-  if (entry.kind === 'ibp')
-    throw new ParryError(
-      'BAD_OPTION',
-      `privacy: training method '${t.defense}' is not supported for the population (plain, robust or DP-SGD training only)`,
-    );
-  const options = parseEntryOptions(entry, t.params);
-  const dp = t.dp;
-  if (dp) {
-    return (model, data, seed) => {
-      const run = createDpSgd(model, { ...dp, seed }, { examples: data.shape[0], batchSize });
-      return {
-        hooks: { gradientStep: run.step },
-        record: () => ({ defense: 'dp-sgd', ...run.record() }),
-      };
-    };
-  }
-  if (entry.kind === 'plain') return undefined;
-  return (model, data, seed) => {
-    const run = robustRun(
-      entry,
-      { ...options, seed } as RobustOptions,
-      model,
-      { data, name: data.name },
-      [0, 1],
-    );
-    return {
-      hooks: { lossFn: run.lossFn, prepare: run.prepare, parallelLoss: run.parallelLoss },
-      record: () => ({ defense: t.defense, ...(run.record[t.defense] as object) }),
-    };
-  };
-}
-
 function checkData(train: Dataset, test: Dataset, c: PrivacyConfig): void {
   const need = c.pool + c.population;
   if (train.shape[0] < need) {
@@ -224,11 +178,22 @@ export async function privacyEvaluation(
     `${train.name} population`,
   );
   const total = c.models.referenceModels + 1;
+  // With an executor, one job per model (K at a time); else one after the other in this thread.
+  // Either way each model trains in one thread from its seed, so the results are the same.
+  const onModel = (done: number) =>
+    ctx.onProgress?.({ stage: 'train', done: Math.floor(done * 10) / 10, total });
   const pop = await trainPopulation(pool, c.models, {
-    pool: ctx.pool,
     signal: ctx.signal,
     recipe,
-    onModel: (done) => ctx.onProgress?.({ stage: 'train', done, total }),
+    onModel,
+    ...(ctx.pool
+      ? {
+          trainMembers: trainMembersOn(ctx.pool, c.training, {
+            signal: ctx.signal,
+            onProgress: onModel,
+          }),
+        }
+      : {}),
   });
   try {
     const classifiers = pop.models.map((m) => new TfjsClassifier(m));

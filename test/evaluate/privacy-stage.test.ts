@@ -4,11 +4,9 @@ import { membershipDesign } from '../../src/attacks/privacy/reference-models.js'
 import { syntheticDataset } from '../../src/data/index.js';
 import { buildOutputDefenses } from '../../src/defenses/output/index.js';
 import { epsilonFor } from '../../src/defenses/privacy/rdp-accountant.js';
-import {
-  defendLogits,
-  populationRecipe,
-  privacyEvaluation,
-} from '../../src/evaluate/privacy-stage.js';
+import { WorkerPool } from '../../src/engine/pool.js';
+import { populationRecipe } from '../../src/evaluate/privacy-population.js';
+import { defendLogits, privacyEvaluation } from '../../src/evaluate/privacy-stage.js';
 
 const strip = (r: Awaited<ReturnType<typeof privacyEvaluation>>) =>
   JSON.parse(
@@ -129,6 +127,32 @@ describe('the population training recipe', () => {
     expect(dp.outputs[0].attacks[0].metrics.auc).toBeLessThan(
       plain.outputs[0].attacks[0].metrics.auc - 0.05,
     );
+  }, 120_000);
+
+  it('trains the models as jobs on a worker pool, two at a time, with the same results', async () => {
+    const config = {
+      ...base,
+      models: { ...base.models, epochs: 5, optimizer: 'sgd' as const, lr: 0.5 },
+      training: { dp: { noiseMultiplier: 1, maxGradNorm: 1 } },
+    };
+    const here = await privacyEvaluation(train, test, config);
+    const pool = new WorkerPool({ workers: 2 });
+    const done: number[] = [];
+    try {
+      const before = tf.memory().numTensors;
+      const pooled = await privacyEvaluation(train, test, config, {
+        pool,
+        onProgress: (p) => {
+          if (p.stage === 'train') done.push(p.done);
+        },
+      });
+      expect(tf.memory().numTensors).toBe(before);
+      expect(strip(pooled)).toEqual(strip(here));
+    } finally {
+      await pool.close();
+    }
+    expect(done.at(-1)).toBe(4);
+    expect(done).toEqual([...done].sort((a, b) => a - b));
   }, 120_000);
 
   it('trains every model with a robust training method, and refuses what it cannot take', async () => {

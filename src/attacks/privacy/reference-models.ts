@@ -97,9 +97,75 @@ export interface PopulationRecipe {
   record?: () => Record<string, unknown>;
 }
 
+/** One model of the population to train: model `index` (0 = target) on its half, from `seed`. */
+export interface MemberJob {
+  index: number;
+  data: Dataset;
+  seed: number;
+}
+
+/** A trained model of the population, its training seconds and its recipe's record. */
+export interface TrainedMember {
+  model: tfl.LayersModel;
+  seconds: number;
+  record: Record<string, unknown>;
+}
+
+/**
+ * Trains one model of the population: the architecture built from `seed`, trained on `data`
+ * with the config's schedule and the recipe, if any (data-parallel over `pool` unless the
+ * recipe brings its own gradient step). The model is freed on error.
+ */
+export async function trainMember(
+  data: Dataset,
+  c: PopulationConfig,
+  seed: number,
+  ctx: {
+    pool?: WorkerPool;
+    signal?: AbortSignal;
+    recipe?: (model: tfl.LayersModel, data: Dataset, seed: number) => PopulationRecipe;
+    /** The share of this model's training done, in [0, 1]. */
+    onProgress?: (fraction: number) => void;
+  } = {},
+): Promise<TrainedMember> {
+  const model = buildArchitecture(c.arch, {
+    inputShape: data.shape.slice(1),
+    numClasses: data.numClasses,
+    seed,
+  });
+  try {
+    const recipe = ctx.recipe?.(model, data, seed) ?? {};
+    const t0 = performance.now();
+    await trainModel(
+      model,
+      data,
+      { epochs: c.epochs, batchSize: c.batchSize, lr: c.lr, optimizer: c.optimizer, seed },
+      {
+        ...recipe.hooks,
+        pool: recipe.hooks?.gradientStep ? undefined : ctx.pool,
+        signal: ctx.signal,
+        onBatch: ctx.onProgress
+          ? (p) => ctx.onProgress!((p.epoch - 1 + p.batch / p.numBatches) / c.epochs)
+          : undefined,
+      },
+    );
+    return {
+      model,
+      seconds: (performance.now() - t0) / 1000,
+      record: recipe.record?.() ?? {},
+    };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
 /**
  * Trains the target and the K reference models on their halves of `pool` (model j's weights and
- * shuffles from seed + j). `onModel(j, m)` reports progress; on error every model is freed.
+ * shuffles from seed + 1 + j). By default one after the other in this thread (each data-parallel
+ * over `ctx.pool`, with `ctx.recipe`); `ctx.trainMembers` trains them elsewhere instead (e.g. one
+ * job per model on an executor) and must return them in job order. `onModel` reports progress;
+ * on error every model is freed.
  */
 export async function trainPopulation(
   pool: Dataset,
@@ -110,45 +176,38 @@ export async function trainPopulation(
     signal?: AbortSignal;
     /** The recipe of model j (seeded with `seed`), trained on `data`; plain training without. */
     recipe?: (model: tfl.LayersModel, data: Dataset, seed: number) => PopulationRecipe;
+    trainMembers?: (jobs: MemberJob[], config: PopulationConfig) => Promise<TrainedMember[]>;
   } = {},
 ): Promise<Population> {
   const c = parseWith('population', populationSchema, config);
   const m = c.referenceModels + 1;
   const membership = membershipDesign(pool.shape[0], m, c.seed);
-  const models: tfl.LayersModel[] = [];
-  const seconds: number[] = [];
-  const records: Record<string, unknown>[] = [];
-  try {
-    for (let j = 0; j < m; j++) {
-      const seed = (c.seed + 1 + j) >>> 0;
-      const lm = buildArchitecture(c.arch, {
-        inputShape: pool.shape.slice(1),
-        numClasses: pool.numClasses,
-        seed,
-      });
-      models.push(lm);
-      const half = selectExamples(pool, membersOf(membership[j]), `${pool.name} half ${j}`);
-      const recipe = ctx.recipe?.(lm, half, seed) ?? {};
-      const t0 = performance.now();
-      await trainModel(
-        lm,
-        half,
-        { epochs: c.epochs, batchSize: c.batchSize, lr: c.lr, optimizer: c.optimizer, seed },
-        {
-          ...recipe.hooks,
-          pool: recipe.hooks?.gradientStep ? undefined : ctx.pool,
-          signal: ctx.signal,
-        },
-      );
-      seconds.push((performance.now() - t0) / 1000);
-      records.push(recipe.record?.() ?? {});
-      ctx.onModel?.(j + 1, m);
+  const jobs: MemberJob[] = membership.map((row, j) => ({
+    index: j,
+    data: selectExamples(pool, membersOf(row), `${pool.name} half ${j}`),
+    seed: (c.seed + 1 + j) >>> 0,
+  }));
+  let trained: TrainedMember[] = [];
+  if (ctx.trainMembers) {
+    trained = await ctx.trainMembers(jobs, c);
+  } else {
+    try {
+      for (const job of jobs) {
+        trained.push(await trainMember(job.data, c, job.seed, ctx));
+        ctx.onModel?.(job.index + 1, m);
+      }
+    } catch (e) {
+      for (const t of trained) t.model.dispose();
+      throw e;
     }
-  } catch (e) {
-    for (const lm of models) lm.dispose();
-    throw e;
   }
-  return { models, membership, config: c, seconds, records };
+  return {
+    models: trained.map((t) => t.model),
+    membership,
+    config: c,
+    seconds: trained.map((t) => t.seconds),
+    records: trained.map((t) => t.record),
+  };
 }
 
 /** How an example is queried: as is, mirrored left–right, or shifted by whole pixels. */
