@@ -33,6 +33,7 @@ export function privacyTable(results: EvaluationResults): string {
     `<p>Target: ${escapeHtml(m.arch)} trained ${m.epochs} epochs on ${p.target.members} of ${p.pool} pool examples from ${escapeHtml(p.dataset)} ` +
     `(train accuracy ${pct(p.target.trainAccuracy)}, test accuracy ${pct(p.target.testAccuracy)}); ${m.referenceModels} reference models on other random halves ` +
     `(seed ${m.seed}); ${p.queries} queries per example; ${p.population} population samples seen by no model. ` +
+    `${trainingFact(p.target.training)}` +
     'Thresholds and fits come from the reference models only; behind an output defence the attacker applies the same defence to its references.</p>';
   const head =
     '<tr><th>output</th><th>attack</th><th class="num">TPR at 0.1% FPR</th><th class="num">TPR at 1% FPR</th>' +
@@ -57,6 +58,17 @@ export function privacyTable(results: EvaluationResults): string {
     );
   });
   return `${facts}<table class="privacy"><thead>${head}</thead><tbody>${rows.join('')}</tbody></table>`;
+}
+
+/** How every model trained, when not plainly: DP-SGD with the target's (ε, δ), or the method. */
+function trainingFact(training: Record<string, unknown> | undefined): string {
+  const t = training ?? {};
+  if (t.defense === 'dp-sgd') {
+    const eps = (t.epsilon as number).toFixed(2);
+    return `Every model trained with DP-SGD (σ ${t.noise_multiplier}, C ${t.max_grad_norm}): the target's ε = ${eps} at δ = ${t.delta}. `;
+  }
+  if (typeof t.defense === 'string') return `Every model trained with ${escapeHtml(t.defense)}. `;
+  return '';
 }
 
 /** One log–log ROC chart per output (label-only signals with the raw one), chance as a line. */

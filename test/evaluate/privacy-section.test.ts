@@ -15,6 +15,7 @@ import { type EvaluateConfigInput, parseEvaluateConfig } from '../../src/evaluat
 import { privacyEvaluation } from '../../src/evaluate/privacy-stage.js';
 import { runEvaluation } from '../../src/evaluate/run.js';
 import { renderReport } from '../../src/report/index.js';
+import { privacyTable } from '../../src/report/privacy-section.js';
 
 const root = packageRoot();
 const membership = {
@@ -96,6 +97,19 @@ describe('the privacy section', () => {
     expect(html).toContain('label-only-noise');
     expect(html).toContain('Model stealing — thief accuracy and agreement');
     expect(html).toContain('fmnist-mlp — MI-Face');
+    // Plainly trained models say nothing of their training; DP-SGD ones give the target's ε.
+    expect(privacyTable(results)).not.toContain('Every model trained');
+    const dp = structuredClone(results);
+    dp.privacy!.membership!.target.training = {
+      defense: 'dp-sgd',
+      noise_multiplier: 1.1,
+      max_grad_norm: 1,
+      epsilon: 2.4967,
+      delta: 1e-5,
+    };
+    expect(privacyTable(dp)).toContain(
+      "Every model trained with DP-SGD (σ 1.1, C 1): the target's ε = 2.50 at δ = 0.00001.",
+    );
   }, 300_000);
 
   it('names the path of a bad attack, a bad option, a bad output chain', () => {
