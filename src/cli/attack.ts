@@ -1,7 +1,8 @@
 /**
  * `parry attack`: one evasion attack on a model over a data set: clean and robust accuracy,
  * success rate, perturbation sizes and cost; optionally PNGs of the first examples. The attack's
- * options are generated from the registry's schemas (src/attacks/registry.ts).
+ * options are generated from the registry's schemas (src/attacks/registry.ts). With `--queue URL`
+ * the batches run as jobs on `parry worker` processes (docs/distributed.md), with the same result.
  */
 
 import { type Command, Option } from 'commander';
@@ -16,7 +17,10 @@ import {
 import { loadDataset, takeFirst } from '../data/index.js';
 import { checkOutputDir } from '../engine/output-path.js';
 import { chooseWorkers, WorkerPool } from '../engine/pool.js';
+import { withJobLabel } from '../engine/queue/label.js';
+import { redactUrl } from '../engine/queue/redis.js';
 import {
+  type AttackEvaluation,
   attackSummary,
   evaluateAttack,
   evaluateAttackPooled,
@@ -41,8 +45,15 @@ import {
 } from './common.js';
 import { addEntryOptions, givenEntryOptions, withFlagNames } from './options.js';
 import { progressBar } from './progress.js';
+import {
+  addQueueOptions,
+  checkQueueFlags,
+  jobFailure,
+  openQueue,
+  type QueueFlags,
+} from './queue-options.js';
 
-interface AttackOptions extends CommonOptions {
+interface AttackOptions extends CommonOptions, QueueFlags {
   model: string;
   dataset: string;
   attack: string;
@@ -74,17 +85,19 @@ export function attackCommand(): Command {
     .option('--save-examples <dir>', 'write PNGs of the first examples and their labels')
     .option('--examples <k>', 'how many examples --save-examples writes', parsePositiveInt, 8);
   const keys = addEntryOptions(cmd, ATTACKS, ['norm', 'seed']);
-  return withCommonOptions(cmd).action((opts: AttackOptions) =>
-    runAttack(
-      { ...opts, nGiven: optionGiven(cmd, 'n') },
-      givenEntryOptions(cmd, keys),
-      cmd.opts().norm,
-    ),
+  return addQueueOptions(withCommonOptions(cmd), 'the attack batches').action(
+    (opts: AttackOptions) =>
+      runAttack(
+        { ...opts, nGiven: optionGiven(cmd, 'n') },
+        givenEntryOptions(cmd, keys),
+        cmd.opts().norm,
+      ),
   );
 }
 
 async function runAttack(opts: AttackOptions, given: Record<string, unknown>, norm: string) {
   if (opts.saveExamples) checkOutputDir(opts.saveExamples, '--save-examples');
+  checkQueueFlags('attack', opts, opts.workers);
   const backend = await setUpBackend(opts);
   const attack = findAttack(opts.attack)!;
   const eps = attack.minimumNorm ? {} : { eps: given.eps ?? DEFAULT_EPS };
@@ -94,25 +107,43 @@ async function runAttack(opts: AttackOptions, given: Record<string, unknown>, no
   const data = testSlice(opts.dataset, opts.offset, opts.n, opts.seed, opts.nGiven);
   model.checkInput(data.shape);
   checkDataFits(model, data);
+  const queue =
+    opts.queue === undefined
+      ? undefined
+      : await openQueue('attack', opts.queue, opts.attempts, backend);
   const fit = attack.name === 'uap' ? await fitUniversal(opts, model, params) : undefined;
   if (fit) params.universalPerturbation = fit.perturbation;
-  const workers = chooseWorkers(opts.workers, Math.ceil(data.shape[0] / opts.batchSize));
-  const bar = progressBar(`${attack.name} |{bar}| {value}/{total} examples | ETA {eta_formatted}`);
-  bar.start(data.shape[0], 0);
+  const batches = Math.ceil(data.shape[0] / opts.batchSize);
+  const workers = queue ? 0 : chooseWorkers(opts.workers, batches);
+  // With a queue, its own bar counts the jobs.
+  const bar = queue
+    ? undefined
+    : progressBar(`${attack.name} |{bar}| {value}/{total} examples | ETA {eta_formatted}`);
+  bar?.start(data.shape[0], 0);
   const keep = opts.saveExamples ? Math.min(opts.examples, data.shape[0]) : 0;
   const evalOpts = {
     batchSize: opts.batchSize,
     keepExamples: keep,
-    onProgress: (done: number) => bar.update(done),
+    onProgress: (done: number) => bar?.update(done),
   };
-  const pool = workers > 1 ? new WorkerPool({ workers, backend }) : undefined;
-  const r = await (pool
-    ? evaluateAttackPooled(pool, opts.model, model.numClasses, data, attack, params, evalOpts)
-    : evaluateAttack(model, data, attack, params, evalOpts)
-  ).finally(async () => {
-    bar.stop();
-    await pool?.close();
-  });
+  const pool = queue?.executor ?? (workers > 1 ? new WorkerPool({ workers, backend }) : undefined);
+  let r: AttackEvaluation;
+  try {
+    // The queue's messages and bar name the jobs `pgd linf 0.1 · job 2/8`.
+    const label = `${attack.name} ${norm}${attack.minimumNorm ? '' : ` ${params.eps}`}`;
+    r = await withJobLabel(label, () =>
+      pool
+        ? evaluateAttackPooled(pool, opts.model, model.numClasses, data, attack, params, evalOpts)
+        : evaluateAttack(model, data, attack, params, evalOpts),
+    );
+  } catch (e) {
+    await queue?.close(false);
+    throw jobFailure('attack', e);
+  } finally {
+    bar?.stop();
+    queue?.stopBar();
+    if (!queue) await pool?.close();
+  }
   if (opts.saveExamples)
     await saveAttackExamples(opts.saveExamples, r, model.bounds, data.classNames);
   model.dispose();
@@ -130,7 +161,7 @@ async function runAttack(opts: AttackOptions, given: Record<string, unknown>, no
     n: r.n,
     seed: opts.seed,
     backend,
-    workers: Math.max(workers, 1),
+    ...(queue ? { queue: redactUrl(queue.executor.url) } : { workers: Math.max(workers, 1) }),
     ...attackSummary(r, attack.minimumNorm),
     ...(fit ? { fooling_rate: foolingRate(r), ...fit.summary } : {}),
   };
@@ -142,6 +173,8 @@ async function runAttack(opts: AttackOptions, given: Record<string, unknown>, no
       `${r.gradientEvaluations} gradient evaluations, ${r.queries} queries, ${round(r.seconds, 2)} s`,
     ].join('\n'),
   );
+  // Printed: the queue's copies of the results can go.
+  await queue?.close(true);
 }
 
 /** uap: fits one perturbation on the first --fit-examples training examples. */

@@ -12,8 +12,6 @@ import { Command, Option } from 'commander';
 import { initBackend } from '../engine/backend.js';
 import { checkOutputDir, writeFileWhole } from '../engine/output-path.js';
 import { chooseWorkers, WorkerPool } from '../engine/pool.js';
-import { QueueExecutor, type QueueProgress } from '../engine/queue/executor.js';
-import { checkRedisUrl, redactUrl } from '../engine/queue/redis.js';
 import { isParryError, ParryError } from '../errors.js';
 import { loadEvaluateConfig } from '../evaluate/config.js';
 import { EXAMPLE_CONFIG } from '../evaluate/example-config.js';
@@ -24,8 +22,15 @@ import { REPORT_FILE, renderReport } from '../report/index.js';
 import { evaluationSummary, headline } from '../report/summary.js';
 import { badOption, engineOption, log, parsePositiveInt, parseUint32 } from './common.js';
 import { progressBar } from './progress.js';
+import {
+  addQueueOptions,
+  type Coordinator,
+  checkQueueFlags,
+  openQueue,
+  type QueueFlags,
+} from './queue-options.js';
 
-interface EvaluateOptions {
+interface EvaluateOptions extends QueueFlags {
   config?: string;
   out?: string;
   resume?: boolean;
@@ -36,12 +41,10 @@ interface EvaluateOptions {
   engine?: EngineChoice;
   json?: boolean;
   verbose?: boolean;
-  queue?: string;
-  attempts?: number;
 }
 
 export function evaluateCommand(): Command {
-  return new Command('evaluate')
+  const cmd = new Command('evaluate')
     .description(
       'evaluate models and defenses from a config file: attacks over eps grids, per-example ' +
         'worst case, certificates, fairness, honesty checks; writes results.json and report.html',
@@ -65,17 +68,8 @@ export function evaluateCommand(): Command {
         'tfjs backend: wasm (default), cpu, or any registered one',
       ).env('PARRY_BACKEND'),
     )
-    .addOption(engineOption())
-    .option(
-      '--queue <url>',
-      'run the attack and certificate batches as jobs on `parry worker` processes through this ' +
-        'Redis (redis://HOST:PORT)',
-    )
-    .option(
-      '--attempts <n>',
-      'with --queue: runs of a failing job before it fails (default 3)',
-      parsePositiveInt,
-    )
+    .addOption(engineOption());
+  return addQueueOptions(cmd, 'the attack and certificate batches')
     .option('--json', 'print exactly one JSON object (a summary) on stdout')
     .option('--verbose', 'print stack traces on errors')
     .action((opts: EvaluateOptions) => runEvaluate(opts));
@@ -90,57 +84,52 @@ async function runEvaluate(opts: EvaluateOptions): Promise<void> {
     throw badOption('evaluate: --config FILE is required (or --example)');
   if (opts.out === undefined) throw badOption('evaluate: --out DIR is required');
   checkOutputDir(opts.out, '--out');
+  checkQueueFlags('evaluate', opts);
   const loaded = loadEvaluateConfig(opts.config);
   const config = opts.seed === undefined ? loaded : { ...loaded, seed: opts.seed };
   process.env.PARRY_ENGINE = opts.engine ?? 'auto';
   const backend = await initBackend(opts.backend);
-  if (opts.queue !== undefined) checkRedisUrl(opts.queue, '--queue');
-  else if (opts.attempts !== undefined) throw badOption('evaluate: --attempts needs --queue URL');
   const workers = chooseWorkers(opts.workers ?? config.workers);
   const pool = workers > 1 ? new WorkerPool({ workers, backend }) : undefined;
   const outDir = path.resolve(opts.out);
-  const bar = opts.queue === undefined ? undefined : queueBar();
-  const queue =
-    opts.queue === undefined
-      ? undefined
-      : new QueueExecutor({
-          url: opts.queue,
-          attempts: opts.attempts,
-          backend,
-          onProgress: bar?.update,
-        });
   let results: EvaluationResults;
-  let finished = false;
+  let queue: Coordinator | undefined;
   try {
-    await queue?.ready();
-    if (queue) log(`evaluate: jobs go to the queue at ${redactUrl(queue.url)}`);
+    if (opts.queue !== undefined) {
+      queue = await openQueue('evaluate', opts.queue, opts.attempts, backend);
+    }
     results = await inCommandTerms(() =>
       runEvaluation(config, {
         outDir,
         pool,
-        queue,
+        queue: queue?.executor,
         resume: opts.resume === true,
         onStage: (stage) => (stage.cached || queue ? undefined : stageBar(stage)),
       }),
     );
-    finished = true;
+  } catch (e) {
+    await queue?.close(false);
+    throw e;
   } finally {
-    bar?.stop();
+    queue?.stopBar();
     await pool?.close();
-    if (!finished) await queue?.close();
   }
   const report = path.join(outDir, REPORT_FILE);
   await writeFileWhole(report, renderReport(results));
-  const failures = queue?.failures() ?? [];
+  const failures = queue?.executor.failures() ?? [];
   // Every result is in results.json now, so the queue's copies can go; after a failure they stay
   // for the resumed run.
-  if (failures.length === 0) await queue?.removeGathered();
-  await queue?.close();
+  await queue?.close(true);
   if (failures.length > 0) {
+    const cells = results.failed?.length ?? 0;
+    const left =
+      cells > 0
+        ? `${cells} cell${cells === 1 ? '' : 's'}, each named in a note`
+        : 'the targets the notes name';
     throw new ParryError(
       'INTERNAL',
       `evaluate: ${failures.length} job${failures.length === 1 ? '' : 's'} failed (${failures[0].message}); ` +
-        `results.json and report.html leave out the targets they belong to; ${PARTIAL_KEPT}`,
+        `results.json and report.html leave out ${left}; ${PARTIAL_KEPT}`,
     );
   }
   log(headline(results));
@@ -168,24 +157,6 @@ async function inCommandTerms<T>(work: () => Promise<T>): Promise<T> {
 
 const PARTIAL_KEPT =
   'partial.jsonl keeps the finished cells: fix the cause and rerun with --resume (only the failed jobs run again)';
-
-/** One bar over every job of the queue: finished (plus running shares) out of submitted. */
-function queueBar() {
-  const bar = progressBar('queue |{bar}| {value}/{total} jobs | failed {failed} | {label}');
-  let started = false;
-  return {
-    update: (p: QueueProgress) => {
-      const payload = { failed: p.failed, label: p.label ?? '' };
-      if (!started) {
-        started = true;
-        bar.start(p.total, 0, payload);
-      }
-      bar.setTotal(p.total);
-      bar.update(Math.round(p.progress * 100) / 100, payload);
-    },
-    stop: () => bar.stop(),
-  };
-}
 
 function stageBar(stage: StageInfo) {
   const bar = progressBar(`${stage.label} |{bar}| {value}/{total} | ETA {eta_formatted}`);

@@ -1,6 +1,7 @@
 /**
  * `parry worker --redis redis://HOST:PORT [--concurrency N]`: runs the jobs of a parry job queue
- * (what `parry evaluate --queue` submits) on this machine, each on its own thread, until stopped.
+ * (what `parry evaluate`, `parry attack` and `parry certify --method smoothing` submit with
+ * `--queue`) on this machine, each on its own thread, until stopped.
  * The first SIGINT/SIGTERM lets the running jobs finish and takes no new one; a second puts the
  * running jobs back in the queue and exits at once.
  */
@@ -28,7 +29,7 @@ interface WorkerOptions {
 export function workerCommand(): Command {
   return new Command('worker')
     .description(
-      'run the jobs of a parry job queue on Redis (submitted by `parry evaluate --queue`) here, ' +
+      'run the jobs of a parry job queue on Redis (submitted by `parry evaluate`, `parry attack` or `parry certify --method smoothing` with `--queue`) here, ' +
         'until SIGINT/SIGTERM (once: finish the running jobs; twice: return them to the queue)',
     )
     .option('--redis <url>', "the queue's Redis, redis://HOST:PORT")

@@ -3,7 +3,8 @@
  * worker pool when there is one (each worker loads the model and builds its preprocessing chain;
  * a fitted detector stays in this thread, so a detecting target is attacked here with
  * `evaluateAttack`). Minimum-norm attacks run once per norm. At each norm's middle budget the
- * cell also keeps its gallery, so a resumed run needs no adversarial inputs.
+ * cell also keeps its gallery, so a resumed run needs no adversarial inputs. A cell whose job
+ * failed on a job queue is left out, the others are kept.
  */
 import { createJointAttack } from '../adaptive/joint.js';
 import {
@@ -16,7 +17,7 @@ import {
 import type { Dataset } from '../data/index.js';
 import { type AttackRun, attackRunOf, type CellMeta, cellOf } from './cells.js';
 import { type AttackConfig, attackId, attackNorms, type EvalNorm } from './config.js';
-import { cell, type EvalContext, middle } from './context.js';
+import { batchJobs, cell, cellOrFailure, type EvalContext, middle } from './context.js';
 import { galleryItems } from './gallery.js';
 import { attacker, deployed, rejectLabel, type Target } from './inputs.js';
 import type { AttackCell, GalleryItem } from './results.js';
@@ -61,7 +62,10 @@ function meta(a: AttackConfig, entry: AttackEntry, norm: EvalNorm, eps: number):
   };
 }
 
-/** Every attack cell of target `t`, in config order, and the gallery. */
+/**
+ * Every attack cell of target `t`, in config order, and the gallery. A cell whose job failed on
+ * the job queue is left out (`ctx.failed` names it).
+ */
 export async function attackStage(
   ctx: EvalContext,
   t: Target,
@@ -80,34 +84,51 @@ export async function attackStage(
         const key = { target: t.id, stage: 'attack', attack: attackId(a), norm, eps };
         const label = `${t.id}: ${attackId(a)} ${norm}${eps === null ? '' : ` ${eps}`}`;
         const withGallery = config.gallery.examples > 0 && (eps === null || eps === mid);
-        const rec = await cell<RunRecord>(ctx, key, label, n, async (seed, progress) => {
-          const params: AttackParams = {
-            ...a.params,
-            norm,
-            ...(eps === null ? {} : { eps }),
-            seed,
-          };
-          const r = await attackTarget(ctx, t, entry, params, data, withGallery ? n : 0, progress);
-          const run = attackRunOf(r, rejectLabel(t));
-          if (!withGallery) return run;
-          const g = await galleryItems({
-            cell: cellOf(run, data.labels, meta(a, entry, norm, mid)),
-            labels: data.labels,
-            cleanPredictions: clean.predictions,
-            cleanConfidences: clean.confidences,
-            x: r.examples.x,
-            xAdv: r.examples.xAdv,
-            shape: data.shape.slice(1),
-            k: config.gallery.examples,
-            zoom: config.gallery.zoom,
-            model: deployed(t, seed),
-            gradientModel: attacker(t, seed),
-            methods: config.explain?.methods ?? [],
-            samples: config.explain?.samples,
-            seed,
-          });
-          return { ...run, gallery: g.items, notes: g.notes };
-        });
+        const jobs = batchJobs(config.batchSize, n);
+        const rec = await cellOrFailure<RunRecord>(
+          ctx,
+          key,
+          label,
+          n,
+          jobs,
+          async (seed, progress) => {
+            const params: AttackParams = {
+              ...a.params,
+              norm,
+              ...(eps === null ? {} : { eps }),
+              seed,
+            };
+            const r = await attackTarget(
+              ctx,
+              t,
+              entry,
+              params,
+              data,
+              withGallery ? n : 0,
+              progress,
+            );
+            const run = attackRunOf(r, rejectLabel(t));
+            if (!withGallery) return run;
+            const g = await galleryItems({
+              cell: cellOf(run, data.labels, meta(a, entry, norm, mid)),
+              labels: data.labels,
+              cleanPredictions: clean.predictions,
+              cleanConfidences: clean.confidences,
+              x: r.examples.x,
+              xAdv: r.examples.xAdv,
+              shape: data.shape.slice(1),
+              k: config.gallery.examples,
+              zoom: config.gallery.zoom,
+              model: deployed(t, seed),
+              gradientModel: attacker(t, seed),
+              methods: config.explain?.methods ?? [],
+              samples: config.explain?.samples,
+              seed,
+            });
+            return { ...run, gallery: g.items, notes: g.notes };
+          },
+        );
+        if (rec === undefined) continue; // its job failed: left out, named in a note
         ctx.notes.push(...(rec.notes ?? []));
         gallery.push(...(rec.gallery ?? []));
         for (const e of eps === null ? grid : [eps]) {

@@ -5,10 +5,11 @@
  */
 import type { Dataset } from '../data/index.js';
 import type { WorkerPool } from '../engine/pool.js';
+import { JobFailedError, type JobPart } from '../engine/queue/executor.js';
 import { withJobLabel } from '../engine/queue/label.js';
 import { Rng } from '../engine/rng.js';
 import type { EvaluateConfig } from './config.js';
-import { type CellKey, keyString, type PartialStore } from './partial.js';
+import { type CellKey, type FailedCell, keyString, type PartialStore } from './partial.js';
 
 export interface StageInfo extends CellKey {
   /** e.g. `fmnist-cnn-small: pgd linf 0.1`. */
@@ -35,6 +36,8 @@ export interface EvalContext {
   signal?: AbortSignal;
   /** Notes for results.json (deduplicated when written). */
   notes: string[];
+  /** Cells left out because a job of theirs failed on the job queue. */
+  failed: FailedCell[];
 }
 
 /**
@@ -76,6 +79,57 @@ export async function cell<T>(
     return await ctx.store.put(key, value);
   } finally {
     handle?.end?.();
+  }
+}
+
+/** What one job of a cell covers, for failure notes (`batch 2/4 (examples 5-9)`). */
+export type DescribeJob = (part: JobPart) => string;
+
+/** The jobs of a cell over `n` examples are its batches of `batchSize`, in order. */
+export const batchJobs =
+  (batchSize: number, n: number): DescribeJob =>
+  ({ index, total }) => {
+    const first = index * batchSize;
+    return `batch ${index + 1}/${total} (examples ${first}-${Math.min(first + batchSize, n) - 1})`;
+  };
+
+/** One job per example, in order. */
+export const exampleJobs: DescribeJob = ({ index, total }) =>
+  `the job of example ${index} (${index + 1}/${total})`;
+
+/**
+ * `cell`, or undefined when a job of the cell failed on the job queue after its attempts (or a
+ * worker refused it): the cell is then left out of the results, named in `ctx.failed` and in a
+ * note, and not recorded, so a resumed run computes it again. Any other error is thrown.
+ */
+export async function cellOrFailure<T>(
+  ctx: EvalContext,
+  key: CellKey,
+  label: string,
+  total: number,
+  describe: DescribeJob,
+  compute: (seed: number, progress: (done: number, total: number) => void) => Promise<T>,
+): Promise<T | undefined> {
+  try {
+    return await cell(ctx, key, label, total, compute);
+  } catch (e) {
+    if (!(e instanceof JobFailedError)) throw e;
+    const job = e.part ? describe(e.part) : 'a job';
+    const error = e.reason.replace(/^queue: (refused: )?/, '');
+    const how = e.refused
+      ? 'was refused by a worker'
+      : `failed after ${e.attempts} attempt${e.attempts === 1 ? '' : 's'}`;
+    ctx.failed.push({
+      ...key,
+      label,
+      job,
+      jobId: e.jobId,
+      attempts: e.attempts,
+      error,
+      refused: e.refused,
+    });
+    ctx.notes.push(`${label}: left out: ${job} ${how}: ${error}`);
+    return undefined;
   }
 }
 

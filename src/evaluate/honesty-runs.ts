@@ -8,7 +8,7 @@ import { type AttackParams, findAttack } from '../attacks/registry.js';
 import { type Dataset, takeFirst } from '../data/index.js';
 import { attackTarget, type CleanRecord } from './attacks.js';
 import { type AttackConfig, EVAL_NORMS, type EvalNorm } from './config.js';
-import { cell, type EvalContext, middle } from './context.js';
+import { batchJobs, cell, cellOrFailure, type EvalContext, middle } from './context.js';
 import {
   blackVsWhiteCheck,
   type GradientHealth,
@@ -52,17 +52,26 @@ const key = (t: Target, attack: string, norm: string | null, eps: number | null)
   eps,
 });
 
+/** Why a check whose own attack run failed on the job queue is skipped. */
+const FAILED_RUN =
+  'Its attack run failed on the job queue (see the notes); a resumed run retries it.';
+
 const mean = (v: readonly number[]) => v.reduce((s, x) => s + x, 0) / Math.max(v.length, 1);
 
-/** Untargeted L∞ PGD with a random start on the subset (the configured pgd's loss, if any). */
+/**
+ * Untargeted L∞ PGD with a random start on the subset (the configured pgd's loss, if any);
+ * undefined when a job of it failed on the job queue (the cell is then named in a note).
+ */
 function runPgd(env: Env, name: string, eps: number, steps: number, restarts: number) {
   const { ctx, t, subset, pgd } = env;
   const label = `${t.id}: ${name}`;
-  return cell<PgdRecord>(
+  const m = subset.shape[0];
+  return cellOrFailure<PgdRecord>(
     ctx,
     key(t, name, 'linf', eps),
     label,
-    subset.shape[0],
+    m,
+    batchJobs(ctx.config.batchSize, m),
     async (seed, progress) => {
       const params: AttackParams = {
         norm: 'linf',
@@ -94,6 +103,7 @@ async function unbounded(env: Env): Promise<HonestyCheck> {
   const [lo, hi] = env.t.base.bounds;
   const steps = env.ctx.config.honesty.unboundedSteps ?? env.pgd?.steps ?? UNBOUNDED_DEFAULT_STEPS;
   const r = await runPgd(env, 'unbounded-eps', hi - lo, steps, 1);
+  if (r === undefined) return skipped('unbounded-eps', FAILED_RUN);
   return unboundedCheck({
     robustAccuracy: r.robustAccuracy,
     n: env.subset.shape[0],
@@ -114,11 +124,16 @@ async function moreSteps(
   if (eps === undefined || white.length === 0) {
     return skipped('more-steps', 'No white-box attack ran at an L∞ budget.');
   }
+  const before = worst.find((w) => w.norm === 'linf' && w.eps === eps);
+  if (before === undefined) {
+    return skipped('more-steps', `The worst case at L∞ ${eps} is left out: an attack cell failed.`);
+  }
   const { factor, restarts } = env.ctx.config.honesty.moreSteps;
   const steps = Math.round(factor * (env.pgd?.steps ?? PGD_DEFAULT_STEPS));
   const strong = await runPgd(env, 'more-steps', eps, steps, restarts);
+  if (strong === undefined) return skipped('more-steps', FAILED_RUN);
   const m = env.subset.shape[0];
-  const wc = worst.find((w) => w.norm === 'linf' && w.eps === eps)!.robust.slice(0, m);
+  const wc = before.robust.slice(0, m);
   const best = white
     .map((c) => ({ attack: c.attack, accuracy: mean(c.robust.slice(0, m)) }))
     .reduce((a, b) => (b.accuracy < a.accuracy ? b : a));

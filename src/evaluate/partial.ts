@@ -19,6 +19,22 @@ export interface CellKey {
   eps: number | null;
 }
 
+/**
+ * A cell left out of results.json (its `failed` list) because a job of it failed on the job queue
+ * after its attempts, or a worker refused it; partial.jsonl lacks it, so a resumed run computes it.
+ */
+export interface FailedCell extends CellKey {
+  /** The cell as progress and notes name it (`fmnist-mlp: pgd linf 0.1`). */
+  label: string;
+  /** What the failed job covers (`batch 2/4 (examples 5-9)`), and its content key in the queue. */
+  job: string;
+  jobId: string;
+  attempts: number;
+  /** The job's last error (or the worker's refusal). */
+  error: string;
+  refused: boolean;
+}
+
 export const keyString = (k: CellKey) =>
   JSON.stringify([k.target, k.stage, k.attack, k.norm, k.eps]);
 

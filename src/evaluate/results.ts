@@ -5,9 +5,11 @@
  */
 
 import type { Norm } from '../objectives/threat-model.js';
+import type { FailedCell } from './partial.js';
 import type { PrivacySectionResults } from './privacy-stage.js';
 
 export type { Norm } from '../objectives/threat-model.js';
+export type { FailedCell } from './partial.js';
 
 export const RESULTS_VERSION = 1;
 
@@ -37,6 +39,11 @@ export interface EvaluationResults {
   privacy?: PrivacySectionResults | null;
   /** Warnings gathered while running (e.g. a certifier that does not apply), shown in the report. */
   notes: string[];
+  /**
+   * Cells left out because a job of theirs failed on the job queue after its attempts (or a
+   * worker refused it); present only when some did. A resumed run computes them again.
+   */
+  failed?: FailedCell[];
 }
 
 /** One model, optionally wrapped in a defense: a row of the headline table. */

@@ -9,9 +9,10 @@
  * With a job queue (`queue`, engine/queue) the attack and certificate batches of every target run
  * as jobs on `parry worker` processes: all attack cells' jobs are submitted at the start (so the
  * workers have work from every cell at once), then the cells are gathered in their usual order.
- * A target whose job failed after its attempts (or was refused) is left out of the results with
- * a note naming the job and the error, the other targets are finished, and partial.jsonl is kept
- * so that a resumed run retries only what failed.
+ * A cell whose job failed after its attempts (or was refused) is left out of the results, named
+ * in `failed` and in a note (cell, job, attempts, error); what depends on it goes too (the worst
+ * case at its budgets; a smoothed target, whose clean predictions are its certificate's), the
+ * rest is finished, and partial.jsonl is kept so that a resumed run computes only what failed.
  */
 
 import { mkdir } from 'node:fs/promises';
@@ -35,13 +36,16 @@ import {
   attackId,
   attackNorms,
   configHash,
+  EVAL_NORMS,
   type EvaluateConfig,
   type SmoothingConfig,
 } from './config.js';
 import {
   cell,
+  cellOrFailure,
   cellSeed,
   type EvalContext,
+  exampleJobs,
   middle,
   type StageHandle,
   type StageInfo,
@@ -117,7 +121,15 @@ export async function runEvaluation(
     const inputs = inputFingerprints(config, data);
     const store = await PartialStore.open(opts.outDir, key, opts.resume ?? false, inputs);
     const { queue, ...rest } = opts;
-    const ctx: EvalContext = { config, data, store, ...rest, pool: queue ?? opts.pool, notes: [] };
+    const ctx: EvalContext = {
+      config,
+      data,
+      store,
+      ...rest,
+      pool: queue ?? opts.pool,
+      notes: [],
+      failed: [],
+    };
     if (ctx.pool) {
       for (const t of targets.filter((t) => t.pooled === null)) {
         ctx.notes.push(
@@ -130,8 +142,10 @@ export async function runEvaluation(
     let failed = false;
     for (const t of targets) {
       try {
-        results.push(await evaluateTarget(ctx, t, groups));
+        const r = await evaluateTarget(ctx, t, groups);
+        if (r) results.push(r);
       } catch (e) {
+        // Every stage that sends jobs leaves a failed cell out by itself; this is the backstop.
         if (!(e instanceof JobFailedError)) throw e;
         failed = true;
         ctx.notes.push(`${t.id}: not evaluated: ${e.message}`);
@@ -157,9 +171,10 @@ export async function runEvaluation(
       ...(poisoning ? { poisoning } : {}),
       ...(privacy ? { privacy } : {}),
       notes: [...new Set(ctx.notes)],
+      ...(ctx.failed.length > 0 ? { failed: ctx.failed } : {}),
     };
     await writeFileWhole(path.join(opts.outDir, RESULTS_FILE), `${JSON.stringify(out)}\n`);
-    if (!failed) await store.remove();
+    if (!failed && ctx.failed.length === 0) await store.remove();
     return out;
   } finally {
     unlock?.();
@@ -167,15 +182,22 @@ export async function runEvaluation(
   }
 }
 
+/** The results of target `t`; null when its smoothed classifier's certificate failed. */
 async function evaluateTarget(
   ctx: EvalContext,
   t: Target,
   groups: string[] | null,
-): Promise<TargetResults> {
+): Promise<TargetResults | null> {
   const { config, data } = ctx;
   const labels = data.labels;
   const smoothing = t.smoothing ?? t.certify.smoothing ?? null;
   const smoothed = smoothing ? await smoothingStage(ctx, t, smoothing) : null;
+  if (t.smoothing && smoothed === undefined) {
+    ctx.notes.push(
+      `${t.id}: not evaluated: its clean predictions come from its smoothing certificate, which failed`,
+    );
+    return null;
+  }
   const clean = t.smoothing ? smoothedClean(smoothed!) : await cleanStage(ctx, t);
   if (t.smoothing) {
     ctx.notes.push(`${t.id}: the smoothed classifier is certified, not attacked`);
@@ -183,7 +205,7 @@ async function evaluateTarget(
   const { cells, gallery } = t.smoothing
     ? { cells: [], gallery: [] }
     : await attackStage(ctx, t, clean);
-  const worst = worstCase(labels, clean.predictions, cells, config.eps);
+  const worst = worstCase(labels, clean.predictions, cells, completeGrids(ctx, t));
   const certified = await boundsStage(ctx, t);
   if (smoothed) certified.push(smoothingResult(smoothed, smoothing!, labels));
   const honesty = !config.honesty.enabled
@@ -268,19 +290,48 @@ function smoothedClean(rec: SmoothingRecord): CleanRecord {
   return { predictions: rec.predictions, confidences: rec.pALower, seconds: rec.seconds };
 }
 
+/** The smoothing certificate's record, or undefined when a job of it failed on the queue. */
 function smoothingStage(
   ctx: EvalContext,
   t: Target,
   config: SmoothingConfig,
-): Promise<SmoothingRecord> {
+): Promise<SmoothingRecord | undefined> {
   const key = { target: t.id, stage: 'certify', attack: 'smoothing', norm: 'l2', eps: null };
   const n = ctx.data.shape[0];
-  return cell(ctx, key, `${t.id}: smoothing sigma ${config.sigma}`, n, (seed, progress) =>
+  const label = `${t.id}: smoothing sigma ${config.sigma}`;
+  return cellOrFailure(ctx, key, label, n, exampleJobs, (seed, progress) =>
     smoothingCell(deployed(t, seed), t.modelDir, ctx.data, config, seed, ctx.pool, {
       onProgress: progress,
       signal: ctx.signal,
     }),
   );
+}
+
+/**
+ * The eps grids of the worst case: without the budgets where an attack cell of `t` failed (a
+ * worst case over fewer attacks would overstate robustness there), each named in a note.
+ */
+function completeGrids(ctx: EvalContext, t: Target): EvaluateConfig['eps'] {
+  const grids = ctx.config.eps;
+  const failed = ctx.failed.filter((f) => f.target === t.id && f.stage === 'attack');
+  if (failed.length === 0) return grids;
+  const out: EvaluateConfig['eps'] = {};
+  for (const norm of EVAL_NORMS) {
+    const grid = grids[norm];
+    if (grid === undefined) continue;
+    out[norm] = grid.filter((eps) => {
+      // A minimum-norm attack's one cell (eps null) serves every budget of its norm.
+      const gone = failed.filter((f) => f.norm === norm && (f.eps === null || f.eps === eps));
+      if (gone.length > 0) {
+        const attacks = [...new Set(gone.map((f) => f.attack))].join(', ');
+        ctx.notes.push(
+          `${t.id}: worst case at ${norm} ${eps} left out: the cell of ${attacks} there failed`,
+        );
+      }
+      return gone.length === 0;
+    });
+  }
+  return out;
 }
 
 /** IBP and CROWN at their grids; a note instead when they do not apply or the layers are unsupported. */

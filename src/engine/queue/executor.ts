@@ -74,6 +74,12 @@ export interface QueueProgress {
   label?: string;
 }
 
+/** Which job of a `map` call: its index (from 0) among `total`. */
+export interface JobPart {
+  index: number;
+  total: number;
+}
+
 /** A job that failed after its attempts, or that a worker refused. */
 export class JobFailedError extends ParryError {
   constructor(
@@ -81,6 +87,8 @@ export class JobFailedError extends ParryError {
     readonly label: string,
     readonly attempts: number,
     readonly reason: string,
+    /** Its place in the `map` call that submitted it first (absent for `run`). */
+    readonly part?: JobPart,
   ) {
     const refused = /\brefused\b/.test(reason);
     super(
@@ -104,6 +112,7 @@ export type Settled<O> = { ok: true; value: O } | { ok: false; error: JobFailedE
 interface OpenJob {
   id: string;
   label: string;
+  part?: JobPart;
   data: JobData;
   /** Settles with the decoded output, or a JobFailedError. */
   result: Promise<unknown>;
@@ -235,6 +244,7 @@ export class QueueExecutor implements Executor {
         input,
         seed,
         total === 1 ? label : `${label} · job ${i + 1}/${total}`,
+        { index: i, total },
       );
     });
     const report = () => {
@@ -305,7 +315,13 @@ export class QueueExecutor implements Executor {
   }
 
   /** The open (or settled) job for this content, adding it to the queue the first time. */
-  private submit(task: TaskSpec, input: unknown, seed: number | undefined, label: string): OpenJob {
+  private submit(
+    task: TaskSpec,
+    input: unknown,
+    seed: number | undefined,
+    label: string,
+    part?: JobPart,
+  ): OpenJob {
     if (this.closed) throw new ParryError('INTERNAL', 'queue: the executor is closed');
     check(
       seed === undefined || (Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff),
@@ -334,6 +350,7 @@ export class QueueExecutor implements Executor {
     const job: OpenJob = {
       id,
       label,
+      ...(part ? { part } : {}),
       data,
       result,
       resolve,
@@ -407,7 +424,7 @@ export class QueueExecutor implements Executor {
       else
         this.settle(
           job,
-          new JobFailedError(id, job.label, stored.attemptsMade, stored.failedReason),
+          new JobFailedError(id, job.label, stored.attemptsMade, stored.failedReason, job.part),
         );
     } else if (state === 'unknown' && job.enqueued) {
       job.enqueued = false;
@@ -440,7 +457,13 @@ export class QueueExecutor implements Executor {
     } catch (e) {
       this.settle(
         job,
-        new JobFailedError(id, job.label, 0, `unreadable result: ${(e as Error).message}`),
+        new JobFailedError(
+          id,
+          job.label,
+          0,
+          `unreadable result: ${(e as Error).message}`,
+          job.part,
+        ),
       );
       return;
     }

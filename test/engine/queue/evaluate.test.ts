@@ -44,6 +44,18 @@ const SLOW = {
   honesty: { enabled: false },
 };
 
+/** One cell of two batches: the refused run and its resumption. */
+const TINY = {
+  n: 4,
+  batchSize: 2,
+  seed: 3,
+  models: [{ path: path.join(models, 'fmnist-mlp') }],
+  attacks: [{ attack: 'fgsm' }],
+  eps: { linf: [0.1] },
+  gallery: { examples: 0 },
+  honesty: { enabled: false },
+};
+
 const configFile = (name: string) => path.join(dir, `${name}.json`);
 const out = (name: string) => path.join(dir, name);
 
@@ -93,8 +105,9 @@ beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'parry-queue-eval-'));
   writeFileSync(configFile('small'), JSON.stringify(SMALL));
   writeFileSync(configFile('slow'), JSON.stringify(SLOW));
+  writeFileSync(configFile('tiny'), JSON.stringify(TINY));
   // The references: the same evaluations in one local thread.
-  for (const name of ['small', 'slow']) {
+  for (const name of ['small', 'slow', 'tiny']) {
     const p = parry([
       'evaluate',
       '--config',
@@ -211,15 +224,15 @@ describe('parry evaluate --queue', () => {
     expect(totals.at(-1)).toBe('2');
   });
 
-  it('stops with a clear message when the workers refuse the jobs, keeping partial.jsonl', async () => {
+  it('leaves out the refused cells with notes, exits 1, and resumes them with a fitting worker', async () => {
     const server = await redis();
     // A worker on another model engine would give other last digits: it refuses.
-    await workers(server.url, 1, ['--engine', 'tfjs']);
-    const outDir = out('small-refused');
+    const [refusing] = await workers(server.url, 1, ['--engine', 'tfjs']);
+    const outDir = out('tiny-refused');
     const c = parry([
       'evaluate',
       '--config',
-      configFile('small'),
+      configFile('tiny'),
       '--out',
       outDir,
       '--queue',
@@ -228,12 +241,24 @@ describe('parry evaluate --queue', () => {
     expect(await c.exited).toBe(1);
     const message = c.lines.filter((l) => l.startsWith('parry: ')).join('\n');
     expect(message).toMatch(
-      /^parry: evaluate: \d+ jobs failed \(queue: fmnist-mlp.*: refused: the job asks for backend wasm and engine auto, this worker runs backend wasm and engine tfjs/,
+      /^parry: evaluate: 2 jobs failed \(queue: fmnist-mlp: fgsm linf 0\.1 · job [12]\/2: refused: the job asks for backend wasm and engine auto, this worker runs backend wasm and engine tfjs/,
     );
+    expect(message).toMatch(/leave out 1 cell, each named in a note; partial\.jsonl keeps/);
     expect(message).toMatch(/fix the cause and rerun with --resume/);
+    // The target is reported (its clean predictions ran here), without its refused cell.
     const results = JSON.parse(readFileSync(path.join(outDir, 'results.json'), 'utf8'));
-    expect(results.targets).toEqual([]);
-    expect(results.notes[0]).toMatch(/^fmnist-mlp: not evaluated: queue: .*refused/);
+    expect(results.targets.map((t: { attacks: unknown[] }) => t.attacks.length)).toEqual([0]);
+    expect(results.notes[0]).toMatch(
+      /^fmnist-mlp: fgsm linf 0\.1: left out: batch 1\/2 \(examples 0-1\) was refused by a worker: the job asks for backend wasm/,
+    );
+    expect(results.failed).toHaveLength(1);
+    expect(results.failed[0]).toMatchObject({ attack: 'fgsm', eps: 0.1, refused: true });
     expect(existsSync(path.join(outDir, 'partial.jsonl'))).toBe(true);
+    // The cause fixed (a worker on the coordinator's engine), --resume runs the failed jobs again.
+    await killAll([refusing]);
+    const [fitting] = await workers(server.url, 1);
+    await evaluate('tiny', outDir, server.url, ['--resume']);
+    expect(numbers(outDir)).toBe(numbers(out('tiny-local')));
+    expect(doneIds(fitting)).toHaveLength(2);
   });
 });

@@ -122,6 +122,9 @@ describe('QueueExecutor with a QueueWorker', () => {
     const error = (settled[0] as { error: JobFailedError }).error;
     expect(error).toBeInstanceOf(JobFailedError);
     expect(error.attempts).toBe(3);
+    // Which job of the map call it was, for the caller's notes (a batch, an example).
+    expect(error.part).toEqual({ index: 0, total: 2 });
+    expect((settled[1] as { error: JobFailedError }).error.part).toEqual({ index: 1, total: 2 });
     expect(error.message).toBe(
       'queue: failing cell · job 1/2 failed after 3 attempts: fixture: always fails (a)',
     );
