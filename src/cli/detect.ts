@@ -1,14 +1,14 @@
-/**
- * `parry detect`: fits adversarial-example detectors on training examples, calibrates each at
- * `--fpr` on the next (held-out) training examples, and reports ROC AUC and TPR per attack and under the joint adaptive attack
- * (src/evaluate/detection.ts). With one detector the JSON is that detector's report; with several
- * it lists one per detector.
- */
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { type AttackEntry, attackNames, findAttack } from '../attacks/registry.js';
 import { FPR_RULE, isValidFpr } from '../defenses/detection/detector.js';
-import { DETECTORS, type DetectorName } from '../defenses/detection/index.js';
-import { DETECTOR_SPLIT } from '../defenses/detection/protocol.js';
+import {
+  checkDetectorDir,
+  DETECTORS,
+  type DetectorName,
+  type SavedDetectorFile,
+  saveDetector,
+} from '../defenses/detection/index.js';
+import { DETECTOR_SPLIT, isSupervised } from '../defenses/detection/protocol.js';
 import { type DetectOptions, evaluateDetectors } from '../evaluate/detection.js';
 import { NORMS } from '../objectives/threat-model.js';
 import {
@@ -29,6 +29,7 @@ type DetectCliOptions = CommonOptions &
   Omit<DetectOptions, 'detectors' | 'attacks' | 'seed' | 'workers'> & {
     detector: string;
     attacks: string;
+    save?: string;
   };
 
 export function detectCommand(): Command {
@@ -66,7 +67,11 @@ export function detectCommand(): Command {
       parsePositiveInt,
       DETECTOR_SPLIT.calibrationExamples,
     )
-    .option('--batch-size <b>', 'examples per attack batch', parsePositiveInt, 128);
+    .option('--batch-size <b>', 'examples per attack batch', parsePositiveInt, 128)
+    .option(
+      '--save <dir>',
+      'also write the fitted detector with its threshold to this folder (one detector; for parry serve)',
+    );
   return withCommonOptions(cmd).action((opts: DetectCliOptions) => runDetect(opts));
 }
 
@@ -117,9 +122,49 @@ function parseAttacks(list: string): AttackEntry[] {
 async function runDetect(opts: DetectCliOptions): Promise<void> {
   const detectors = parseDetectors(opts.detector);
   const attacks = parseAttacks(opts.attacks);
+  if (opts.save !== undefined) {
+    if (detectors.length !== 1)
+      throw badOption(
+        `--save: give one detector, got ${detectors.length} (${detectors.join(', ')})`,
+      );
+    checkDetectorDir(opts.save, '--save');
+  }
   const backend = await setUpBackend(opts);
-  const r = await evaluateDetectors({ ...opts, detectors, attacks }, log);
-  const result = { command: 'detect', model: opts.model, ...r, backend };
+  let saved: SavedDetectorFile | undefined;
+  const onFitted: DetectOptions['onFitted'] = async (name, detector, model, calibration) => {
+    saved = await saveDetector(opts.save!, detector, model, {
+      fpr: opts.fpr,
+      calibrationScores: detector.score(calibration),
+      options: { seed: opts.seed },
+      provenance: {
+        dataset: opts.dataset,
+        fitExamples: opts.fitN,
+        calibrationExamples: opts.calibrationN,
+        ...(isSupervised(name)
+          ? { attacks: attacks.map((a) => a.name), eps: opts.eps, norm: opts.norm }
+          : {}),
+      },
+    });
+  };
+  const r = await evaluateDetectors(
+    { ...opts, detectors, attacks, ...(opts.save !== undefined ? { onFitted } : {}) },
+    log,
+  );
+  const result = {
+    command: 'detect',
+    model: opts.model,
+    ...r,
+    ...(saved
+      ? {
+          saved: {
+            dir: opts.save,
+            threshold: saved.threshold,
+            model_hash: saved.model.contentHash,
+          },
+        }
+      : {}),
+    backend,
+  };
   const reports = (r.detectors as Record<string, unknown>[] | undefined) ?? [r];
   const r0 = r as { dataset?: string; n?: number };
   emit(result, opts, () =>
@@ -142,6 +187,13 @@ async function runDetect(opts: DetectCliOptions): Promise<void> {
           ),
         ];
       })
+      .concat(
+        saved
+          ? [
+              `saved to ${opts.save} (threshold ${saved.threshold}, model content hash ${saved.model.contentHash.slice(0, 16)}…)`,
+            ]
+          : [],
+      )
       .join('\n'),
   );
 }

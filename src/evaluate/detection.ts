@@ -52,6 +52,16 @@ export interface DetectOptions {
   joint: boolean;
   seed: number;
   workers?: number;
+  /**
+   * Hears each detector once fitted and calibrated, before it is scored (e.g. to save it), with
+   * the model and the calibration examples; the detector is freed after the evaluation.
+   */
+  onFitted?: (
+    name: DetectorName,
+    detector: Detector,
+    model: TfjsClassifier,
+    calibration: tf.Tensor,
+  ) => Promise<void>;
 }
 
 const round = (x: number, digits = 4) => Math.round(x * 10 ** digits) / 10 ** digits;
@@ -174,6 +184,7 @@ async function evaluateDetector(
   const fitData = { x: t.trainX, labels: t.trainY, adversarial: t.advTrain, calibration: t.calX };
   const detector = await fitCalibratedDetector(name, model, fitData, opts.fpr, opts.seed);
   try {
+    await opts.onFitted?.(name, detector, model, t.calX);
     const threshold = detector.threshold;
     const cleanScores = detector.score(t.x);
     const results: Record<string, unknown> = {};

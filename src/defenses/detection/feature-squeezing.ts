@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { check } from '../../errors.js';
 import type { Classifier } from '../../models/classifier.js';
 import { BaseDetector, fitted } from './detector.js';
+import type { DetectorState, SavableDetector } from './fitted-state.js';
 import { bitDepth, medianFilter, withIdentityGradient } from './squeezers.js';
 
 export interface SqueezeConfig {
@@ -19,7 +20,7 @@ export interface SqueezeConfig {
   median: number | null;
 }
 
-export class FeatureSqueezingDetector extends BaseDetector {
+export class FeatureSqueezingDetector extends BaseDetector implements SavableDetector {
   readonly name = 'squeeze';
   readonly gradient = 'bpda' as const;
   readonly config: SqueezeConfig;
@@ -69,6 +70,16 @@ export class FeatureSqueezingDetector extends BaseDetector {
       );
       return tf.max(tf.stack(distances, 1), 1) as tf.Tensor1D;
     });
+  }
+
+  /** Nothing is fitted besides the model: the state is the settings. */
+  exportState(): DetectorState {
+    fitted('squeeze', this.model);
+    return { config: { ...this.config }, values: {}, arrays: {}, models: {} };
+  }
+
+  restoreState(model: Classifier): void {
+    this.model = model;
   }
 
   dispose(): void {}

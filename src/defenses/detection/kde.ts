@@ -17,6 +17,15 @@ import { check } from '../../errors.js';
 import type { Classifier } from '../../models/classifier.js';
 import { type FeatureModel, featureModel, readFeatures } from '../../models/features.js';
 import { BaseDetector, fitted, gaussianNoise, SCORE_BATCH, sliceRows } from './detector.js';
+import {
+  arrayOf,
+  type DetectorState,
+  logisticFromState,
+  logisticState,
+  type SavableDetector,
+  stateTensor,
+  stateValue,
+} from './fitted-state.js';
 import { pairwiseDistances } from './lid.js';
 import { DEFAULT_LOGISTIC, fitLogistic, type LogisticModel, logisticLogit } from './logistic.js';
 
@@ -29,7 +38,7 @@ export interface KdeConfig {
   seed: number;
 }
 
-export class KdeDetector extends BaseDetector {
+export class KdeDetector extends BaseDetector implements SavableDetector {
   readonly name = 'kde';
   readonly gradient = 'exact' as const;
   private readonly config: KdeConfig;
@@ -116,6 +125,43 @@ export class KdeDetector extends BaseDetector {
   scoreTensor(x: tf.Tensor): tf.Tensor1D {
     fitted('kde', this.lr);
     return tf.tidy(() => logisticLogit(this.lr!, this.kdeFeatures(x)));
+  }
+
+  /**
+   * Reference activations `refs` [m, d], their one-hot classes `refLabels` [m, numClasses], the
+   * bandwidth `sigma` and the regression `logistic.*`.
+   */
+  exportState(): DetectorState {
+    const lr = fitted('kde', this.lr);
+    const refs = fitted('kde', this.refs);
+    const lrState = logisticState(lr, 'logistic');
+    return {
+      config: { ...this.config },
+      values: { sigma: this.sigma, ...lrState.values },
+      arrays: { refs: arrayOf(refs), refLabels: arrayOf(this.refLabels!), ...lrState.arrays },
+      models: {},
+    };
+  }
+
+  restoreState(model: Classifier, state: DetectorState): void {
+    const fm = featureModel(model);
+    const lr = logisticFromState('kde', state, 'logistic', 2);
+    const sigma = stateValue('kde', state, 'sigma');
+    const refs = stateTensor('kde', state, 'refs', [null, null]) as tf.Tensor2D;
+    let refLabels: tf.Tensor2D;
+    try {
+      const shape = [refs.shape[0], model.numClasses];
+      refLabels = stateTensor('kde', state, 'refLabels', shape) as tf.Tensor2D;
+    } catch (e) {
+      refs.dispose();
+      throw e;
+    }
+    this.dispose();
+    this.fm = fm;
+    this.refs = refs;
+    this.refLabels = refLabels;
+    this.sigma = sigma;
+    this.lr = lr;
   }
 
   dispose(): void {

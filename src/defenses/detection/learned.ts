@@ -11,6 +11,7 @@ import { Rng } from '../../engine/rng.js';
 import type { Classifier } from '../../models/classifier.js';
 import { type FeatureModel, featureModel, readFeatures } from '../../models/features.js';
 import { BaseDetector, fitted } from './detector.js';
+import { arrayOf, type DetectorState, type SavableDetector, stateTensor } from './fitted-state.js';
 
 export interface LearnedConfig {
   /** Hidden ReLU units; 0 = logistic regression. */
@@ -22,7 +23,7 @@ export interface LearnedConfig {
   seed: number;
 }
 
-export class LearnedDetector extends BaseDetector {
+export class LearnedDetector extends BaseDetector implements SavableDetector {
   readonly name = 'learned';
   readonly gradient = 'exact' as const;
   private readonly config: LearnedConfig;
@@ -111,6 +112,46 @@ export class LearnedDetector extends BaseDetector {
           [-1],
         ) as tf.Tensor1D,
     );
+  }
+
+  /** The standardisation `mean`, `std` [d] and the weights `params.<i>` (W1, b1, W2, b2 or W, b). */
+  exportState(): DetectorState {
+    const mean = fitted('learned', this.mean);
+    const params = Object.fromEntries(this.params.map((p, i) => [`params.${i}`, arrayOf(p)]));
+    return {
+      config: { ...this.config },
+      values: {},
+      arrays: { mean: arrayOf(mean), std: arrayOf(this.std!), ...params },
+      models: {},
+    };
+  }
+
+  restoreState(model: Classifier, state: DetectorState): void {
+    const fm = featureModel(model);
+    const h = this.config.hidden;
+    const kept: tf.Tensor[] = [];
+    const take = (key: string, shape: (number | null)[]) => {
+      const t = stateTensor('learned', state, key, shape);
+      kept.push(t);
+      return t;
+    };
+    try {
+      const mean = take('mean', [null]) as tf.Tensor1D;
+      const d = mean.shape[0];
+      const std = take('std', [d]) as tf.Tensor1D;
+      const shapes = h > 0 ? [[d, h], [h], [h, 1], [1]] : [[d, 1], [1]];
+      const values = shapes.map((shape, i) => take(`params.${i}`, shape));
+      const params = values.map((v) => tf.variable(v));
+      tf.dispose(values);
+      this.dispose();
+      this.fm = fm;
+      this.mean = mean;
+      this.std = std;
+      this.params = params;
+    } catch (e) {
+      tf.dispose(kept);
+      throw e;
+    }
   }
 
   dispose(): void {

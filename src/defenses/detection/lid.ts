@@ -17,6 +17,14 @@ import { check } from '../../errors.js';
 import type { Classifier } from '../../models/classifier.js';
 import { type FeatureModel, featureModel, readFeatures } from '../../models/features.js';
 import { BaseDetector, fitted, gaussianNoise, sliceRows } from './detector.js';
+import {
+  arrayOf,
+  type DetectorState,
+  logisticFromState,
+  logisticState,
+  type SavableDetector,
+  stateTensor,
+} from './fitted-state.js';
 import { DEFAULT_LOGISTIC, fitLogistic, type LogisticModel, logisticLogit } from './logistic.js';
 
 export interface LidConfig {
@@ -86,7 +94,7 @@ export function lidTensor(a: tf.Tensor2D, r: tf.Tensor2D, k: number): tf.Tensor1
   });
 }
 
-export class LidDetector extends BaseDetector {
+export class LidDetector extends BaseDetector implements SavableDetector {
   readonly name = 'lid';
   readonly gradient = 'exact' as const;
   private readonly config: LidConfig;
@@ -152,6 +160,39 @@ export class LidDetector extends BaseDetector {
   scoreTensor(x: tf.Tensor): tf.Tensor1D {
     fitted('lid', this.lr);
     return tf.tidy(() => logisticLogit(this.lr!, this.lidTensorFeatures(x)));
+  }
+
+  /** The reference activations `references.<l>` [referenceSize, d_l] and the regression `logistic.*`. */
+  exportState(): DetectorState {
+    const lr = fitted('lid', this.lr);
+    fitted('lid', this.references.length > 0 ? this.references : undefined);
+    const lrState = logisticState(lr, 'logistic');
+    const refs = Object.fromEntries(this.references.map((r, l) => [`references.${l}`, arrayOf(r)]));
+    return {
+      config: { ...this.config },
+      values: lrState.values,
+      arrays: { ...refs, ...lrState.arrays },
+      models: {},
+    };
+  }
+
+  restoreState(model: Classifier, state: DetectorState): void {
+    const fm = featureModel(model);
+    const lr = logisticFromState('lid', state, 'logistic', fm.hidden.length);
+    const refs: tf.Tensor2D[] = [];
+    try {
+      for (let l = 0; l < fm.hidden.length; l++) {
+        const shape = [this.config.referenceSize, null];
+        refs.push(stateTensor('lid', state, `references.${l}`, shape) as tf.Tensor2D);
+      }
+    } catch (e) {
+      tf.dispose(refs);
+      throw e;
+    }
+    this.dispose();
+    this.fm = fm;
+    this.references = refs;
+    this.lr = lr;
   }
 
   dispose(): void {

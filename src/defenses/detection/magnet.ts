@@ -13,9 +13,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { Rng } from '../../engine/rng.js';
-import { check } from '../../errors.js';
+import { check, ParryError } from '../../errors.js';
 import type { Classifier } from '../../models/classifier.js';
 import { BaseDetector, fitted } from './detector.js';
+import type { DetectorState, SavableDetector } from './fitted-state.js';
 
 /** Maps images to images of the same shape and bounds. */
 export interface ImageModel {
@@ -127,7 +128,7 @@ export function jsd(p: tf.Tensor2D, q: tf.Tensor2D): tf.Tensor1D {
   });
 }
 
-export class MagnetDetector extends BaseDetector {
+export class MagnetDetector extends BaseDetector implements SavableDetector {
   readonly name = 'magnet';
   readonly gradient = 'exact' as const;
   readonly config: MagnetConfig;
@@ -170,6 +171,41 @@ export class MagnetDetector extends BaseDetector {
       const diff = tf.reshape(tf.sub(x, r), [x.shape[0], -1]);
       return tf.mean(metric === 'l1' ? tf.abs(diff) : tf.square(diff), 1) as tf.Tensor1D;
     });
+  }
+
+  /** The autoencoder `fit` trained, as the model `autoencoder`; one given to the constructor cannot be saved. */
+  exportState(): DetectorState {
+    fitted('magnet', this.model);
+    if (this.trained === undefined) {
+      throw new ParryError(
+        'UNSUPPORTED',
+        'magnet: the autoencoder was given to the detector, not trained by fit(), so it cannot be saved; save the autoencoder itself',
+      );
+    }
+    return {
+      config: { ...this.config, train: { ...this.config.train } },
+      values: {},
+      arrays: {},
+      models: { autoencoder: this.trained },
+    };
+  }
+
+  restoreState(model: Classifier, state: DetectorState): void {
+    const ae = state.models.autoencoder;
+    if (ae === undefined) {
+      throw new ParryError('BAD_FILE', "magnet: the saved state has no model 'autoencoder'");
+    }
+    const shape = ae.inputs[0].shape.slice(1);
+    if (shape.join(',') !== model.inputShape.join(',')) {
+      throw new ParryError(
+        'BAD_FILE',
+        `magnet: the saved autoencoder takes inputs [${shape.join(', ')}], the model [${model.inputShape.join(', ')}]`,
+      );
+    }
+    if (ae !== this.trained) this.dispose();
+    this.trained = ae;
+    this.autoencoder = autoencoderFrom(ae, model.bounds);
+    this.model = model;
   }
 
   dispose(): void {

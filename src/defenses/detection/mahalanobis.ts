@@ -15,6 +15,7 @@ import { check } from '../../errors.js';
 import type { Classifier } from '../../models/classifier.js';
 import { type FeatureModel, featureModel, readFeatures } from '../../models/features.js';
 import { BaseDetector, fitted } from './detector.js';
+import { arrayOf, type DetectorState, type SavableDetector, stateTensor } from './fitted-state.js';
 import { invertSpd } from './linalg.js';
 
 export interface MahalanobisConfig {
@@ -89,7 +90,7 @@ export function minMahalanobis(
   });
 }
 
-export class MahalanobisDetector extends BaseDetector {
+export class MahalanobisDetector extends BaseDetector implements SavableDetector {
   readonly name = 'mahalanobis';
   readonly gradient = 'exact' as const;
   private readonly config: MahalanobisConfig;
@@ -126,6 +127,37 @@ export class MahalanobisDetector extends BaseDetector {
       const r = fm.activations(x, [fm.penultimate]);
       return minMahalanobis(r.features[0], this.means!, this.precision!);
     });
+  }
+
+  /** Class means `means` [numClasses, d] and Σ⁻¹ `precision` [d, d] (float32, as scored). */
+  exportState(): DetectorState {
+    const means = fitted('mahalanobis', this.means);
+    return {
+      config: { ...this.config },
+      values: {},
+      arrays: { means: arrayOf(means), precision: arrayOf(this.precision!) },
+      models: {},
+    };
+  }
+
+  restoreState(model: Classifier, state: DetectorState): void {
+    const fm = featureModel(model);
+    const means = stateTensor('mahalanobis', state, 'means', [
+      model.numClasses,
+      null,
+    ]) as tf.Tensor2D;
+    const d = means.shape[1];
+    let precision: tf.Tensor2D;
+    try {
+      precision = stateTensor('mahalanobis', state, 'precision', [d, d]) as tf.Tensor2D;
+    } catch (e) {
+      means.dispose();
+      throw e;
+    }
+    this.dispose();
+    this.fm = fm;
+    this.means = means;
+    this.precision = precision;
   }
 
   dispose(): void {

@@ -14,6 +14,7 @@ import { Rng } from '../../engine/rng.js';
 import { check } from '../../errors.js';
 import type { Classifier } from '../../models/classifier.js';
 import { BaseDetector, fitted } from './detector.js';
+import { arrayOf, type DetectorState, type SavableDetector, stateTensor } from './fitted-state.js';
 
 export interface StripConfig {
   /** Clean images each input is superimposed on (the paper's N). */
@@ -36,7 +37,7 @@ export function stripEntropy(model: Classifier, x: tf.Tensor, overlays: tf.Tenso
   });
 }
 
-export class StripDetector extends BaseDetector {
+export class StripDetector extends BaseDetector implements SavableDetector {
   readonly name = 'strip';
   readonly gradient = 'none' as const;
   readonly config: StripConfig;
@@ -69,6 +70,24 @@ export class StripDetector extends BaseDetector {
     const model = fitted('strip', this.model);
     const overlays = fitted('strip', this.overlays);
     return tf.tidy(() => tf.neg(stripEntropy(model, x, overlays)));
+  }
+
+  /** The clean images inputs are blended with, `overlays` [N, ...inputShape]. */
+  exportState(): DetectorState {
+    const overlays = fitted('strip', this.overlays);
+    return {
+      config: { ...this.config },
+      values: {},
+      arrays: { overlays: arrayOf(overlays) },
+      models: {},
+    };
+  }
+
+  restoreState(model: Classifier, state: DetectorState): void {
+    const overlays = stateTensor('strip', state, 'overlays', [null, ...model.inputShape]);
+    this.overlays?.dispose();
+    this.overlays = overlays;
+    this.model = model;
   }
 
   /** Frees the overlays; scoring needs `fit` again. */
