@@ -13,6 +13,8 @@ import { loadDataset } from '../data/index.js';
 import { TRAINING_METHODS } from '../defenses/training/registry.js';
 import { checkOutputDir, writeFolder } from '../engine/output-path.js';
 import { chooseWorkers, WorkerPool } from '../engine/pool.js';
+import { withJobLabel } from '../engine/queue/label.js';
+import { redactUrl } from '../engine/queue/redis.js';
 import { DEFAULT_MEMBERSHIP_ATTACKS } from '../evaluate/privacy-config.js';
 import { type PrivacyResults, privacyEvaluation } from '../evaluate/privacy-stage.js';
 import {
@@ -28,9 +30,16 @@ import {
 } from './common.js';
 import { addEntryOptions, givenEntryOptions, withFlagNames } from './options.js';
 import { progressBar } from './progress.js';
+import {
+  addQueueOptions,
+  checkQueueFlags,
+  jobFailure,
+  openQueue,
+  type QueueFlags,
+} from './queue-options.js';
 import { addDpOptions, type DpFlags, dpOptions } from './train.js';
 
-interface PrivacyOptions extends CommonOptions, DpFlags {
+interface PrivacyOptions extends CommonOptions, DpFlags, QueueFlags {
   optimizer: 'adam' | 'sgd' | 'momentum';
   defense: string;
   dataset: string;
@@ -135,8 +144,10 @@ export function privacyCommand(): Command {
     ['seed'],
   );
   addDpOptions(cmd);
+  addQueueOptions(cmd, "the models' training (one job per model)");
   return withCommonOptions(cmd).action(async (opts: PrivacyOptions) => {
     const dp = dpOptions(opts);
+    checkQueueFlags('privacy', opts, opts.workers);
     if (opts.out !== undefined) checkOutputDir(opts.out, '--out');
     if (!['none', 'flip', 'flip-shift'].includes(opts.queries)) {
       throw new InvalidArgumentError(
@@ -175,8 +186,14 @@ export function privacyCommand(): Command {
       })),
       seed: opts.seed,
     };
-    const workers = chooseWorkers(opts.workers);
-    const pool = workers > 1 ? new WorkerPool({ workers, backend }) : undefined;
+    const queue =
+      opts.queue === undefined
+        ? undefined
+        : await openQueue('privacy', opts.queue, opts.attempts, backend);
+    // The models train as one job each: on the queue's workers, or on one thread per core here.
+    const workers = queue ? 0 : chooseWorkers(opts.workers);
+    const pool =
+      queue?.executor ?? (workers > 1 ? new WorkerPool({ workers, backend }) : undefined);
     const bar = progressBar('privacy {stage} |{bar}| {value}/{total} | ETA {eta_formatted}');
     let stage = '';
     let r: PrivacyResults;
@@ -184,26 +201,36 @@ export function privacyCommand(): Command {
       r = await withFlagNames(
         opts.defense,
         () =>
-          privacyEvaluation(train, test, config, {
-            pool,
-            onProgress: (p) => {
-              if (p.stage !== stage) {
-                if (stage !== '') bar.stop();
-                stage = p.stage;
-                bar.start(p.total, 0, { stage: p.stage });
-              }
-              bar.update(p.done, { stage: p.stage });
-            },
-          }),
+          withJobLabel('privacy model', () =>
+            privacyEvaluation(train, test, config, {
+              pool,
+              onProgress: (p) => {
+                // With a queue, its own bar counts the training jobs.
+                if (queue && p.stage === 'train') return;
+                if (p.stage !== stage) {
+                  if (stage !== '') bar.stop();
+                  stage = p.stage;
+                  bar.start(p.total, 0, { stage: p.stage });
+                }
+                bar.update(p.done, { stage: p.stage });
+              },
+            }),
+          ),
         keys,
       );
+    } catch (e) {
+      await queue?.close(false);
+      throw jobFailure('privacy', e);
     } finally {
       bar.stop();
-      await pool?.close();
+      queue?.stopBar();
+      if (!queue) await pool?.close();
     }
+    await queue?.close(true);
     const record = {
       command: 'privacy',
       ...r,
+      ...(opts.queue !== undefined ? { queue: redactUrl(opts.queue) } : {}),
       dataset: opts.dataset,
       seed: opts.seed,
     };

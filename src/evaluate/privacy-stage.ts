@@ -357,12 +357,21 @@ type SectionConfig = NonNullable<EvalContext['config']['privacy']>;
  * for it (one cell), then stealing and MI-Face against each model of the config (one cell per
  * model × method × output, and per model), the config's seed throughout.
  */
-export async function privacyStage(ctx: EvalContext): Promise<PrivacySectionResults | null> {
+/**
+ * The config's privacy section. `models`, when given (the job queue), trains the membership
+ * evaluation's population, one job per model; everything else runs on `ctx.pool`.
+ */
+export async function privacyStage(
+  ctx: EvalContext,
+  models?: WorkerPool,
+): Promise<PrivacySectionResults | null> {
   const p = ctx.config.privacy;
   if (p === undefined) return null;
   const train = loadDataset(p.dataset, 'train', { seed: ctx.config.seed });
   const test = loadDataset(p.dataset, 'test', { seed: ctx.config.seed });
-  const membership = p.membership ? await membershipCell(ctx, p.membership, train, test) : null;
+  const membership = p.membership
+    ? await membershipCell(ctx, p.membership, train, test, models ?? ctx.pool)
+    : null;
   const stealing: StealingRow[] = [];
   const inversion: InversionRow[] = [];
   for (const m of ctx.config.models) {
@@ -384,6 +393,7 @@ async function membershipCell(
   config: NonNullable<SectionConfig['membership']>,
   train: Dataset,
   test: Dataset,
+  models: WorkerPool | undefined,
 ): Promise<PrivacyResults> {
   const key = { target: 'privacy', stage: 'privacy', attack: 'membership', norm: null, eps: null };
   return cell(ctx, key, 'privacy: membership inference', 100, async (_seed, progress) => {
@@ -395,7 +405,7 @@ async function membershipCell(
       test,
       { ...config, seed: ctx.config.seed },
       {
-        pool: ctx.pool,
+        pool: models,
         signal: ctx.signal,
         onProgress: (s) =>
           progress(Math.round(offsets[s.stage] + (weights[s.stage] * s.done) / s.total), 100),

@@ -82,8 +82,9 @@ export interface RunEvaluationOptions {
   /** Workers for attacks and smoothing certificates of plain models; without, all in this thread. */
   pool?: WorkerPool;
   /**
-   * A job queue for the targets' attack and certificate batches (instead of `pool`, which still
-   * serves the poisoning and privacy stages: they train models, work a queue does not take).
+   * A job queue for the targets' attack and certificate batches and the privacy section's
+   * population of models (instead of `pool`, which still serves the poisoning stage and the rest of
+   * the privacy section).
    */
   queue?: Executor;
   onStage?: (stage: StageInfo) => StageHandle | undefined;
@@ -153,7 +154,8 @@ export async function runEvaluation(
     }
     const local = { ...ctx, pool: opts.pool };
     const poisoning = await poisoningStage(local);
-    const privacy = await privacyStage(local);
+    // The queue takes the membership population's training (one job per model), not the rest.
+    const privacy = await privacyStage(local, queue);
     const out: EvaluationResults = {
       version: RESULTS_VERSION,
       started,

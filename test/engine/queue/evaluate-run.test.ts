@@ -233,4 +233,48 @@ describe('runEvaluation with a queue whose certificate and honesty jobs fail', (
       [smoothed, 'certify', 'smoothing'],
     ]);
   });
+
+  it("trains the privacy section's population as one job per model on the queue, as locally", async () => {
+    const raw = {
+      n: 2,
+      seed: 4,
+      models: [{ path: model }],
+      attacks: [],
+      honesty: { enabled: false },
+      privacy: {
+        dataset: 'fashion-mnist-subset',
+        membership: {
+          pool: 40,
+          population: 0,
+          models: { referenceModels: 2, arch: 'mlp', epochs: 2, batchSize: 8 },
+          queries: 'none',
+          attacks: [{ name: 'loss' }],
+        },
+      },
+    };
+    const queue = new Recorder(pool);
+    const queued = await runEvaluation(parseEvaluateConfig(raw, packageRoot()), {
+      outDir: path.join(dir, 'privacy-queued'),
+      queue,
+    });
+    const local = await runEvaluation(parseEvaluateConfig(raw, packageRoot()), {
+      outDir: path.join(dir, 'privacy-local'),
+    });
+    // Three models (target + 2 references), one job each, under the membership cell's label.
+    expect([...queue.labels]).toEqual(['privacy: membership inference']);
+    expect(queue.asked.size).toBe(3);
+    const m = (r: typeof local) => {
+      const { seconds: _, referenceSeconds: __, ...rest } = r.privacy!.membership!;
+      return {
+        ...rest,
+        target: { ...rest.target, trainSeconds: 0 },
+        outputs: rest.outputs.map((o) => ({
+          ...o,
+          queryLogitsSeconds: 0,
+          attacks: o.attacks.map((a) => ({ ...a, seconds: 0 })),
+        })),
+      };
+    };
+    expect(m(queued)).toEqual(m(local));
+  });
 });
