@@ -143,7 +143,10 @@ async function progressCost(n) {
   );
 }
 try {
+  await measure('a few bytes', 2000, 1, 200);
+  await measure('100 kB', 400, 25_600, 100);
   await measure('fmnist batch 128 (401 kB)', 200, 128 * 784, 50);
+  await progressCost(2000);
 } finally {
   worker.kill('SIGKILL');
   redis.disconnect();
