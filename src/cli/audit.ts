@@ -13,9 +13,16 @@ import { checkOutputDir, writeFolder } from '../engine/output-path.js';
 import { ParryError } from '../errors.js';
 import { ARCHITECTURES } from '../models/architectures.js';
 import { parseWith } from '../options.js';
-import { renderAuditReport } from '../serve/audit-report.js';
+import { REPORT_FILE, renderReport } from '../report/index.js';
+import { auditResults } from '../serve/audit-report.js';
 import { adapterSchema } from '../serve/endpoint-adapter.js';
-import { AUDIT_STAGES, type AuditStage, planAudit, runAudit } from '../serve/endpoint-audit.js';
+import {
+  AUDIT_STAGES,
+  type AuditResults,
+  type AuditStage,
+  planAudit,
+  runAudit,
+} from '../serve/endpoint-audit.js';
 import { HttpQueryClassifier } from '../serve/http-classifier.js';
 import {
   type CommonOptions,
@@ -117,17 +124,22 @@ async function audit(opts: AuditOptions): Promise<void> {
   }
   checkOutputDir(opts.out, '--out');
   planAudit(opts.budget, opts.n, opts.stages);
-  const headers = Object.fromEntries(
+  const headers: Record<string, string> = Object.fromEntries(
     opts.header.map((h) => {
       const i = h.indexOf(':');
       return [h.slice(0, i).trim().toLowerCase(), h.slice(i + 1).trim()];
     }),
   );
+  // fetch refuses a URL with credentials: they travel as Basic authorization instead (unless
+  // --header gives one), and the URL goes on without them.
+  const basic = credentialsOf(opts.url);
+  if (basic !== undefined) headers.authorization ??= `Basic ${basic}`;
+  const url = redact(opts.url, false);
   const adapter = opts.adapter ? readAdapter(opts.adapter) : undefined;
   await setUpBackend(opts);
   const test = firstExamples(loadDataset(opts.dataset, 'test', { seed: opts.seed }), opts.n, '--n');
   const train = loadDataset(opts.dataset, 'train', { seed: opts.seed });
-  const endpoint = await HttpQueryClassifier.connect(opts.url, {
+  const endpoint = await HttpQueryClassifier.connect(url, {
     headers,
     adapter,
     maxWaitSeconds: opts.maxWait,
@@ -139,7 +151,7 @@ async function audit(opts: AuditOptions): Promise<void> {
       `audit: ${test.name} holds examples of shape [${shape}], the endpoint takes [${endpoint.inputShape}]`,
     );
   }
-  const results = await runAudit(
+  const audited = await runAudit(
     endpoint,
     { test, train },
     {
@@ -158,46 +170,57 @@ async function audit(opts: AuditOptions): Promise<void> {
         `audit: ${r.stage} ${r.status} (${r.queries} of ${r.share} queries)${r.note ? `: ${r.note}` : ''}`,
       ),
   );
-  const shown = redact(opts.url);
-  const record = {
-    command: 'audit',
-    url: shown,
-    endpoint: {
-      outputs: endpoint.outputs ?? null,
-      adapter: opts.adapter ?? null,
-      guards: endpoint.info.guards ?? null,
-      requests: endpoint.requests,
-      waitedSeconds: endpoint.waitedSeconds,
-      abstentions: endpoint.abstentions,
-    },
-    ...results,
-  };
-  await writeFolder(opts.out, async (dir) => {
-    writeFileSync(path.join(dir, 'results.json'), `${JSON.stringify(record, null, 2)}\n`);
-    writeFileSync(
-      path.join(dir, 'report.html'),
-      renderAuditReport(results, {
-        url: shown,
-        outputs: endpoint.outputs,
-        guards: endpoint.info.guards,
-        requests: endpoint.requests,
-        waitedSeconds: endpoint.waitedSeconds,
-      }),
-    );
+  const results = auditResults(audited, test, {
+    url: redact(opts.url, true),
+    outputs: endpoint.outputs,
+    adapter: opts.adapter ?? null,
+    guards: endpoint.info.guards,
+    classNames: endpoint.info.classNames,
+    requests: endpoint.requests,
+    waitedSeconds: endpoint.waitedSeconds,
+    abstentions: endpoint.abstentions,
   });
-  emit(record, opts, () =>
-    [
-      `clean accuracy ${pct(results.clean.accuracy)} on ${results.dataset.n} examples`,
-      ...results.stages.map((s) => {
-        const m = s.metrics ?? {};
-        const v = m.robustAccuracy ?? m.agreement ?? m.auc;
-        const what =
-          'robustAccuracy' in m ? 'robust accuracy' : 'agreement' in m ? 'agreement' : 'AUC';
-        return `${s.stage}: ${s.status}${typeof v === 'number' ? `, ${what} ${what === 'AUC' ? v.toFixed(3) : pct(v)}` : ''} (${s.queries} queries)`;
-      }),
-      `${results.queries} of ${opts.budget} queries; wrote results.json and report.html to ${opts.out}`,
-    ].join('\n'),
-  );
+  await writeFolder(opts.out, async (dir) => {
+    writeFileSync(path.join(dir, 'results.json'), `${JSON.stringify(results)}\n`);
+    writeFileSync(path.join(dir, REPORT_FILE), renderReport(results));
+  });
+  const summary = {
+    command: 'audit',
+    url: results.access.url,
+    outputs: results.access.outputs,
+    budget: opts.budget,
+    queries: results.access.queries,
+    clean: audited.clean.accuracy,
+    stages: audited.stages.map((s) => ({
+      stage: s.stage,
+      status: s.status,
+      queries: s.queries,
+      share: s.share,
+      ...(s.metrics ? { metrics: s.metrics } : {}),
+      ...(s.note ? { note: s.note } : {}),
+    })),
+    results: path.join(opts.out, 'results.json'),
+    report: path.join(opts.out, REPORT_FILE),
+  };
+  emit(summary, opts, () => humanSummary(audited, opts));
+}
+
+/** The lines printed without --json: clean accuracy, each stage's headline number, the spend. */
+function humanSummary(r: AuditResults, opts: AuditOptions): string {
+  const headline = (m: Record<string, number | null | string>): string => {
+    if (typeof m.robustAccuracy === 'number') return `, robust accuracy ${pct(m.robustAccuracy)}`;
+    if (typeof m.agreement === 'number') return `, agreement ${pct(m.agreement)}`;
+    if (typeof m.auc === 'number') return `, AUC ${m.auc.toFixed(3)}`;
+    return '';
+  };
+  return [
+    `clean accuracy ${pct(r.clean.accuracy)} on ${r.dataset.n} examples`,
+    ...r.stages.map(
+      (s) =>
+        `${s.stage}: ${s.status}${s.metrics ? headline(s.metrics) : ''} (${s.queries} queries)`,
+    ),
+    `${r.queries} of ${opts.budget} queries; wrote results.json and ${REPORT_FILE} to ${opts.out}`,
+  ].join('\n');
 }
 
 function readAdapter(file: string) {
@@ -213,12 +236,28 @@ function readAdapter(file: string) {
   return parseWith(`--adapter ${file}`, adapterSchema, raw);
 }
 
-/** The URL without user or password (they stay out of files and logs). */
-function redact(url: string): string {
+/** `user:password` of a URL, base64, or undefined when it has none (or is no URL). */
+function credentialsOf(url: string): string | undefined {
+  try {
+    const u = new URL(url);
+    if (u.username === '' && u.password === '') return undefined;
+    const raw = `${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`;
+    return Buffer.from(raw).toString('base64');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The URL without user or password; with `query`, the values of its query masked too (what goes
+ * into files and logs).
+ */
+function redact(url: string, query: boolean): string {
   try {
     const u = new URL(url);
     u.username = '';
     u.password = '';
+    if (query) for (const key of [...u.searchParams.keys()]) u.searchParams.set(key, 'redacted');
     return u.toString().replace(/\/$/, '');
   } catch {
     return url;

@@ -126,6 +126,7 @@ async function runServe(opts: ServeOptions): Promise<void> {
     `parry serve: ${opts.model} on ${backend}; ${g.apiKeys.length > 0 ? `${g.apiKeys.length} API key(s)` : 'open (no API keys)'}, ` +
       `quota ${g.quota.rate}/s burst ${g.quota.burst}, ${g.quota.perDay}/day per key${opts.redis ? ` in Redis ${redactUrl(opts.redis)}` : ''}` +
       `${g.preprocess ? `; preprocess ${g.preprocess}` : ''}${g.smoothing ? `; smoothing sigma=${g.smoothing.sigma}` : ''}` +
+      `${g.detector ? `; detector ${g.detector.action} (${g.detector.path})` : ''}` +
       `${g.output ? `; output ${g.output}` : ''}` +
       `${g.extractionMonitor ? `; extraction monitor ${g.extractionMonitor.method} (delta ${g.extractionMonitor.delta}, on alarm ${g.extractionMonitor.onAlarm})` : ''}` +
       `${guard.audit.path ? `; audit log ${guard.audit.path}` : ''}`,

@@ -44,6 +44,11 @@ export interface EvaluationResults {
    * worker refused it); present only when some did. A resumed run computes them again.
    */
   failed?: FailedCell[];
+  /**
+   * How the numbers were obtained when only an endpoint's answers were used (`parry audit`);
+   * absent for `parry evaluate`.
+   */
+  access?: BlackBoxAccess | null;
 }
 
 /** One model, optionally wrapped in a defense: a row of the headline table. */
@@ -254,4 +259,41 @@ export interface DpaSummary {
   medianCertified: number;
   /** Share correct and certified against each poison size 0, 1, …. */
   curve: { size: number; accuracy: number }[];
+}
+
+/** One stage of an audit: its share of the budget and what became of it. */
+export interface AccessStage {
+  stage: string;
+  status: 'done' | 'skipped' | 'stopped';
+  seed: number;
+  /** Queries the stage could spend, and spent. */
+  share: number;
+  queries: number;
+  seconds: number;
+  /** Why it was skipped or stopped, or what its numbers assume. */
+  note: string | null;
+  /** The endpoint's refusal that stopped it: HTTP status and error code. */
+  refusal: { status: number; code: string } | null;
+}
+
+/** How the numbers of results.json were obtained when only an endpoint's answers were used. */
+export interface BlackBoxAccess {
+  mode: 'black-box';
+  /** The endpoint's URL, without user or password. */
+  url: string;
+  /** What the endpoint answered: rows of scores, or labels only (null: no answer was read). */
+  outputs: 'scores' | 'labels' | null;
+  /** The adapter file, when the endpoint is not a parry service. */
+  adapter: string | null;
+  /** The guards the endpoint reports (parry's GET /v1/model); null when it reports none. */
+  guards: Record<string, unknown> | null;
+  /** Examples the audit could send, and sent (cached repeats are free). */
+  budget: number;
+  queries: number;
+  requests: number;
+  /** Seconds spent waiting out Retry-After. */
+  waitedSeconds: number;
+  /** Answers that were abstentions. */
+  abstentions: number;
+  stages: AccessStage[];
 }

@@ -2,8 +2,17 @@
  * `renderReport`: one self-contained HTML page from `results.json` — styles, vega's runtime, the
  * compiled charts and the example images are all inlined, and a Content-Security-Policy forbids
  * the page any network access, so it opens the same from a mail attachment as from a CI artefact.
+ * Results `parry audit` wrote (an `access` of mode 'black-box') get a banner saying so under the
+ * title, a table of the attacks and the audit's stages, and their own membership facts.
  */
-import type { EvaluationResults } from '../evaluate/results.js';
+import {
+  accessBanner,
+  attackTable,
+  blackBoxAccess,
+  blackBoxMembership,
+  type ReportResults,
+  stagesTable,
+} from './access-section.js';
 import { certifiedNorms, certifiedTables } from './certified-section.js';
 import { certifiedCharts, robustnessCharts, tradeOffCharts } from './charts.js';
 import { fairnessCharts, fairnessSummary } from './fairness-section.js';
@@ -36,7 +45,7 @@ import { REPORT_CSS } from './style.js';
 import { type Chart, vegaRuntime } from './vega.js';
 
 export interface ReportOptions {
-  /** The page's title; defaults to `parry evaluation — <data set>`. */
+  /** The page's title; defaults to `parry evaluation — <data set>` (`parry audit — <url>`). */
   title?: string;
 }
 
@@ -89,10 +98,11 @@ function chartBlocks(charts: Chart[], counter: { n: number }): string {
     .join('\n');
 }
 
-function sections(results: EvaluationResults): Section[] {
+function sections(results: ReportResults): Section[] {
   const counter = { n: 0 };
   const charts = (list: Chart[], empty: string) =>
     list.length > 0 ? chartBlocks(list, counter) : `<p class="empty">${escapeHtml(empty)}</p>`;
+  const blackBox = blackBoxAccess(results) !== null;
   const hasGroups = results.targets.some(
     (t) => t.fairness.perGroup && t.fairness.perGroup.length > 0,
   );
@@ -110,6 +120,19 @@ function sections(results: EvaluationResults): Section[] {
         'and what the evaluation cost. Bold: the best target in a column.</p>' +
         headlineTable(results),
     },
+    ...(blackBox
+      ? [
+          {
+            id: 'attacks',
+            heading: 'Attacks and audit stages',
+            body:
+              '<p>Each attack on the examples the endpoint classifies correctly, within the radius ε; ' +
+              'robust accuracy is over every example (a misclassified one counts as broken).</p>' +
+              attackTable(results) +
+              stagesTable(results),
+          },
+        ]
+      : []),
     {
       id: 'curves',
       heading: 'Robustness curves',
@@ -172,8 +195,8 @@ function sections(results: EvaluationResults): Section[] {
             id: 'privacy',
             heading: 'Privacy',
             body:
-              privacyTable(results) +
-              (results.privacy.membership ? charts(privacyCharts(results), '') : '') +
+              (blackBox ? blackBoxMembership(results) : privacyTable(results)) +
+              (results.privacy.membership && !blackBox ? charts(privacyCharts(results), '') : '') +
               stealingTable(results) +
               (results.privacy.stealing.length > 0 ? charts(stealingCharts(results), '') : '') +
               inversionGallery(results),
@@ -191,8 +214,11 @@ function sections(results: EvaluationResults): Section[] {
  * The HTML report of an evaluation, as one string: a page a person can open offline and read top
  * to bottom — honesty banner, headline table, charts, fairness, checks, examples, notes, config.
  */
-export function renderReport(results: EvaluationResults, options: ReportOptions = {}): string {
-  const title = options.title ?? `parry evaluation — ${results.dataset.name}`;
+export function renderReport(results: ReportResults, options: ReportOptions = {}): string {
+  const access = blackBoxAccess(results);
+  const title =
+    options.title ??
+    (access ? `parry audit — ${access.url}` : `parry evaluation — ${results.dataset.name}`);
   const parts = sections(results);
   const toc = parts.map((s) => `<a href="#${s.id}">${escapeHtml(s.heading)}</a>`).join('');
   const body = parts
@@ -212,6 +238,7 @@ export function renderReport(results: EvaluationResults, options: ReportOptions 
 <main>
 <header>
 <h1>${escapeHtml(title)}</h1>
+${accessBanner(results)}
 ${runFacts(results)}
 ${banner(results)}
 <nav class="toc">${toc}</nav>

@@ -5,3 +5,4 @@ export { type ReportOptions, renderReport } from './html.js';
 
 /** The report's file name in an evaluation's output directory. */
 export const REPORT_FILE = 'report.html';
+export type { AccessStage, BlackBoxAccess, ReportResults } from './access-section.js';

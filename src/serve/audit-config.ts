@@ -1,14 +1,25 @@
 /**
  * The endpoint audit's config, budget plan and result records (the audit itself: endpoint-audit.ts;
- * its stages: audit-stages.ts).
+ * its stages: audit-stages.ts; its results.json: audit-report.ts).
  */
 import { z } from 'zod';
+import type { StealingResult } from '../attacks/privacy/stealing/registry.js';
 import type { Dataset } from '../data/dataset.js';
 import { check } from '../errors.js';
+import type { AttackRun } from '../evaluate/cells.js';
+import type { PrivacyResults } from '../evaluate/privacy-stage.js';
 import { ARCHITECTURES } from '../models/architectures.js';
 import type { QueryClassifier } from '../models/classifier.js';
 
-export const AUDIT_STAGES = ['square', 'hsj', 'membership', 'knockoff', 'copycat'] as const;
+export const AUDIT_STAGES = [
+  'square',
+  'hsj',
+  'membership',
+  'augmentation',
+  'knockoff',
+  'copycat',
+  'jacobian',
+] as const;
 export type AuditStage = (typeof AUDIT_STAGES)[number];
 
 /** Relative shares of the budget left after the clean pass. */
@@ -16,8 +27,10 @@ const WEIGHTS: Record<AuditStage, number> = {
   square: 2,
   hsj: 2,
   membership: 1,
+  augmentation: 1,
   knockoff: 2.5,
   copycat: 2.5,
+  jacobian: 2.5,
 };
 
 export const auditConfigSchema = z.strictObject({
@@ -45,6 +58,9 @@ export interface AuditTarget extends QueryClassifier {
   readonly outputs?: 'scores' | 'labels';
 }
 
+/** One label-only membership signal, as the privacy section of results.json holds it. */
+export type LabelOnlyRow = PrivacyResults['labelOnly'][number];
+
 export interface StageRecord {
   stage: AuditStage;
   /** The stage's seed: the audit's seed plus the stage's index in AUDIT_STAGES. */
@@ -57,7 +73,16 @@ export interface StageRecord {
   note?: string;
   /** Set when the endpoint refused: its status and error code. */
   refusal?: { status: number; code: string };
+  /** The stage's headline numbers (the log line, `--json`). */
   metrics?: Record<string, number | null | string>;
+  /** square, hsj: per test example, the record `parry evaluate` keeps of an attack run. */
+  run?: AttackRun & { params: Record<string, unknown> };
+  /** membership, augmentation: the signal's scores judged against the assumed membership. */
+  labelOnly?: LabelOnlyRow;
+  /** membership, augmentation: the endpoint's accuracy on the assumed members. */
+  memberAccuracy?: number;
+  /** knockoff, copycat, jacobian: the stolen model, scored. */
+  stealing?: StealingResult;
 }
 
 export interface AuditResults {
@@ -66,10 +91,20 @@ export interface AuditResults {
   blackBox: true;
   config: AuditConfig;
   dataset: { name: string; n: number; pool: string };
-  clean: { accuracy: number; queries: number; predictions: number[] };
+  /** Predictions: -1 where the endpoint abstained (answered the uniform row); confidences: top scores. */
+  clean: {
+    accuracy: number;
+    queries: number;
+    predictions: number[];
+    confidences: number[];
+    seconds: number;
+  };
   stages: StageRecord[];
   queries: number;
   notes: string[];
+  /** ISO timestamps. */
+  started: string;
+  finished: string;
 }
 
 /** Each stage's share of the budget: `n` for the clean pass, the rest split by weight. */

@@ -4,25 +4,25 @@
  * labels only), holds labelled data of the task, and may send at most `budget` examples.
  *
  * Stages, in order, each with its share of the budget (`planAudit`):
- * - clean: the endpoint's accuracy on the first `n` test examples (n queries);
+ * - clean: the endpoint's predictions on the first `n` test examples (n queries); an abstention
+ *   (the uniform answer) is recorded as -1 and is not correct;
  * - square: Square Attack (score-based; skipped when the endpoint answers labels only) on the
- *   correctly classified ones, within eps in `norm`: robust accuracy;
- * - hsj: HopSkipJump (decision-based, capped to the same eps ball): robust accuracy;
- * - membership: the label-only noise signal (share of noisy copies still labelled y) on the first
- *   n training examples and the n test examples, reported as raw statistics and the AUC between
- *   the two — a leak only if the training split really is the endpoint's training data (an
- *   assumption: there are no reference models to calibrate a threshold);
- * - knockoff, copycat: model stealing from the training split as pool; the thief's accuracy,
- *   agreement with the endpoint and transfer rate on the test examples (transfer costs n queries;
- *   the clean answers are reused).
+ *   correctly classified ones, within eps in `norm`: per-example outcomes, robust accuracy;
+ * - hsj: HopSkipJump (decision-based, capped to the same eps ball): the same;
+ * - membership, augmentation: the label-only noise and augmentation signals (share of noisy or
+ *   augmented copies still labelled y) on the first n training examples and the n test
+ *   examples, scored by the ROC between the two — a leak only if the training split really is
+ *   the endpoint's training data (an assumption: there are no reference models to calibrate a
+ *   threshold);
+ * - knockoff, copycat, jacobian: model stealing from the training split as pool; the thief's
+ *   accuracy, agreement with the endpoint and transfer rate on the test examples (transfer costs
+ *   n queries; the clean answers are reused).
  * A stage the endpoint stops (403, or 429 with a long Retry-After) or that would go past its share
- * is recorded as stopped with the reason; later stages still run.
+ * is recorded as stopped with the reason; later stages still run. audit-report.ts turns the
+ * results into `parry evaluate`'s results.json, marked black-box.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import type { z } from 'zod';
-import { type Dataset, exampleSize } from '../data/dataset.js';
 import { check } from '../errors.js';
-import type { QueryClassifier } from '../models/classifier.js';
 import { parseWith } from '../options.js';
 import {
   AUDIT_STAGES,
@@ -35,26 +35,16 @@ import {
   planAudit,
   type StageRecord,
 } from './audit-config.js';
-import { evasionStage, membershipStage, type StageOutcome, stealingStage } from './audit-stages.js';
+import {
+  evasionStage,
+  labelsOfRows,
+  membershipStage,
+  type StageOutcome,
+  stealingStage,
+} from './audit-stages.js';
 import { EndpointRefusal, QueryLimitReached } from './http-classifier.js';
 
 export * from './audit-config.js';
-
-/** Argmax labels of the target on `data`'s examples, `batch` at a time. */
-async function labelsOf(target: QueryClassifier, data: Dataset, batch = 64): Promise<Int32Array> {
-  const n = data.shape[0];
-  const per = exampleSize(data);
-  const out = new Int32Array(n);
-  for (let s = 0; s < n; s += batch) {
-    const m = Math.min(batch, n - s);
-    const x = tf.tensor(data.x.subarray(s * per, (s + m) * per), [m, ...data.shape.slice(1)]);
-    const p = await target.predict(x);
-    const top = tf.argMax(p, 1);
-    out.set(await top.data(), s);
-    tf.dispose([x, p, top]);
-  }
-  return out;
-}
 
 /** Runs the audit; `onStage` hears each stage as it ends. */
 export async function runAudit(
@@ -64,38 +54,44 @@ export async function runAudit(
   onStage?: (r: StageRecord) => void,
 ): Promise<AuditResults> {
   const c = parseWith('audit', auditConfigSchema, config);
+  const started = new Date().toISOString();
   const n = data.test.shape[0];
   check(n === c.n, () => `audit: the test set holds ${n} examples, n is ${c.n}`);
   const plan = planAudit(c.budget, n, c.stages);
   target.limit = c.budget;
-  const predictions = await labelsOf(target, data.test);
-  const correct = Array.from({ length: n }, (_, i) => i).filter(
-    (i) => predictions[i] === data.test.labels[i],
-  );
+  const t0 = performance.now();
+  const confidence = new Float32Array(n);
+  const predictions = Array.from(await labelsOfRows(target, data.test.x, n, confidence));
+  const accuracy = predictions.filter((p, i) => p === data.test.labels[i]).length / n;
   const results: AuditResults = {
     kind: 'endpoint-audit',
     blackBox: true,
     config: c,
     dataset: { name: data.test.name, n, pool: data.train.name },
     clean: {
-      accuracy: correct.length / n,
+      accuracy,
       queries: target.queries,
-      predictions: Array.from(predictions),
+      predictions,
+      confidences: Array.from(confidence),
+      seconds: (performance.now() - t0) / 1000,
     },
     stages: [],
     queries: 0,
     notes: [],
+    started,
+    finished: started,
   };
   for (const stage of c.stages) {
     // Each stage draws from its own seed: two stealing methods would otherwise pick the same
     // pool examples, and the second would be answered from the first one's cache.
     const seed = (c.seed + AUDIT_STAGES.indexOf(stage)) >>> 0;
-    const record = await runStage(stage, plan[stage], target, data, { ...c, seed }, correct);
+    const record = await runStage(stage, plan[stage], target, data, { ...c, seed }, predictions);
     results.stages.push(record);
     onStage?.(record);
   }
   target.limit = c.budget;
   results.queries = target.queries;
+  results.finished = new Date().toISOString();
   return results;
 }
 
@@ -107,7 +103,7 @@ async function runStage(
   target: AuditTarget,
   data: AuditData,
   c: AuditConfig,
-  correct: number[],
+  clean: readonly number[],
 ): Promise<StageRecord> {
   const started = performance.now();
   const before = target.queries;
@@ -121,16 +117,18 @@ async function runStage(
     ...extra,
   });
   const bodies: Record<AuditStage, StageBody> = {
-    square: (s) => evasionStage('square', s, target, data.test, c, correct),
-    hsj: (s) => evasionStage('hsj', s, target, data.test, c, correct),
-    membership: (s) => membershipStage(s, target, data, c),
+    square: (s) => evasionStage('square', s, target, data.test, c, clean),
+    hsj: (s) => evasionStage('hsj', s, target, data.test, c, clean),
+    membership: (s) => membershipStage('noise', s, target, data, c),
+    augmentation: (s) => membershipStage('augmentation', s, target, data, c),
     knockoff: (s) => stealingStage('knockoff', s, target, data, c),
     copycat: (s) => stealingStage('copycat', s, target, data, c),
+    jacobian: (s) => stealingStage('jacobian', s, target, data, c),
   };
   target.limit = before + share;
   try {
-    const { metrics, note } = await bodies[stage](share);
-    return record(metrics === undefined ? 'skipped' : 'done', { metrics, note });
+    const outcome = await bodies[stage](share);
+    return record(outcome.metrics === undefined ? 'skipped' : 'done', outcome);
   } catch (e) {
     if (e instanceof EndpointRefusal) {
       return record('stopped', {

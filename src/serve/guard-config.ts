@@ -132,6 +132,21 @@ const extractionMonitorSchema = z.strictObject({
   maxKeys: positiveInt().default(100),
 });
 
+export const DETECTOR_ACTIONS = ['abstain', 'flag'] as const;
+
+/**
+ * A detector saved by `parry detect --save`, loaded once at start-up for the served model (a
+ * detector fitted for another model refuses to start), and what happens to an example it flags.
+ */
+const detectorSchema = z.strictObject({
+  /** The saved detector's folder; a relative path resolves against guard.yaml's folder. */
+  path: z
+    .string({ error: expected('the folder parry detect --save wrote') })
+    .min(1, { error: expected('the folder parry detect --save wrote') }),
+  /** 'abstain': withhold the flagged example's answer; 'flag': answer it, marked, with its score. */
+  action: z.enum(DETECTOR_ACTIONS, { error: expected("'abstain' or 'flag'") }).default('abstain'),
+});
+
 const guardsSchema = z.strictObject({
   apiKeys: z.array(apiKeySchema, { error: expected('a list of { id, sha256 }') }).default([]),
   perAddress: perAddressSchema.prefault({}),
@@ -142,14 +157,7 @@ const guardsSchema = z.strictObject({
     .string({ error: expected('a preprocessing spec such as "squeeze-bits:bits=4"') })
     .min(1)
     .optional(),
-  /** Not available: a fitted detector cannot be saved yet (see docs/serve.md). */
-  detector: z
-    .unknown()
-    .refine((v) => v === undefined, {
-      error:
-        'not available yet: parry detect cannot save a fitted detector for the service to load',
-    })
-    .optional(),
+  detector: detectorSchema.optional(),
   smoothing: smoothingSchema.optional(),
   /** An output-defence chain, e.g. `top-k:k=3,rounding:decimals=2` or `labels-only`. */
   output: z
@@ -252,6 +260,7 @@ export type GuardConfigInput = z.input<typeof guardConfigSchema>;
 export type Guards = GuardConfig['guards'];
 export type ExtractionMonitorConfig = NonNullable<Guards['extractionMonitor']>;
 export type SmoothingGuard = NonNullable<Guards['smoothing']>;
+export type DetectorGuard = NonNullable<Guards['detector']>;
 export type QuotaConfig = Guards['quota'];
 
 function issuesOf(error: z.ZodError): OptionIssue[] {
@@ -266,8 +275,8 @@ function issuesOf(error: z.ZodError): OptionIssue[] {
 
 /**
  * Validates a parsed guard file (`raw`) and fills in defaults; relative paths (the audit log, a
- * denoiser's `model=DIR`) resolve against `baseDir`. `source` names the file in errors: one
- * BAD_OPTION naming every problem by its path.
+ * denoiser's `model=DIR`, the saved detector) resolve against `baseDir`. `source` names the file
+ * in errors: one BAD_OPTION naming every problem by its path.
  */
 export function parseGuardConfig(raw: unknown, baseDir = '.', source = 'guard.yaml'): GuardConfig {
   const r = guardConfigSchema.safeParse(raw ?? {});
@@ -279,9 +288,14 @@ export function parseGuardConfig(raw: unknown, baseDir = '.', source = 'guard.ya
   const c = r.data;
   const abs = (p: string) => path.resolve(baseDir, p);
   const preprocess = c.guards.preprocess && resolveModelPaths(c.guards.preprocess, abs);
+  const detector = c.guards.detector && { ...c.guards.detector, path: abs(c.guards.detector.path) };
   return {
     ...c,
-    guards: { ...c.guards, ...(preprocess ? { preprocess } : {}) },
+    guards: {
+      ...c.guards,
+      ...(preprocess ? { preprocess } : {}),
+      ...(detector ? { detector } : {}),
+    },
     audit: { ...c.audit, ...(c.audit.path ? { path: abs(c.audit.path) } : {}) },
   };
 }

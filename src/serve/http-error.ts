@@ -1,3 +1,5 @@
+import { maxHeaderSize, STATUS_CODES } from 'node:http';
+
 /**
  * A refusal the service sends on purpose: HTTP status, a stable machine-readable `code`, a
  * message naming the problem, and extra headers (Retry-After). Every 4xx leaves the service as
@@ -37,6 +39,8 @@ interface FrameworkError {
   code?: string;
   statusCode?: number;
   message?: string;
+  /** Which part of the request failed its schema: 'body', 'querystring', ... */
+  validationContext?: string;
   validation?: readonly {
     keyword: string;
     instancePath: string;
@@ -56,6 +60,15 @@ function readablePath(pointer: string): string {
 /** The first schema-validation problem as one line naming the field. */
 function validationMessage(e: FrameworkError, maxBatch: number): { code: string; message: string } {
   const v = e.validation![0];
+  if (e.validationContext === 'querystring') {
+    // The routes take no query parameters (the schema allows none).
+    return v.keyword === 'additionalProperties'
+      ? {
+          code: 'unknown_parameter',
+          message: `query: unknown parameter '${String(v.params.additionalProperty)}'; this route takes none`,
+        }
+      : { code: 'bad_request', message: `query: ${v.message ?? 'invalid'}` };
+  }
   const at = readablePath(v.instancePath) || 'body';
   switch (v.keyword) {
     case 'additionalProperties':
@@ -124,6 +137,64 @@ export function unsupportedMediaType(contentType: string | undefined): HttpError
     'unsupported_media_type',
     `${sent} is not accepted; send application/json, image/png or image/jpeg`,
   );
+}
+
+/**
+ * The answer to an error of the connection's HTTP parser (fastify's `clientErrorHandler`: the
+ * request never reached a route, or its body could not be read), naming the problem; undefined
+ * when the client reset the connection and there is no one to answer.
+ */
+export function connectionErrorResponse(e: {
+  code?: string;
+  reason?: string;
+  message?: string;
+}): HttpError | undefined {
+  switch (e.code) {
+    case 'ECONNRESET':
+      return undefined;
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return new HttpError(408, 'request_timeout', 'the request was not received in full in time');
+    case 'HPE_HEADER_OVERFLOW':
+      return new HttpError(
+        431,
+        'headers_too_large',
+        `the request headers are larger than ${maxHeaderSize} bytes`,
+      );
+    case 'HPE_INVALID_EOF_STATE':
+      return new HttpError(
+        400,
+        'bad_http',
+        'the connection ended before the request was complete (its body is shorter than announced)',
+      );
+  }
+  const reason = String(e.reason ?? e.message ?? 'parse error').slice(0, 200);
+  return new HttpError(
+    400,
+    'bad_http',
+    `the request is not valid HTTP: ${reason} (${e.code ?? 'no code'})`,
+  );
+}
+
+/** A whole HTTP/1.1 response carrying `h`, for a connection no route answers; it closes. */
+export function rawErrorResponse(h: HttpError): string {
+  const body = JSON.stringify(errorBody(h.code, h.message));
+  return (
+    `HTTP/1.1 ${h.statusCode} ${STATUS_CODES[h.statusCode] ?? ''}\r\n` +
+    'content-type: application/json; charset=utf-8\r\n' +
+    `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
+  );
+}
+
+/** 415 for a JSON body declared in a charset other than UTF-8 (it would be read as UTF-8). */
+export function checkJsonCharset(contentType: string | undefined): void {
+  const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(contentType ?? '')?.[1];
+  if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+    throw new HttpError(
+      415,
+      'unsupported_media_type',
+      `application/json in charset '${charset.slice(0, 40)}' is not accepted; send UTF-8`,
+    );
+  }
 }
 
 /**

@@ -1,20 +1,23 @@
 /**
  * POST /v1/predict. After the per-address limit and the API key (route hooks), in order: the
  * input check (JSON or image → values of the model's shape, finite, in bounds), the key's quota,
- * the extraction monitor's admission, the micro-batcher and the guarded model, then the
- * extraction monitor's verdict on the answered queries. Each step's verdict goes into the
- * response and the audit line.
+ * the extraction monitor's admission, the micro-batcher and the guarded model (with the detector
+ * guard's verdict), then the extraction monitor's verdict on the answered queries. Each step's
+ * verdict goes into the response and the audit line.
  */
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { RowAnswer } from './guarded-predictor.js';
+import { detectorVerdict, type RowAnswer } from './guarded-predictor.js';
 import { HttpError, unsupportedMediaType } from './http-error.js';
 import { type DecodedInput, decodeImageInput, decodeJsonInputs } from './request-input.js';
 import { IMAGE_CONTENT, predictSchema } from './routes.js';
 import type { ServiceContext } from './service-context.js';
+import { createDetectorMetrics, observeDetector } from './service-metrics.js';
 
 export function registerPredictRoute(app: FastifyInstance, ctx: ServiceContext): void {
   const { model, predictor, metrics, guard } = ctx;
+  const detector = predictor.detector;
+  const detectorMetrics = detector && createDetectorMetrics(metrics.registry, detector.buckets);
   app.post(
     '/v1/predict',
     {
@@ -42,15 +45,22 @@ export function registerPredictRoute(app: FastifyInstance, ctx: ServiceContext):
       }
       const answers = await ctx.batcher.submit(input.x, input.rows);
       for (const g of predictor.applied) s.verdicts[g] = 'applied';
+      if (detector && detectorMetrics) {
+        s.verdicts.detector = detectorVerdict(answers, detector);
+        observeDetector(detectorMetrics, detector, answers);
+      }
       await watchExtraction(ctx, req, bucket, keyId, input, answers);
       metrics.queries.inc({ key: keyId }, input.rows);
-      const abstained = answers.filter((a) => a.abstained).length;
+      // Smoothing's abstentions; the detector's are counted as flags.
+      const abstained = answers.filter((a) => a.abstained && !a.flagged).length;
       if (abstained > 0) metrics.abstentions.inc(abstained);
       s.predictions = answers.map((a) => a.label);
       return {
-        predictions: answers.map((a) => ({
+        // The score is shown only under action 'flag': a withheld answer tells nothing more.
+        predictions: answers.map(({ detectorScore, ...a }) => ({
           ...a,
           ...(a.label !== null && model.classNames ? { className: model.classNames[a.label] } : {}),
+          ...(detector?.action === 'flag' ? { detectorScore } : {}),
         })),
         guards: s.verdicts,
       };

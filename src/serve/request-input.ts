@@ -169,6 +169,9 @@ function jpegSize(body: Buffer): { width: number; height: number } {
 /** One image as `[1, h, w, c]` values in the model's bounds. */
 export function decodeImageInput(body: Buffer, type: ImageType, model: ModelInput): DecodedInput {
   const [h, w, c] = imageShape(model, type);
+  if (body === undefined || body.length === 0) {
+    throw new HttpError(400, 'bad_image', `image/${type}: the body is empty; send one image`);
+  }
   const size = type === 'png' ? pngSize(body) : jpegSize(body);
   checkSize(type, size.width, size.height, [h, w]);
   let rgba: Uint8Array;
@@ -184,8 +187,16 @@ export function decodeImageInput(body: Buffer, type: ImageType, model: ModelInpu
             maxMemoryUsageInMB: 64,
           }).data;
   } catch (e) {
-    const reason = String((e as Error)?.message ?? e).split('\n')[0];
-    throw new HttpError(400, 'bad_image', `image/${type}: cannot decode the image: ${reason}`);
+    // The decoders' own messages rarely say what is wrong with the file ("There are some read
+    // requests waitng on finished stream"); keep them, after what they almost always mean.
+    const reason = String((e as Error)?.message ?? e)
+      .split('\n')[0]
+      .slice(0, 200);
+    throw new HttpError(
+      400,
+      'bad_image',
+      `image/${type}: cannot decode the image: its data is truncated or corrupt (decoder: ${reason})`,
+    );
   }
   if (rgba.length !== h * w * 4) {
     throw new HttpError(

@@ -16,9 +16,13 @@ const verdicts = { type: 'object', additionalProperties: { type: 'string' } } as
 const imageBody = { schema: { type: 'string', contentMediaType: 'image/*' } } as const;
 export const IMAGE_CONTENT = { 'image/png': imageBody, 'image/jpeg': imageBody };
 
+/** The /v1 routes take no query parameters: one sent (a path, a model name) is refused, not ignored. */
+const NO_QUERY = { type: 'object', additionalProperties: false, properties: {} } as const;
+
 /** POST /v1/predict: JSON (shape and values are checked by the handler); images see IMAGE_CONTENT. */
 export function predictSchema(maxBatch: number) {
   return {
+    querystring: NO_QUERY,
     body: {
       content: {
         'application/json': {
@@ -55,6 +59,8 @@ export function predictSchema(maxBatch: number) {
                 className: { type: 'string' },
                 probabilities: { type: 'array', items: { type: 'number' } },
                 abstained: { type: 'boolean' },
+                flagged: { type: 'boolean' },
+                detectorScore: { type: 'number' },
               },
             },
           },
@@ -69,6 +75,7 @@ export function predictSchema(maxBatch: number) {
 const guardSummary = { type: 'object', additionalProperties: true } as const;
 
 export const modelSchema = {
+  querystring: NO_QUERY,
   response: {
     200: {
       type: 'object',
@@ -83,7 +90,7 @@ export const modelSchema = {
         guards: guardSummary,
       },
     },
-    ...errors(401, 429),
+    ...errors(400, 401, 429),
   },
 };
 
@@ -130,6 +137,7 @@ export function summarizeGuards(c: GuardConfig, keysRequired: boolean, applied: 
     ...(g.smoothing
       ? { smoothing: { sigma: g.smoothing.sigma, n: g.smoothing.n, alpha: g.smoothing.alpha } }
       : {}),
+    ...(g.detector ? { detector: { action: g.detector.action } } : {}),
     ...(g.output ? { output: publicSteps(parseOutputDefenseSpec(g.output)) } : {}),
     ...(g.extractionMonitor
       ? {

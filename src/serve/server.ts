@@ -11,14 +11,16 @@
  * key, the body limits and schema, the input check (shape, NaN/Inf, bounds), the key's token
  * bucket and daily quota, the extraction monitor's admission (a blocked or throttled key stops
  * here), the micro-batcher and the guarded model, then the extraction monitor's verdict on the
- * queries with their predicted classes (predict-route.ts). Every refusal is a 4xx `{ error: { code, message } }`. Every /v1 request
- * (and every unknown path) leaves one line in the audit log.
+ * queries with their predicted classes (predict-route.ts). Every refusal is a 4xx
+ * `{ error: { code, message } }`, the HTTP parser's included (request-log.ts). Every /v1 request
+ * (and every unknown path, and every connection refused before it reached a route) leaves one
+ * line in the audit log.
  *
  * The caller owns the model: close the service (`app.close()`: stops accepting, answers what is
  * in flight, then releases batcher, quota store and log) before disposing it.
  */
 import rateLimit from '@fastify/rate-limit';
-import { type FastifyInstance, type FastifyReply, type FastifyRequest, fastify } from 'fastify';
+import { type FastifyInstance, fastify } from 'fastify';
 import { ApiKeyGuard } from './api-keys.js';
 import { AuditLog } from './audit-log.js';
 import { MicroBatcher } from './batcher.js';
@@ -29,13 +31,20 @@ import {
 } from './extraction-monitor.js';
 import type { GuardConfig } from './guard-config.js';
 import { createGuardedPredictor, type RowAnswer } from './guarded-predictor.js';
-import { errorBody, HttpError, parseJsonBody, toHttpError } from './http-error.js';
+import {
+  checkJsonCharset,
+  errorBody,
+  HttpError,
+  parseJsonBody,
+  toHttpError,
+} from './http-error.js';
 import { registerInfoRoutes } from './info-routes.js';
 import type { RouteDoc } from './openapi.js';
 import { pageBundlePath } from './page-bundle.js';
 import { registerPageRoute } from './page-route.js';
 import { registerPredictRoute } from './predict-route.js';
 import { MemoryQuotaStore, type QuotaStore } from './quota.js';
+import { requestLedger } from './request-log.js';
 import { requestTracking, type ServedModel, type ServiceContext } from './service-context.js';
 import { createServiceMetrics } from './service-metrics.js';
 
@@ -80,9 +89,6 @@ declare module 'fastify' {
   }
 }
 
-/** Routes whose requests stay out of the audit log (probes, scrapes, the page). */
-const UNAUDITED = new Set(['/healthz', '/readyz', '/metrics', '/openapi.json', '/']);
-
 /** The service, routes registered and model warmed up; call `listen` or `inject` on it. */
 export async function createService(o: ServiceOptions): Promise<FastifyInstance> {
   const { model, guard } = o;
@@ -117,8 +123,7 @@ export async function createService(o: ServiceOptions): Promise<FastifyInstance>
   const audit = guard.audit.path ? new AuditLog(guard.audit.path, guard.audit) : undefined;
   let ready = false;
   let closing = false;
-  let inFlight = 0;
-  let drained: (() => void) | undefined;
+  const ledger = requestLedger(ctx, audit);
 
   const app = fastify({
     logger: false,
@@ -126,12 +131,25 @@ export async function createService(o: ServiceOptions): Promise<FastifyInstance>
     // Refuse what the schema does not allow instead of quietly dropping or coercing it.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
     return503OnClosing: true,
+    clientErrorHandler: ledger.connectionError,
+    // A missing Host header is refused below in the service's error form, not by Node with an
+    // empty 400.
+    http: { requireHostHeader: false },
   });
   const routes: RouteDoc[] = [];
   app.addHook('onRoute', (r) => {
     if (r.config?.doc !== undefined)
       routes.push(...routeDocs(r.method, r.url, r.config.doc, r.schema));
   });
+  // Before the rate limit's hook: a request is counted in flight the moment it is routed, so
+  // that a connection error right after (a bad chunk in the same packet) finds it.
+  app.addHook('onRequest', async (req, reply) => {
+    ledger.begin(req, reply);
+    if (req.raw.httpVersion === '1.1' && req.headers.host === undefined) {
+      throw new HttpError(400, 'bad_http', 'an HTTP/1.1 request needs a Host header');
+    }
+  });
+  app.addHook('onResponse', async (req, reply) => ledger.answered(req, reply));
   await app.register(rateLimit, {
     global: true,
     max: guards.perAddress.max,
@@ -143,17 +161,11 @@ export async function createService(o: ServiceOptions): Promise<FastifyInstance>
         `more than ${c.max} requests from this address in ${c.after}; slow down`,
       ),
   });
-  app.addHook('onRequest', async (req) => {
-    ctx.state(req);
-    inFlight++;
-  });
-  app.addHook('onResponse', async (req, reply) => {
-    recordResponse(ctx, audit, req, reply);
-    if (--inFlight === 0) drained?.();
-  });
   app.setErrorHandler((e, req, reply) => {
     const h = toHttpError(e, guards.input, req.headers['content-type']);
-    if (h.statusCode >= 500) o.onInternalError?.(e);
+    // A request whose connection is gone fails wherever it was (reading the body, the client
+    // address): that is the client's doing, not an internal error, and there is no one to tell.
+    if (h.statusCode >= 500 && req.raw.socket?.destroyed !== true) o.onInternalError?.(e);
     const s = ctx.state(req);
     s.errorCode = h.code;
     // Body refusals from the parser or the schema come before the handler's own input check.
@@ -169,8 +181,9 @@ export async function createService(o: ServiceOptions): Promise<FastifyInstance>
   // Only JSON and images: fastify's own JSON parser hides the reason a body is refused, and its
   // text/plain parser would hand the route a string.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
     try {
+      checkJsonCharset(req.headers['content-type']);
       done(null, parseJsonBody(body as string));
     } catch (e) {
       done(e as Error, undefined);
@@ -188,7 +201,8 @@ export async function createService(o: ServiceOptions): Promise<FastifyInstance>
   });
   app.addHook('onClose', async () => {
     await ctx.batcher.close();
-    if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
+    await ledger.drained();
+    ctx.predictor.dispose();
     await ctx.quota.close();
     ctx.extraction?.dispose();
     audit?.close();
@@ -224,39 +238,4 @@ function routeDocs(
       ...(Object.keys(content).length > 0 ? { body: { content } } : {}),
       ...(s?.response ? { response: s.response } : {}),
     }));
-}
-
-/** Metrics for every response; an audit line for /v1 routes and unknown paths. */
-function recordResponse(
-  ctx: ServiceContext,
-  audit: AuditLog | undefined,
-  req: FastifyRequest,
-  reply: FastifyReply,
-): void {
-  const s = ctx.state(req);
-  const route = req.routeOptions.url ?? 'unmatched';
-  const seconds = (performance.now() - s.started) / 1000;
-  const status = reply.statusCode;
-  ctx.metrics.requests.inc({ route, method: req.method, status: String(status) });
-  ctx.metrics.latency.observe({ route }, seconds);
-  if (status >= 400 && status < 500) {
-    ctx.metrics.rejections.inc({ reason: s.errorCode ?? String(status) });
-  }
-  if (audit === undefined || UNAUDITED.has(route)) return;
-  audit.write({
-    time: new Date(ctx.now()).toISOString(),
-    id: req.id,
-    ip: req.ip,
-    method: req.method,
-    route,
-    key: s.keyId ?? null,
-    status,
-    latencyMs: Math.round(seconds * 1e6) / 1e3,
-    rows: s.rows ?? null,
-    inputSha256: s.inputSha256 ?? null,
-    predictions: s.predictions ?? null,
-    guards: s.verdicts,
-    ...(s.errorCode ? { error: s.errorCode } : {}),
-    ...(s.inputs ? { inputs: s.inputs } : {}),
-  });
 }

@@ -31,6 +31,13 @@ export interface RequestState {
   predictions?: (number | null)[];
   /** Each guard's verdict: 'pass', 'applied', 'alarm', or the error code that stopped it. */
   verdicts: Record<string, string>;
+  /**
+   * What the service answered on the connection when the HTTP parser refused the rest of this
+   * request (a bad chunk, a body cut short): the route never answers such a request.
+   */
+  connectionError?: HttpError;
+  /** Its audit line and metrics are written (once, whichever of response or close comes first). */
+  settled?: boolean;
 }
 
 export interface ServiceContext {

@@ -5,6 +5,7 @@
  * open service), reasons are error codes.
  */
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import type { RowAnswer } from './guarded-predictor.js';
 
 export interface ServiceMetrics {
   readonly registry: Registry;
@@ -66,4 +67,51 @@ export function createServiceMetrics(): ServiceMetrics {
       registers,
     }),
   };
+}
+
+/** The detector guard's metrics (registered only when guards.detector is set). */
+export interface DetectorMetrics {
+  readonly scores: Histogram<'detector'>;
+  readonly flagged: Counter<'detector' | 'action'>;
+}
+
+/**
+ * Registers the detector guard's metrics in `registry`. Scores live on the detector's own scale,
+ * so the buckets are the saved detector's: its clean calibration-score quantiles and threshold
+ * (a drift of the served inputs away from the clean data shows as mass moving up the buckets).
+ */
+export function createDetectorMetrics(
+  registry: Registry,
+  buckets: readonly number[],
+): DetectorMetrics {
+  const registers = [registry];
+  return {
+    scores: new Histogram({
+      name: 'parry_detector_score',
+      help: 'Detector guard scores of the examples answered; buckets at the clean calibration-score quantiles and the threshold',
+      labelNames: ['detector'],
+      buckets: [...buckets],
+      registers,
+    }),
+    flagged: new Counter({
+      name: 'parry_detector_flagged_total',
+      help: 'Examples the detector guard flagged (withheld under action abstain), by detector and action',
+      labelNames: ['detector', 'action'],
+      registers,
+    }),
+  };
+}
+
+/** Counts the detector scores and flags of one request's answers. */
+export function observeDetector(
+  m: DetectorMetrics,
+  d: { name: string; action: string },
+  answers: readonly RowAnswer[],
+): void {
+  let flagged = 0;
+  for (const a of answers) {
+    if (a.detectorScore !== undefined) m.scores.observe({ detector: d.name }, a.detectorScore);
+    if (a.flagged) flagged++;
+  }
+  if (flagged > 0) m.flagged.inc({ detector: d.name, action: d.action }, flagged);
 }

@@ -1,11 +1,14 @@
 /**
  * `parry audit` end to end: the compiled CLI against a parry service this test process serves on
- * a loopback port (the bundled MLP behind an API key), a tiny budget. results.json matches
- * stdout and keeps within the budget, report.html is marked black-box and self-contained, the
- * key appears nowhere; bad input is one line, exit 2.
+ * a loopback port (the bundled MLP behind an API key), a tiny budget. results.json is in
+ * `parry evaluate`'s format, marked black-box, agrees with stdout and keeps within the budget;
+ * report.html is the evaluate report under a black-box banner, self-contained; the key and the
+ * URL's credentials appear nowhere; bad input is one line, exit 2.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -72,9 +75,12 @@ function expectOneLine(
 describe('parry audit', () => {
   it('audits the service within the budget; writes results.json and a black-box report.html', async () => {
     const out = path.join(dir, 'run');
+    // Credentials in the URL are dropped by fetch's URL parsing for the requests, and by the
+    // audit for everything it writes.
+    const withUser = url.replace('http://', 'http://someone:hunter2@');
     const r = await audit(
       '--url',
-      url,
+      withUser,
       '--header',
       `Authorization: Bearer ${KEY}`,
       '--n',
@@ -96,34 +102,59 @@ describe('parry audit', () => {
     expect(r.code, r.stderr).toBe(0);
     const printed = JSON.parse(r.stdout);
     const saved = JSON.parse(readFileSync(path.join(out, 'results.json'), 'utf8'));
-    const { engine: _engine, ...record } = printed;
-    expect(saved).toEqual(record);
     expect(saved).toMatchObject({
-      command: 'audit',
-      kind: 'endpoint-audit',
-      blackBox: true,
-      url,
-      endpoint: { outputs: 'scores', guards: { auth: 'api-key' } },
+      version: 1,
+      access: {
+        mode: 'black-box',
+        url,
+        outputs: 'scores',
+        budget: 606,
+        guards: { auth: 'api-key' },
+        adapter: null,
+      },
       dataset: { n: 6 },
+      targets: [{ id: url, defense: 'api-key', engine: 'endpoint' }],
     });
-    expect(saved.stages.map((s: { stage: string }) => s.stage)).toEqual([
+    expect(printed).toMatchObject({
+      command: 'audit',
+      url,
+      queries: saved.access.queries,
+      clean: saved.targets[0].clean.accuracy,
+      results: path.join(out, 'results.json'),
+      report: path.join(out, 'report.html'),
+    });
+    expect(saved.access.stages.map((s: { stage: string }) => s.stage)).toEqual([
       'square',
       'hsj',
       'membership',
       'copycat',
     ]);
-    expect(saved.queries).toBeLessThanOrEqual(606);
-    for (const s of saved.stages) expect(s.queries).toBeLessThanOrEqual(s.share);
+    expect(printed.stages.map((s: { stage: string }) => s.stage)).toEqual([
+      'square',
+      'hsj',
+      'membership',
+      'copycat',
+    ]);
+    // What was printed per attack is what results.json holds.
+    for (const c of saved.targets[0].attacks) {
+      const p = printed.stages.find((s: { stage: string }) => s.stage === c.attack);
+      expect(p.metrics.robustAccuracy).toBe(c.robustAccuracy);
+    }
+    expect(saved.access.queries).toBeLessThanOrEqual(606);
+    for (const s of saved.access.stages) expect(s.queries).toBeLessThanOrEqual(s.share);
     // The service counted what the audit says it sent.
     const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
     const counted = Number(/parry_queries_total\{key="auditor"\} (\d+)/.exec(metrics)?.[1]);
-    expect(counted).toBe(saved.queries);
+    expect(counted).toBe(saved.access.queries);
     expect(r.stderr).toMatch(/audit: square done/);
     const page = readFileSync(path.join(out, 'report.html'), 'utf8');
-    expect(page).toContain('Black-box audit');
+    expect(page).toContain('<div class="banner neutral" id="black-box"');
     expect(page).toMatch(/Content-Security-Policy" content="default-src 'none'/);
-    expect(page).not.toMatch(/<script|<link|src="http/);
-    for (const text of [page, JSON.stringify(saved)]) expect(text).not.toContain(KEY);
+    expect(page).not.toMatch(/<link|src="http/);
+    for (const text of [page, JSON.stringify(saved), r.stdout, r.stderr]) {
+      expect(text).not.toContain(KEY);
+      expect(text).not.toContain('hunter2');
+    }
   });
 
   it('talks to another API through an adapter file', async () => {
@@ -157,9 +188,63 @@ describe('parry audit', () => {
     );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/clean accuracy .* on 4 examples/);
+    expect(r.stdout).toMatch(/square: done, robust accuracy \d+\.\d+%/);
     const saved = JSON.parse(readFileSync(path.join(out, 'results.json'), 'utf8'));
-    expect(saved.endpoint).toMatchObject({ adapter: adapterFile, guards: null, outputs: 'scores' });
-    expect(saved.stages[0].status).toBe('done');
+    expect(saved.access).toMatchObject({ adapter: adapterFile, guards: null, outputs: 'scores' });
+    expect(saved.access.stages[0].status).toBe('done');
+    expect(saved.targets[0].defense).toBe('unknown (not a parry service)');
+  });
+
+  it('sends the credentials of the URL as Basic authorization, and writes the URL without them', async () => {
+    // A stub endpoint that answers label 0 and records the authorization header it gets.
+    const seen: (string | undefined)[] = [];
+    const stub = createServer((req, res) => {
+      seen.push(req.headers.authorization);
+      let body = '';
+      req.on('data', (d) => {
+        body += d;
+      });
+      req.on('end', () => {
+        res.setHeader('content-type', 'application/json');
+        if (req.method === 'GET') {
+          res.end(JSON.stringify({ inputShape: [28, 28, 1], numClasses: 10, bounds: [0, 1] }));
+          return;
+        }
+        const rows = (JSON.parse(body) as { inputs: unknown[] }).inputs.length;
+        res.end(
+          JSON.stringify({ predictions: Array.from({ length: rows }, () => ({ label: 0 })) }),
+        );
+      });
+    });
+    await new Promise<void>((resolve) => stub.listen(0, '127.0.0.1', resolve));
+    const port = (stub.address() as AddressInfo).port;
+    const out = path.join(dir, 'basic');
+    try {
+      const r = await audit(
+        '--url',
+        `http://auditor:p%40ss@127.0.0.1:${port}?token=abc`,
+        '--n',
+        '2',
+        '--budget',
+        '2',
+        '--stages',
+        'membership',
+        '--out',
+        out,
+      );
+      expect(r.code, r.stderr).toBe(0);
+      expect(seen.length).toBeGreaterThan(1);
+      for (const h of seen)
+        expect(h).toBe(`Basic ${Buffer.from('auditor:p@ss').toString('base64')}`);
+      const saved = readFileSync(path.join(out, 'results.json'), 'utf8');
+      expect(JSON.parse(saved).access).toMatchObject({
+        url: `http://127.0.0.1:${port}/?token=redacted`,
+        outputs: 'labels',
+      });
+      for (const text of [saved, r.stdout, r.stderr]) expect(text).not.toMatch(/p%40ss|p@ss|abc/);
+    } finally {
+      await new Promise((resolve) => stub.close(resolve));
+    }
   });
 
   it('bad input: one line, exit 2, nothing written', async () => {

@@ -2,15 +2,16 @@
  * The endpoint audit against parry serve on a loopback port (the bundled MLP, a tiny budget):
  * the plan of shares, the clean accuracy equal to the model's own, every stage within its share
  * and the whole within the budget, Square skipped on a labels-only endpoint, and stages stopped
- * (not failed) when the endpoint's extraction monitor blocks the auditor.
+ * (not failed) when the endpoint's extraction monitor blocks the auditor. The results.json and
+ * report it gives: endpoint-audit-report.test.ts.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { firstExamples, loadDataset } from '../../src/data/index.js';
 import type { TfjsClassifier } from '../../src/models/index.js';
-import { renderAuditReport } from '../../src/serve/audit-report.js';
-import { planAudit, runAudit } from '../../src/serve/endpoint-audit.js';
+import { labelsOfRows } from '../../src/serve/audit-stages.js';
+import { type AuditTarget, planAudit, runAudit } from '../../src/serve/endpoint-audit.js';
 import { HttpQueryClassifier } from '../../src/serve/http-classifier.js';
 import { createService } from '../../src/serve/server.js';
 import { guard, loadMlp } from './helpers.js';
@@ -37,7 +38,7 @@ const train = loadDataset('fashion-mnist-subset', 'train', { seed: 0 });
 const tiny = { thiefArch: 'mlp', thiefEpochs: 1, seed: 2 };
 
 describe('planAudit', () => {
-  it('gives the clean pass n and splits the rest 2 : 2 : 1 : 2.5 : 2.5', () => {
+  it('gives the clean pass n and splits the rest by weight among the chosen stages', () => {
     expect(planAudit(1008, 8, ['square', 'hsj', 'membership', 'knockoff', 'copycat'])).toEqual({
       clean: 8,
       square: 200,
@@ -45,6 +46,8 @@ describe('planAudit', () => {
       membership: 100,
       knockoff: 250,
       copycat: 250,
+      augmentation: 0,
+      jacobian: 0,
     });
     // Only two stages: 2 : 2.5 of 900.
     expect(planAudit(908, 8, ['square', 'knockoff'])).toMatchObject({
@@ -52,51 +55,59 @@ describe('planAudit', () => {
       knockoff: 500,
       hsj: 0,
     });
+    // Every stage (the default): 2 : 2 : 1 : 1 : 2.5 : 2.5 : 2.5 of 1350.
+    expect(
+      planAudit(1358, 8, [
+        'square',
+        'hsj',
+        'membership',
+        'augmentation',
+        'knockoff',
+        'copycat',
+        'jacobian',
+      ]),
+    ).toEqual({
+      clean: 8,
+      square: 200,
+      hsj: 200,
+      membership: 100,
+      augmentation: 100,
+      knockoff: 250,
+      copycat: 250,
+      jacobian: 250,
+    });
     expect(() => planAudit(7, 8, ['square'])).toThrow(
       /budget \(7\) must cover the clean pass over n = 8/,
     );
   });
 });
 
-describe('renderAuditReport', () => {
-  it('escapes every string from the results and shows stopped stages with their reason', () => {
-    const page = renderAuditReport(
-      {
-        kind: 'endpoint-audit',
-        blackBox: true,
-        config: {
-          n: 2,
-          budget: 10,
-          eps: 0.1,
-          norm: 'linf',
-          stages: ['square'],
-          seed: 0,
-          thiefArch: 'mlp',
-          thiefEpochs: 1,
-          sigma: 0.1,
-        },
-        dataset: { name: '<img onerror=x>', n: 2, pool: 'p' },
-        clean: { accuracy: 0.5, queries: 2, predictions: [0, 1] },
-        stages: [
-          {
-            stage: 'square',
-            seed: 0,
-            status: 'stopped',
-            share: 8,
-            queries: 3,
-            seconds: 1,
-            note: 'endpoint: 403 extraction_blocked: <script>alert(1)</script>',
-            refusal: { status: 403, code: 'extraction_blocked' },
-          },
-        ],
-        queries: 5,
-        notes: [],
+describe('labelsOfRows', () => {
+  it('reads the top class, -1 for the uniform row of an abstention, and the top score', async () => {
+    // Answers by the first value of each [1, 1, 1] example: 0 → scores, 1 → one-hot label 2,
+    // 2 → the uniform row an HttpQueryClassifier gives for an abstention.
+    const rows: Record<number, number[]> = {
+      0: [0.1, 0.7, 0.2],
+      1: [0, 0, 1],
+      2: [1 / 3, 1 / 3, 1 / 3],
+    };
+    const target: AuditTarget = {
+      inputShape: [1, 1, 1],
+      numClasses: 3,
+      bounds: [0, 2],
+      queries: 0,
+      limit: Number.POSITIVE_INFINITY,
+      predict: async (x) => {
+        const v = await x.data();
+        return tf.tensor2d(Array.from(v, (e) => rows[e]));
       },
-      { url: 'http://h/"><b>', requests: 2, waitedSeconds: 0 },
-    );
-    expect(page).not.toMatch(/<script>alert|<img onerror|"><b>/);
-    expect(page).toContain('stopped — endpoint: 403 extraction_blocked: &lt;script&gt;');
-    expect(page).toContain('<td>3 / 8</td>');
+    };
+    const before = tf.memory().numTensors;
+    const confidence = new Float32Array(5);
+    const labels = await labelsOfRows(target, Float32Array.from([2, 0, 1, 0, 2]), 5, confidence);
+    expect(Array.from(labels)).toEqual([-1, 1, 2, 1, -1]);
+    expect(Array.from(confidence)).toEqual([1 / 3, 0.7, 1, 0.7, 1 / 3].map((v) => Math.fround(v)));
+    expect(tf.memory().numTensors).toBe(before);
   });
 });
 
@@ -118,30 +129,45 @@ describe('runAudit against parry serve', () => {
       ['square', 'done'],
       ['hsj', 'done'],
       ['membership', 'done'],
+      ['augmentation', 'done'],
       ['knockoff', 'done'],
       ['copycat', 'done'],
+      ['jacobian', 'done'],
     ]);
     for (const s of r.stages) expect(s.queries, s.stage).toBeLessThanOrEqual(s.share);
     expect(r.queries).toBe(target.queries);
     expect(r.queries).toBeLessThanOrEqual(budget);
-    const [sq, hsj, mem, knockoff] = r.stages;
+    const [sq, hsj, mem, aug, knockoff, , jacobian] = r.stages;
     // Attacks only lower accuracy; Square at eps 0.1 in 50-odd queries breaks some of them.
     for (const s of [sq, hsj]) {
       expect(s.metrics!.robustAccuracy as number).toBeLessThanOrEqual(r.clean.accuracy);
     }
     expect(sq.metrics!.robustAccuracy as number).toBeLessThan(r.clean.accuracy);
-    expect(mem.metrics).toMatchObject({ signal: 'noise', samples: 12 });
-    expect(mem.metrics!.auc as number).toBeGreaterThanOrEqual(0);
-    expect(mem.metrics!.auc as number).toBeLessThanOrEqual(1);
-    expect(knockoff.metrics).toMatchObject({ budget: 250 * 2 - n, queriesUsed: 250 * 2 - n });
-    const page = renderAuditReport(r, {
-      url: 'http://127.0.0.1',
-      outputs: target.outputs,
-      requests: target.requests,
-      waitedSeconds: 0,
+    // Shares of the 2000 queries after the clean pass, by weight out of 13.5: membership and
+    // augmentation 148 each, a stealing stage 370. Membership: 8 clean labels of the assumed
+    // members, then (148 − 8) / 16 = 8 noisy copies per candidate; augmentation: too few for the
+    // 18 flip-shift copies, so the 2 flip copies.
+    expect(mem).toMatchObject({ share: 148, metrics: { signal: 'noise', samples: 8 } });
+    expect(aug).toMatchObject({ share: 148, metrics: { signal: 'augmentation', queries: 'flip' } });
+    for (const s of [mem, aug]) {
+      expect(s.labelOnly!.candidates).toBe(2 * n);
+      expect(s.metrics!.auc as number).toBeGreaterThanOrEqual(0);
+      expect(s.metrics!.auc as number).toBeLessThanOrEqual(1);
+    }
+    // The assumed members' clean labels, read by the first membership stage, against the model.
+    const members = firstExamples(train, n);
+    const xm = tf.tensor(members.x, [n, 28, 28, 1]);
+    const pm = tf.tidy(() => tf.argMax(mlp.logits(xm), 1));
+    const ownMembers = Array.from(pm.dataSync()).filter((p, i) => p === members.labels[i]).length;
+    tf.dispose([xm, pm]);
+    expect(mem.memberAccuracy).toBe(ownMembers / n);
+    expect(knockoff.metrics).toMatchObject({ budget: 370 - n, queriesUsed: 370 - n });
+    expect(jacobian.stealing).toMatchObject({
+      method: 'jacobian',
+      budget: 370 - n,
+      targets: 'hard',
     });
-    expect(page).toContain('Black-box audit');
-    expect(page).not.toMatch(/<script|https?:\/\/(?!127)/);
+    expect(jacobian.stealing!.queriesUsed).toBe(370 - n);
   });
 
   it('a labels-only endpoint: Square is skipped, HopSkipJump runs', async () => {

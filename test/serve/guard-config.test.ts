@@ -105,12 +105,6 @@ describe('guard.yaml schema', () => {
     expect(c.guards.preprocess).toBe('squeeze-bits:bits=4');
   });
 
-  it('says why the detector guard is not available', () => {
-    expect(refused({ guards: { detector: { name: 'mahalanobis' } } }).message).toMatch(
-      /guards\.detector: not available yet: parry detect cannot save a fitted detector/,
-    );
-  });
-
   it('takes the extraction monitor section with defaults and checks its action', () => {
     const c = parseGuardConfig({ guards: { extractionMonitor: { method: 'prada' } } });
     expect(c.guards.extractionMonitor).toEqual({

@@ -1,14 +1,17 @@
 /**
- * Malformed and hostile requests: each gets the right 4xx with `{ error: { code, message } }`
- * naming the problem, and the service stays healthy and correct afterwards, without leaking
- * tensors.
+ * Malformed and hostile requests (malformed-cases.ts): each gets its 4xx with
+ * `{ error: { code, message } }` naming the problem, over a real connection and through
+ * fastify's inject; afterwards the service is healthy and correct, has leaked no tensors, and its
+ * audit log holds one rejection line per request and nothing of what they carried.
  */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import type { InjectOptions } from 'fastify';
-import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TfjsClassifier } from '../../src/models/index.js';
-import { hashApiKey } from '../../src/serve/guard-config.js';
+import { parseGuardConfig } from '../../src/serve/guard-config.js';
 import { createService } from '../../src/serve/server.js';
 import {
   expectClose,
@@ -20,306 +23,173 @@ import {
   testImages,
   toyInput,
 } from './helpers.js';
+import {
+  MALFORMED_KEY,
+  type MalformedCase,
+  malformedCases,
+  malformedGuard,
+  pngOf,
+} from './malformed-cases.js';
+import { type RawResponse, send, sendRaw } from './malformed-send.js';
 
-const KEY = 'good-key-0123';
-const auth = { authorization: `Bearer ${KEY}` };
+const CASES = malformedCases();
+const auth = { authorization: `Bearer ${MALFORMED_KEY}` };
 const images = testImages(2);
-const zeros = () => new Array(784).fill(0);
+const validJson = JSON.stringify({ inputs: [nested(images.x, 0), nested(images.x, 1)] });
+const predictJson = {
+  method: 'POST' as const,
+  url: '/v1/predict',
+  payload: validJson,
+  headers: { 'content-type': 'application/json', ...auth },
+};
+const predictPng = {
+  method: 'POST' as const,
+  url: '/v1/predict',
+  payload: pngOf(28, 28),
+  headers: { 'content-type': 'image/png', ...auth },
+};
 
 let mlp: TfjsClassifier;
 let app: Awaited<ReturnType<typeof createService>>;
+let base: string;
+let dir: string;
+const internalErrors: unknown[] = [];
 
 beforeAll(async () => {
   mlp = await loadMlp();
+  dir = mkdtempSync(path.join(tmpdir(), 'parry-serve-malformed-'));
   app = await createService({
     model: mlp,
-    guard: guard({
-      guards: {
-        apiKeys: [{ id: 'tester', sha256: hashApiKey(KEY) }],
-        input: { maxBatch: 64, maxBodyBytes: 200_000 },
-      },
-    }),
+    guard: parseGuardConfig(malformedGuard(path.join(dir, 'shared.log'))),
+    onInternalError: (e) => internalErrors.push(e),
   });
+  base = await app.listen({ port: 0, host: '127.0.0.1' });
 });
 afterAll(async () => {
   await app.close();
   mlp.dispose();
+  rmSync(dir, { recursive: true, force: true });
 });
 
-const json = (payload: string, headers: Record<string, string> = auth): InjectOptions => ({
-  method: 'POST',
-  url: '/v1/predict',
-  payload,
-  headers: { 'content-type': 'application/json', ...headers },
-});
-const body = (value: unknown, headers?: Record<string, string>) =>
-  json(JSON.stringify(value), headers);
-const raw = (payload: Buffer | string, type: string): InjectOptions => ({
-  method: 'POST',
-  url: '/v1/predict',
-  payload,
-  headers: { 'content-type': type, ...auth },
-});
-const get = (url: string): InjectOptions => ({ method: 'GET', url, headers: auth });
-
-function pngOf(width: number, height: number): Buffer {
-  const img = new PNG({ width, height });
-  img.data.fill(255);
-  return PNG.sync.write(img);
+function expectRefusal(c: MalformedCase, res: RawResponse): void {
+  expect(res.status, `${c.name}: ${res.body}`).toBe(c.status);
+  expect(res.headers['content-type']).toMatch(/^application\/json/);
+  const parsed = JSON.parse(res.body);
+  expect(Object.keys(parsed)).toEqual(['error']);
+  expect(Object.keys(parsed.error).sort()).toEqual(['code', 'message']);
+  expect(parsed.error.code).toBe(c.code);
+  expect(parsed.error.message).toMatch(c.message);
 }
-const goodPng = pngOf(28, 28);
-/** An example whose value at (r, c) is v, zeros elsewhere. */
-const withValue = (v: unknown, r = 3, c = 4) => {
-  const ex = nested(new Float32Array(784), 0) as unknown[][][];
-  ex[r][c][0] = v;
-  return ex;
-};
-const deep = (depth: number): unknown => (depth === 0 ? 0 : [deep(depth - 1)]);
 
-/** [name, request, status, error code, message pattern] */
-const CASES: [string, InjectOptions, number, string, RegExp][] = [
-  ['bad JSON', json('{"inputs": [[0, 1'), 400, 'bad_json', /not valid JSON: .*position/],
-  ['empty JSON body', json(''), 400, 'bad_json', /body is empty/],
-  ['JSON array body', body([1, 2]), 400, 'bad_request', /body: must be object/],
-  ['no inputs', body({}), 400, 'missing_field', /missing field 'inputs'/],
-  ['inputs not a list', body({ inputs: 'abc' }), 400, 'bad_request', /inputs: must be array/],
-  [
-    'no examples',
-    body({ inputs: [] }),
-    400,
-    'bad_request',
-    /inputs: must NOT have fewer than 1 items/,
-  ],
-  ['example not a list', body({ inputs: [5] }), 400, 'bad_request', /inputs\[0\]: must be array/],
-  [
-    'too many examples',
-    body({ inputs: Array.from({ length: 65 }, zeros) }),
-    400,
-    'too_many_inputs',
-    /at most 64 examples per request/,
-  ],
-  [
-    'wrong shape (27 rows)',
-    body({ inputs: [nested(new Float32Array(784), 0).slice(1)] }),
-    400,
-    'bad_shape',
-    /inputs\[0\] has 27 items, expected 28/,
-  ],
-  [
-    'wrong flat length',
-    body({ inputs: [new Array(783).fill(0)] }),
-    400,
-    'bad_shape',
-    /expected shape \[28,28,1\]/,
-  ],
-  [
-    'too deep',
-    body({ inputs: [deep(3000)] }),
-    400,
-    'bad_shape',
-    /inputs\[0\] has 1 items, expected 28/,
-  ],
-  [
-    'a deep array as a value',
-    body({ inputs: [withValue(deep(2000))] }),
-    400,
-    'bad_value',
-    /inputs\[0\]\[3\]\[4\]\[0\]: expected a number, got an array of 1/,
-  ],
-  [
-    'an object as a value',
-    body({ inputs: [withValue({ a: 1 })] }),
-    400,
-    'bad_value',
-    /expected a number, got an object/,
-  ],
-  [
-    'NaN (serialised as null)',
-    body({ inputs: [withValue(Number.NaN)] }),
-    400,
-    'bad_value',
-    /inputs\[0\]\[3\]\[4\]\[0\]: expected a number, got null/,
-  ],
-  ['NaN as a string', body({ inputs: [withValue('NaN')] }), 400, 'bad_value', /got "NaN"/],
-  [
-    'literal NaN',
-    json(`{"inputs": [[${'0,'.repeat(783)}NaN]]}`),
-    400,
-    'bad_json',
-    /not valid JSON/,
-  ],
-  [
-    'Infinity',
-    json(`{"inputs": [[${'0,'.repeat(783)}1e999]]}`),
-    400,
-    'not_finite',
-    /inputs\[0\]\[783\]: Infinity is not a finite number/,
-  ],
-  [
-    '-Infinity',
-    json(`{"inputs": [[-1e999${',0'.repeat(783)}]]}`),
-    400,
-    'not_finite',
-    /inputs\[0\]\[0\]: -Infinity/,
-  ],
-  [
-    'above the bounds',
-    body({ inputs: [withValue(1.5)] }),
-    400,
-    'out_of_range',
-    /inputs\[0\]\[3\]\[4\]\[0\]: 1\.5 is outside the model's bounds \[0, 1\]/,
-  ],
-  [
-    'below the bounds',
-    body({ inputs: [withValue(-0.01)] }),
-    400,
-    'out_of_range',
-    /-0\.01 is outside/,
-  ],
-  [
-    'a boolean value',
-    body({ inputs: [withValue(true)] }),
-    400,
-    'bad_value',
-    /expected a number, got true/,
-  ],
-  [
-    'huge body',
-    json(`{"inputs": [${'0,'.repeat(150_000)}0]}`),
-    413,
-    'body_too_large',
-    /larger than 200000 bytes/,
-  ],
-  [
-    'huge image',
-    raw(Buffer.alloc(300_000, 1), 'image/png'),
-    413,
-    'body_too_large',
-    /guards\.input\.maxBodyBytes/,
-  ],
-  [
-    'text/plain',
-    raw('inputs=0', 'text/plain'),
-    415,
-    'unsupported_media_type',
-    /content type 'text\/plain' is not accepted; send application\/json, image\/png or image\/jpeg/,
-  ],
-  [
-    'application/xml',
-    raw('<inputs/>', 'application/xml'),
-    415,
-    'unsupported_media_type',
-    /'application\/xml' is not accepted/,
-  ],
-  [
-    'truncated PNG',
-    raw(goodPng.subarray(0, goodPng.length - 12), 'image/png'),
-    400,
-    'bad_image',
-    /image\/png: cannot decode the image/,
-  ],
-  ['PNG header only', raw(goodPng.subarray(0, 40), 'image/png'), 400, 'bad_image', /cannot decode/],
-  [
-    'PNG of the wrong size',
-    raw(pngOf(32, 28), 'image/png'),
-    400,
-    'bad_shape',
-    /the image is 32×28 pixels, the model takes 28×28/,
-  ],
-  [
-    'not a PNG',
-    raw(Buffer.from('GIF89a this is a gif, really'), 'image/png'),
-    400,
-    'bad_image',
-    /not a PNG/,
-  ],
-  ['not a JPEG', raw(goodPng, 'image/jpeg'), 400, 'bad_image', /not a JPEG/],
-  ['missing key', body({ inputs: [zeros()] }, {}), 401, 'missing_key', /API key is required/],
-  [
-    'invalid key',
-    body({ inputs: [zeros()] }, { authorization: 'Bearer guess' }),
-    401,
-    'invalid_key',
-    /not valid/,
-  ],
-  ['missing key and bad JSON', json('{"inputs": [', {}), 401, 'missing_key', /API key is required/],
-  [
-    'malformed Authorization',
-    body({ inputs: [zeros()] }, { authorization: 'Basic Zm9vOmJhcg==' }),
-    401,
-    'missing_key',
-    /API key is required/,
-  ],
-  [
-    '__proto__ in the body',
-    json(`{"inputs": [[${'0,'.repeat(783)}0]], "__proto__": {"polluted": 1}}`),
-    400,
-    'bad_json',
-    /the body has a '__proto__' key, which is refused/,
-  ],
-  [
-    'path in an extra field',
-    body({ inputs: [zeros()], model: '../../etc/passwd' }),
-    400,
-    'unknown_field',
-    /body: unknown field 'model'/,
-  ],
-  [
-    'path in an extra file field',
-    body({ inputs: [zeros()], file: '/etc/shadow' }),
-    400,
-    'unknown_field',
-    /unknown field 'file'/,
-  ],
-  ['traversal in the URL', get('/v1/../../etc/passwd'), 404, 'not_found', /no route GET/],
-  [
-    'encoded traversal',
-    get('/v1/model/..%2F..%2F..%2Fetc%2Fpasswd'),
-    404,
-    'not_found',
-    /no route GET/,
-  ],
-  ['traversal below a route', get('/v1/predict/../../../etc/passwd'), 404, 'not_found', /no route/],
-  ['unknown route', get('/v2/predict'), 404, 'not_found', /no route GET \/v2\/predict/],
-  ['wrong method', get('/v1/predict'), 404, 'not_found', /no route GET \/v1\/predict/],
-];
+/** What a request looks like, to tell two cases apart. */
+function fingerprint(c: MalformedCase): string {
+  if ('wire' in c.request) return `wire ${c.request.wire}`;
+  const { method, url, headers, payload } = c.request;
+  const body = Buffer.isBuffer(payload) ? payload.toString('base64') : payload;
+  return JSON.stringify([method, url, headers, body]);
+}
 
-describe('malformed requests', () => {
-  for (const [name, request, status, code, message] of CASES) {
-    it(`${name} → ${status} ${code}`, async () => {
-      const res = await app.inject(request);
-      expect(res.statusCode, res.body).toBe(status);
-      expect(res.headers['content-type']).toMatch(/^application\/json/);
-      const e = res.json().error;
-      expect(e.code).toBe(code);
-      expect(e.message).toMatch(message);
-      expect(Object.keys(res.json())).toEqual(['error']);
+describe('the malformed requests', () => {
+  it('are at least 40 distinct ones, covering every kind, each expecting a 4xx', () => {
+    expect(CASES.length).toBeGreaterThanOrEqual(40);
+    expect(new Set(CASES.map((c) => c.name)).size).toBe(CASES.length);
+    expect(new Set(CASES.map(fingerprint)).size).toBe(CASES.length);
+    expect(new Set(CASES.map((c) => c.kind))).toEqual(
+      new Set(['json', 'shape', 'value', 'size', 'type', 'image', 'key', 'path', 'http']),
+    );
+    for (const c of CASES) expect(c.status >= 400 && c.status < 500, c.name).toBe(true);
+  });
+});
+
+describe('each malformed request gets its 4xx naming the problem', () => {
+  for (const c of CASES) {
+    it(`${c.name} → ${c.status} ${c.code}`, async () => {
+      expectRefusal(c, await send(base, c.request));
+      if (!('wire' in c.request)) {
+        const r = await app.inject(c.request);
+        expectRefusal(c, { status: r.statusCode, headers: r.headers, body: r.body });
+      }
+      expect(internalErrors).toEqual([]);
     });
   }
+});
 
-  it('over quota → 429 quota_exceeded with Retry-After', async () => {
-    const small = await createService({
-      model: new ToyModel(),
-      guard: guard({ guards: { quota: { rate: 100, burst: 64, perDay: 2 } } }),
+/** Strings of the requests that must not reach the audit log (keys, paths, bodies). */
+function carried(c: MalformedCase): string[] {
+  if ('wire' in c.request) return [c.request.wire.split('\r\n')[0], 'X-Pad', 'aaaaaaaa'];
+  const { url, headers, payload } = c.request;
+  const out = Object.entries(headers)
+    .filter(([name]) => name !== 'content-type')
+    .map(([, v]) => v);
+  if (!['/v1/predict', '/v1/model'].includes(url)) out.push(url);
+  if (typeof payload === 'string' && payload.length >= 8) out.push(payload.slice(0, 24));
+  return out;
+}
+
+describe('after all of them', () => {
+  it('the audit log holds one rejection line each and nothing they carried; the service is healthy, correct and leaks no tensors', async () => {
+    const file = path.join(dir, 'audit.log');
+    const internal: unknown[] = [];
+    const svc = await createService({
+      model: mlp,
+      guard: parseGuardConfig(malformedGuard(file)),
+      onInternalError: (e) => internal.push(e),
     });
-    const one = body({ inputs: [toyInput(0)] }, {});
-    expect((await small.inject(one)).statusCode).toBe(200);
-    expect((await small.inject(one)).statusCode).toBe(200);
-    const over = await small.inject(one);
-    expect(over.statusCode).toBe(429);
-    expect(over.json().error.code).toBe('quota_exceeded');
-    expect(over.json().error.message).toMatch(/daily quota \(guards\.quota\.perDay\)/);
-    expect(Number(over.headers['retry-after'])).toBeGreaterThan(0);
-    await small.close();
+    const url = await svc.listen({ port: 0, host: '127.0.0.1' });
+    const tensors = tf.memory().numTensors;
+    for (const c of CASES) expect((await send(url, c.request)).status, c.name).toBe(c.status);
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(internal).toEqual([]);
+
+    const health = await sendRaw(url, { method: 'GET', url: '/healthz', headers: {} });
+    expect([health.status, JSON.parse(health.body)]).toEqual([200, { status: 'ok' }]);
+    expect((await sendRaw(url, { method: 'GET', url: '/readyz', headers: {} })).status).toBe(200);
+    const ref = referenceProbabilities(mlp, images.x, 2);
+    const answer = await sendRaw(url, predictJson);
+    expect(answer.status, answer.body).toBe(200);
+    JSON.parse(answer.body).predictions.forEach(
+      (p: { label: number; probabilities: number[] }, i: number) => {
+        expect(p.label).toBe(ref[i].indexOf(Math.max(...ref[i])));
+        expectClose(p.probabilities, ref[i]);
+      },
+    );
+    const metrics = (await sendRaw(url, { method: 'GET', url: '/metrics', headers: {} })).body;
+    const rejections = [...metrics.matchAll(/^parry_rejections_total\{[^}]*\} (\d+)$/gm)];
+    expect(rejections.reduce((a, m) => a + Number(m[1]), 0)).toBe(CASES.length);
+    await svc.close();
+
+    const text = readFileSync(file, 'utf8');
+    const lines = text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(CASES.length + 1);
+    const refused = lines.filter((l) => l.status !== 200);
+    const tally = (xs: string[]) => xs.sort().join('\n');
+    expect(tally(refused.map((l) => `${l.status} ${l.error}`))).toBe(
+      tally(CASES.map((c) => `${c.status} ${c.code}`)),
+    );
+    for (const l of refused) {
+      expect(Object.keys(l).sort()).toEqual(
+        [
+          ...['error', 'guards', 'id', 'inputSha256', 'ip', 'key', 'latencyMs', 'method'],
+          ...['predictions', 'route', 'rows', 'status', 'time'],
+        ].sort(),
+      );
+      expect([l.rows, l.inputSha256, l.predictions]).toEqual([null, null, null]);
+      expect([null, 'tester']).toContain(l.key);
+      expect(['/v1/predict', '/v1/model', 'unmatched', 'unparsed']).toContain(l.route);
+    }
+    for (const c of CASES) {
+      for (const s of carried(c)) expect(text, `${c.name} left '${s}'`).not.toContain(s);
+    }
+    expect(text).not.toContain(MALFORMED_KEY);
   });
 
-  it('the service is healthy and correct afterwards, and leaks no tensors over 200 requests', async () => {
-    expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
-    expect((await app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
-    const valid = body({ inputs: [nested(images.x, 0), nested(images.x, 1)] });
+  it('the shared service stays correct and leaks no tensors over 200 mixed requests', async () => {
     const ref = referenceProbabilities(mlp, images.x, 2);
     const check = async () => {
-      const res = await app.inject(valid);
+      const res = await app.inject(predictJson);
       expect(res.statusCode, res.body).toBe(200);
       res.json().predictions.forEach((p: { label: number; probabilities: number[] }, i: number) => {
         expect(p.label).toBe(ref[i].indexOf(Math.max(...ref[i])));
@@ -330,14 +200,74 @@ describe('malformed requests', () => {
     const before = tf.memory().numTensors;
     for (let i = 0; i < 200; i++) {
       if (i % 4 === 3) {
-        const [, request, status] = CASES[i % CASES.length];
-        expect((await app.inject(request)).statusCode).toBe(status);
+        const c = CASES[i % CASES.length];
+        expect((await send(base, c.request)).status, c.name).toBe(c.status);
       } else {
-        const res = await app.inject(i % 2 === 0 ? valid : raw(goodPng, 'image/png'));
+        const res = await app.inject(i % 2 === 0 ? predictJson : predictPng);
         expect(res.statusCode).toBe(200);
       }
     }
     expect(tf.memory().numTensors).toBe(before);
+    expect(internalErrors).toEqual([]);
     await check();
+  });
+});
+
+describe('requests that are not malformed but still refused or cut short', () => {
+  it('over quota → 429 quota_exceeded with Retry-After', async () => {
+    const small = await createService({
+      model: new ToyModel(),
+      guard: guard({ guards: { quota: { rate: 100, burst: 64, perDay: 2 } } }),
+    });
+    const one = {
+      method: 'POST' as const,
+      url: '/v1/predict',
+      payload: JSON.stringify({ inputs: [toyInput(0)] }),
+      headers: { 'content-type': 'application/json' },
+    };
+    expect((await small.inject(one)).statusCode).toBe(200);
+    expect((await small.inject(one)).statusCode).toBe(200);
+    const over = await small.inject(one);
+    expect(over.statusCode).toBe(429);
+    expect(over.json().error.code).toBe('quota_exceeded');
+    expect(over.json().error.message).toMatch(/daily quota \(guards\.quota\.perDay\)/);
+    expect(Number(over.headers['retry-after'])).toBeGreaterThan(0);
+    await small.close();
+  });
+
+  it('a client that leaves while its request waits in the batcher does not hold up shutdown', async () => {
+    const file = path.join(dir, 'gone.log');
+    const svc = await createService({
+      model: new ToyModel(),
+      guard: parseGuardConfig({
+        ...malformedGuard(file),
+        batching: { maxBatch: 32, maxWaitMs: 60_000 },
+      }),
+    });
+    const url = new URL(await svc.listen({ port: 0, host: '127.0.0.1' }));
+    const body = JSON.stringify({ inputs: [toyInput(0)] });
+    const socket = net.connect(Number(url.port), '127.0.0.1');
+    socket.write(
+      `POST /v1/predict HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${MALFORMED_KEY}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    socket.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    const closed = await Promise.race([
+      svc.close().then(() => 'closed'),
+      new Promise((r) => setTimeout(() => r('still waiting after 10 s'), 10_000)),
+    ]);
+    expect(closed).toBe('closed');
+    const [line] = readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect([line.route, line.key, line.status, line.error]).toEqual([
+      '/v1/predict',
+      'tester',
+      null,
+      'aborted',
+    ]);
   });
 });
