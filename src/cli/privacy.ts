@@ -51,7 +51,7 @@ interface PrivacyOptions extends CommonOptions, DpFlags, QueueFlags {
   batchSize: number;
   lr: number;
   queries: 'none' | 'flip' | 'flip-shift';
-  attacks: string[];
+  attacks: { name: string; params: Record<string, unknown> }[];
   output: string[];
   labelOnly: string[];
   labelOnlyN?: number;
@@ -74,6 +74,46 @@ function list(known: readonly string[], what: string) {
     if (names.length === 0) throw new InvalidArgumentError(`no ${what} given`);
     return names;
   };
+}
+
+/**
+ * `loss,lira:fixedVariance=true,mode=offline,rmia`: attacks in order, each with its options (a
+ * `key=value` token without a colon belongs to the attack before it). Values are numbers, booleans
+ * or strings; the attack's schema checks them.
+ */
+function attackList(value: string): { name: string; params: Record<string, unknown> }[] {
+  const known = membershipAttackNames();
+  const out: { name: string; params: Record<string, unknown> }[] = [];
+  for (const token of value.split(',').map((t) => t.trim())) {
+    if (token === '') continue;
+    const colon = token.indexOf(':');
+    let pair = token;
+    if (colon >= 0 || !token.includes('=')) {
+      const name = colon >= 0 ? token.slice(0, colon) : token;
+      if (!known.includes(name))
+        throw new InvalidArgumentError(
+          `unknown membership attack '${name}' (known: ${known.join(', ')})`,
+        );
+      out.push({ name, params: {} });
+      pair = colon >= 0 ? token.slice(colon + 1) : '';
+    } else if (out.length === 0) {
+      throw new InvalidArgumentError(`'${token}' comes before any attack name`);
+    }
+    if (pair === '') continue;
+    const eq = pair.indexOf('=');
+    const key = pair.slice(0, eq).trim();
+    const raw = pair.slice(eq + 1).trim();
+    if (eq <= 0 || key === '' || raw === '')
+      throw new InvalidArgumentError(`expected key=value, got '${pair}'`);
+    out[out.length - 1].params[key] =
+      raw === 'true' || raw === 'false'
+        ? raw === 'true'
+        : /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(raw)
+          ? Number(raw)
+          : raw;
+  }
+  if (out.length === 0) throw new InvalidArgumentError('no membership attack given');
+  return out;
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -117,9 +157,9 @@ export function privacyCommand(): Command {
     .option('--queries <set>', 'augmented queries per example: none, flip, flip-shift', 'flip')
     .option(
       '--attacks <list>',
-      `membership attacks, comma-separated (${membershipAttackNames().join(', ')})`,
-      list(membershipAttackNames(), 'membership attack'),
-      [...DEFAULT_MEMBERSHIP_ATTACKS],
+      `membership attacks, comma-separated, each with options as key=value after a colon (${membershipAttackNames().join(', ')}), e.g. 'loss,lira:fixedVariance=true,rmia'`,
+      attackList,
+      DEFAULT_MEMBERSHIP_ATTACKS.map((name) => ({ name, params: {} })),
     )
     .option(
       '--output <chain>',
@@ -178,7 +218,7 @@ export function privacyCommand(): Command {
         ...(dp ? { dp } : {}),
       },
       queries: opts.queries,
-      attacks: opts.attacks.map((name) => ({ name, params: {} })),
+      attacks: opts.attacks,
       outputs: ['none', ...(opts.output ?? [])],
       labelOnly: opts.labelOnly.map((signal) => ({
         signal: signal as (typeof SIGNALS)[number],
@@ -249,14 +289,21 @@ export function privacyCommand(): Command {
           `every model trained with DP-SGD: the target's ε = ${t.epsilon?.toFixed(2)} at δ = ${t.delta}`,
         );
       else if (t.defense !== undefined) lines.push(`every model trained with ${t.defense}`);
-      const row = (a: {
-        attack: string;
-        metrics: { auc: number; tprAt: Record<string, number> };
-      }) =>
-        `  ${a.attack.padEnd(26)} AUC ${a.metrics.auc.toFixed(3)}  TPR@0.1%FPR ${pct(a.metrics.tprAt['0.001'])}  TPR@1%FPR ${pct(a.metrics.tprAt['0.01'])}`;
+      // With the options the user gave, so that two runs of one attack can be told apart.
+      const label = (a: { attack: string }, i?: number) => {
+        const p = Object.entries(i === undefined ? {} : (opts.attacks[i]?.params ?? {}));
+        return p.length === 0
+          ? a.attack
+          : `${a.attack}:${p.map(([k, v]) => `${k}=${v}`).join(',')}`;
+      };
+      const row = (
+        a: { attack: string; metrics: { auc: number; tprAt: Record<string, number> } },
+        i?: number,
+      ) =>
+        `  ${label(a, i).padEnd(26)} AUC ${a.metrics.auc.toFixed(3)}  TPR@0.1%FPR ${pct(a.metrics.tprAt['0.001'])}  TPR@1%FPR ${pct(a.metrics.tprAt['0.01'])}`;
       for (const o of r.outputs) {
         lines.push(`output: ${o.output}`);
-        for (const a of o.attacks) lines.push(row(a));
+        o.attacks.forEach((a, i) => lines.push(row(a, i)));
       }
       if (r.labelOnly.length > 0) {
         lines.push('label only:');

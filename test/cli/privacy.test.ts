@@ -87,6 +87,8 @@ describe('parry privacy', () => {
       '--dp',
       '--noise-multiplier',
       '1.5',
+      '--attacks',
+      'loss,shadow:perClass=false,hidden=0',
       '--workers',
       '1',
       '--json',
@@ -94,6 +96,10 @@ describe('parry privacy', () => {
     expect(dp.code, dp.stderr).toBe(0);
     const d = JSON.parse(dp.stdout);
     expect(d.config.models.optimizer).toBe('sgd');
+    expect(d.config.attacks).toEqual([
+      { name: 'loss', params: {} },
+      { name: 'shadow', params: { perClass: false, hidden: 0 } },
+    ]);
     expect(d.config.training).toMatchObject({
       defense: 'none',
       dp: { noiseMultiplier: 1.5, maxGradNorm: 1 },
@@ -130,6 +136,8 @@ describe('parry privacy', () => {
     );
     expectBadInput(parry('privacy', '--dp', '--noise-multiplier', '0'), /--noise-multiplier/);
     expectBadInput(parry('privacy', '--dp'), /--dp needs --noise-multiplier/);
+    expectBadInput(parry('privacy', '--attacks', 'hidden=0,loss'), /comes before any attack name/);
+    expectBadInput(parry('privacy', '--attacks', 'lira:fixedVariance'), /expected key=value/);
     expectBadInput(parry('privacy', '--max-grad-norm', '1'), /--max-grad-norm needs --dp/);
     expectBadInput(parry('privacy', '--dp', '--noise-multiplier', '1', '--delta', '1'), /--delta/);
     expectBadInput(
