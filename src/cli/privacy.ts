@@ -303,7 +303,7 @@ export function privacyCommand(): Command {
         `  ${label(a, i).padEnd(26)} AUC ${a.metrics.auc.toFixed(3)}  TPR@0.1%FPR ${pct(a.metrics.tprAt['0.001'])}  TPR@1%FPR ${pct(a.metrics.tprAt['0.01'])}`;
       for (const o of r.outputs) {
         lines.push(`output: ${o.output}`);
-        o.attacks.forEach((a, i) => lines.push(row(a, i)));
+        lines.push(...o.attacks.map((a, i) => row(a, i)));
       }
       if (r.labelOnly.length > 0) {
         lines.push('label only:');
