@@ -27,6 +27,8 @@ const COMMAND_FLAGS = [
   'verbose',
   'seed',
   'workers',
+  'queue',
+  'attempts',
 ];
 
 interface Variant {
