@@ -10,7 +10,8 @@
  * request is one Fashion-MNIST test image as JSON (16 different images in turn).
  *
  * Measured, for micro-batching off (maxBatch 1), on (the default guard file's maxBatch 32,
- * maxWaitMs 2) and greedy (maxBatch 32, maxWaitMs 0), at each connection count: requests/s, p50
+ * maxWaitMs 2, wait 'incoming'), timer (the same, wait 'always') and greedy (maxBatch 32,
+ * maxWaitMs 0), at each connection count: requests/s, p50
  * and p99 latency, the non-2xx and 5xx counts, and the mean examples per forward pass (from the
  * service's own metrics). Then one long
  * run (default 100,000 requests, batching on) in segments, with the RSS, V8 heap and
@@ -105,7 +106,8 @@ const KEY = 'serve-load-bench-key';
  */
 const BATCHING = {
   off: { maxBatch: 1, maxWaitMs: 0 },
-  on: { maxBatch: 32, maxWaitMs: 2 },
+  on: { maxBatch: 32, maxWaitMs: 2, wait: 'incoming' },
+  timer: { maxBatch: 32, maxWaitMs: 2, wait: 'always' },
   greedy: { maxBatch: 32, maxWaitMs: 0 },
 } as const;
 
@@ -349,7 +351,7 @@ export async function benchServeLoad(o: ServeLoadOptions): Promise<Record<string
   const cells: LoadCell[] = [];
   let long: Record<string, unknown> | undefined;
   try {
-    for (const batching of ['off', 'on', 'greedy'] as const) {
+    for (const batching of ['off', 'on', 'timer', 'greedy'] as const) {
       const service = await startService(model, batching, auditDir);
       try {
         await checkAnswers(service.url, bodies, labels);

@@ -5,6 +5,10 @@
  * form the next batch. Each request gets back exactly its own rows, in order, and a batch that
  * fails rejects only its own requests.
  *
+ * With `wait: 'incoming'`, a request waits only while others are announced (`announce`: received
+ * by the service, not yet submitted or given up): a lone client never waits, and a batch runs as
+ * soon as the last announced request has joined it. With `wait: 'always'` it waits out the timer.
+ *
  * Requests are never split: one larger than `maxBatch` runs alone.
  */
 import { check, ParryError } from '../errors.js';
@@ -14,6 +18,17 @@ export interface BatcherOptions {
   maxBatch: number;
   /** Longest wait of a request for others before its batch runs, in ms (0: no waiting). */
   maxWaitMs: number;
+  /**
+   * 'always' (the default here): the first waiting request waits out `maxWaitMs` unless the batch
+   * fills. 'incoming': it waits only while announced requests are still on their way.
+   */
+  wait?: 'always' | 'incoming';
+}
+
+/** A request on its way to `submit` (see `announce`). */
+export interface Arrival {
+  /** Still counted as on its way. */
+  pending: boolean;
 }
 
 /** Runs a batch: `rows` examples of `rowSize` values each, concatenated; one answer per row. */
@@ -33,6 +48,8 @@ export class MicroBatcher<R> {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private closed = false;
+  /** Announced requests not yet submitted or withdrawn. */
+  private incoming = 0;
 
   constructor(
     private readonly run: RunBatch<R>,
@@ -53,18 +70,41 @@ export class MicroBatcher<R> {
     );
   }
 
+  /**
+   * Tells the batcher a request is on its way (under `wait: 'incoming'`, waiting requests wait
+   * for it). Pass the arrival to `submit`, or to `withdraw` if the request never gets there; both
+   * are safe to repeat.
+   */
+  announce(): Arrival {
+    this.incoming++;
+    return { pending: true };
+  }
+
+  /** The announced request will not be submitted (refused, or its client left). */
+  withdraw(arrival: Arrival): void {
+    if (!arrival.pending) return;
+    arrival.pending = false;
+    this.incoming--;
+    this.schedule();
+  }
+
   /** Answers for the `rows` examples in `x` (row-major, `rowSize` values each). */
-  submit(x: Float32Array, rows: number): Promise<R[]> {
+  submit(x: Float32Array, rows: number, arrival?: Arrival): Promise<R[]> {
+    const fits = Number.isInteger(rows) && rows >= 1 && x.length === rows * this.rowSize;
+    if ((this.closed || !fits) && arrival) this.withdraw(arrival);
     if (this.closed) {
       return Promise.reject(new ParryError('UNSUPPORTED', 'MicroBatcher: closed'));
     }
-    check(
-      Number.isInteger(rows) && rows >= 1 && x.length === rows * this.rowSize,
-      () => `MicroBatcher: ${x.length} values are not ${rows} rows of ${this.rowSize}`,
-    );
+    check(fits, () => `MicroBatcher: ${x.length} values are not ${rows} rows of ${this.rowSize}`);
     return new Promise<R[]>((resolve, reject) => {
       this.queue.push({ x, rows, arrivedMs: performance.now(), resolve, reject });
       this.queuedRows += rows;
+      // No longer on its way only once it waits in the queue: the batch it joins cannot leave
+      // without it.
+      if (arrival?.pending) {
+        arrival.pending = false;
+        this.incoming--;
+      }
       this.schedule();
     });
   }
@@ -86,7 +126,13 @@ export class MicroBatcher<R> {
   private schedule(): void {
     if (this.running !== undefined || this.queue.length === 0) return;
     const waited = performance.now() - this.queue[0].arrivedMs;
-    if (this.queuedRows >= this.opts.maxBatch || waited >= this.opts.maxWaitMs || this.closed) {
+    const alone = this.opts.wait === 'incoming' && this.incoming === 0;
+    if (
+      this.queuedRows >= this.opts.maxBatch ||
+      waited >= this.opts.maxWaitMs ||
+      alone ||
+      this.closed
+    ) {
       this.start();
     } else if (this.timer === undefined) {
       this.timer = setTimeout(() => {

@@ -172,6 +172,13 @@ const batchingSchema = z.strictObject({
   maxBatch: positiveInt().default(32),
   /** How long the first waiting request waits for others before its batch runs. */
   maxWaitMs: nonNegativeNumber().default(2),
+  /**
+   * 'incoming': wait only while other predict requests are on their way (received, not yet at
+   * the batcher), so a lone client never waits; 'always': wait out `maxWaitMs`.
+   */
+  wait: z
+    .enum(['incoming', 'always'], { error: expected("'incoming' or 'always'") })
+    .default('incoming'),
 });
 
 const auditSchema = z.strictObject({

@@ -70,6 +70,77 @@ describe('MicroBatcher', () => {
     await b.close();
   });
 
+  describe("wait: 'incoming'", () => {
+    const incoming = { maxBatch: 64, maxWaitMs: 10_000, wait: 'incoming' as const };
+
+    it('a lone request runs at once, however long maxWaitMs is', async () => {
+      const m = recorder();
+      const b = new MicroBatcher(m.run, 3, incoming);
+      const t0 = performance.now();
+      const arrival = b.announce();
+      expect(await b.submit(row(1), 1, arrival)).toEqual([10]);
+      expect(await b.submit(row(2), 1)).toEqual([20]); // unannounced: alone too
+      expect(performance.now() - t0).toBeLessThan(1000);
+      expect(m.sizes).toEqual([1, 1]);
+      await b.close();
+    });
+
+    it('waits for announced requests and runs when the last one joins', async () => {
+      const m = recorder();
+      const b = new MicroBatcher(m.run, 3, incoming);
+      const t0 = performance.now();
+      const arrivals = [b.announce(), b.announce(), b.announce()];
+      const first = b.submit(row(1), 1, arrivals[0]);
+      await new Promise((r) => setTimeout(r, 20));
+      expect(m.sizes).toEqual([]); // two more are on their way
+      const second = b.submit(new Float32Array([2, 2, 2, 3, 3, 3]), 2, arrivals[1]);
+      await new Promise((r) => setTimeout(r, 20));
+      expect(m.sizes).toEqual([]);
+      const third = b.submit(row(4), 1, arrivals[2]);
+      expect(await Promise.all([first, second, third])).toEqual([[10], [20, 30], [40]]);
+      expect(m.sizes).toEqual([4]);
+      expect(performance.now() - t0).toBeLessThan(1000);
+      await b.close();
+    });
+
+    it('a withdrawn request stops the wait; withdrawing twice counts once', async () => {
+      const m = recorder();
+      const b = new MicroBatcher(m.run, 3, incoming);
+      const a = [b.announce(), b.announce(), b.announce()];
+      const first = b.submit(row(1), 1, a[0]);
+      b.withdraw(a[1]);
+      b.withdraw(a[1]);
+      await new Promise((r) => setTimeout(r, 20));
+      expect(m.sizes).toEqual([]); // a[2] is still on its way
+      b.withdraw(a[2]);
+      expect(await first).toEqual([10]);
+      expect(m.sizes).toEqual([1]);
+      // Submitting after withdrawing does not count the arrival again.
+      expect(await b.submit(row(5), 1, a[2])).toEqual([50]);
+      await b.close();
+    });
+
+    it('waits at most maxWaitMs for announced requests that never come', async () => {
+      const m = recorder();
+      const b = new MicroBatcher(m.run, 3, { ...incoming, maxWaitMs: 30 });
+      b.announce();
+      const t0 = performance.now();
+      expect(await b.submit(row(1), 1, b.announce())).toEqual([10]);
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(25);
+      await b.close();
+    });
+
+    it('a refused submit withdraws its arrival', async () => {
+      const m = recorder();
+      const b = new MicroBatcher(m.run, 3, incoming);
+      const a = [b.announce(), b.announce()];
+      const first = b.submit(row(1), 1, a[0]);
+      expect(() => b.submit(new Float32Array(4), 1, a[1])).toThrow(/not 1 rows of 3/);
+      expect(await first).toEqual([10]);
+      await b.close();
+    });
+  });
+
   it('requests arriving during a run form the next batch', async () => {
     const m = recorder(40);
     const b = new MicroBatcher(m.run, 3, { maxBatch: 16, maxWaitMs: 0 });

@@ -241,7 +241,7 @@ describe('requests that are not malformed but still refused or cut short', () =>
       model: new ToyModel(),
       guard: parseGuardConfig({
         ...malformedGuard(file),
-        batching: { maxBatch: 32, maxWaitMs: 60_000 },
+        batching: { maxBatch: 32, maxWaitMs: 60_000, wait: 'always' },
       }),
     });
     const url = new URL(await svc.listen({ port: 0, host: '127.0.0.1' }));

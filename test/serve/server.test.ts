@@ -319,6 +319,40 @@ describe('micro-batching', () => {
   });
 });
 
+describe("micro-batching, wait: 'incoming' (the default)", () => {
+  it('a lone request does not wait; concurrent ones share a pass without waiting it out', async () => {
+    const model = new ToyModel(8);
+    const app = await createService({
+      model,
+      guard: guard({ batching: { maxBatch: 32, maxWaitMs: 5000 } }),
+    });
+    model.batches.length = 0;
+    let t0 = performance.now();
+    const lone = await app.inject(post({ inputs: [toyInput(3 / 7)] }));
+    expect(lone.json().predictions[0].label).toBe(3);
+    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(model.batches).toEqual([1]);
+    t0 = performance.now();
+    const labels = [0, 1, 2, 4, 5, 6];
+    const responses = await Promise.all(
+      labels.map((l) => app.inject(post({ inputs: [toyInput(l / 7)] }))),
+    );
+    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(responses.map((r) => r.json().predictions[0].label)).toEqual(labels);
+    expect(model.batches).toEqual([1, 6]);
+    // A refused request withdraws: the others do not wait for it.
+    t0 = performance.now();
+    const mixed = await Promise.all([
+      app.inject(post({ inputs: [toyInput(1 / 7)] })),
+      app.inject(post({ inputs: [[1, 2]] })), // not the model's shape
+      app.inject(post({ inputs: [toyInput(2)] })), // out of range
+    ]);
+    expect(mixed.map((r) => r.statusCode)).toEqual([200, 400, 400]);
+    expect(performance.now() - t0).toBeLessThan(2000);
+    await app.close();
+  });
+});
+
 describe('guards on the answer', () => {
   it('preprocessing: the model answers on the squeezed input', async () => {
     const app = await createService({
@@ -601,7 +635,7 @@ describe('graceful shutdown', () => {
     const model = new ToyModel();
     const app = await createService({
       model,
-      guard: guard({ batching: { maxBatch: 32, maxWaitMs: 5000 } }),
+      guard: guard({ batching: { maxBatch: 32, maxWaitMs: 5000, wait: 'always' } }),
     });
     const started = performance.now();
     const inFlight = app.inject(post({ inputs: [toyInput(5 / 7)] }));
