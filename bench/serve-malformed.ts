@@ -1,5 +1,5 @@
 /**
- * The malformed-request table of `parry serve`: every case of test/serve/malformed-cases.ts sent
+ * The malformed-request table of `parry serve`: every case of bench/serve-malformed-cases.ts sent
  * once over a real loopback connection to the service (in this process, on the bundled MLP, with
  * an API key and an audit log), and what it answered: status, error code, message. Then whether
  * the service is still healthy and correct, whether tensors leaked, and what the audit log holds.
@@ -18,8 +18,8 @@ import { initBackend } from '../src/engine/backend.js';
 import { loadClassifier } from '../src/models/index.js';
 import { parseGuardConfig } from '../src/serve/guard-config.js';
 import { createService } from '../src/serve/server.js';
-import { malformedCases, malformedGuard } from '../test/serve/malformed-cases.js';
-import { send, sendRaw } from '../test/serve/malformed-send.js';
+import { malformedCases, malformedGuard } from './serve-malformed-cases.js';
+import { send, sendRaw } from './serve-malformed-send.js';
 
 export interface MalformedRow {
   case: string;

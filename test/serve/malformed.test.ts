@@ -1,5 +1,5 @@
 /**
- * Malformed and hostile requests (malformed-cases.ts): each gets its 4xx with
+ * Malformed and hostile requests (bench/serve-malformed-cases.ts): each gets its 4xx with
  * `{ error: { code, message } }` naming the problem, over a real connection and through
  * fastify's inject; afterwards the service is healthy and correct, has leaked no tensors, and its
  * audit log holds one rejection line per request and nothing of what they carried.
@@ -10,6 +10,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  MALFORMED_KEY,
+  type MalformedCase,
+  malformedCases,
+  malformedGuard,
+  pngOf,
+} from '../../bench/serve-malformed-cases.js';
+import { type RawResponse, send, sendRaw } from '../../bench/serve-malformed-send.js';
 import type { TfjsClassifier } from '../../src/models/index.js';
 import { parseGuardConfig } from '../../src/serve/guard-config.js';
 import { createService } from '../../src/serve/server.js';
@@ -23,14 +31,6 @@ import {
   testImages,
   toyInput,
 } from './helpers.js';
-import {
-  MALFORMED_KEY,
-  type MalformedCase,
-  malformedCases,
-  malformedGuard,
-  pngOf,
-} from './malformed-cases.js';
-import { type RawResponse, send, sendRaw } from './malformed-send.js';
 
 const CASES = malformedCases();
 const auth = { authorization: `Bearer ${MALFORMED_KEY}` };

@@ -9,7 +9,7 @@
  */
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
-import { type GuardConfigInput, hashApiKey } from '../../src/serve/guard-config.js';
+import { type GuardConfigInput, hashApiKey } from '../src/serve/guard-config.js';
 
 /** The one valid API key of MALFORMED_GUARD (key id 'tester'). */
 export const MALFORMED_KEY = 'good-key-0123';

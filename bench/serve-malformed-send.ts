@@ -1,10 +1,10 @@
 /**
- * Sending the malformed requests of malformed-cases.ts over a real loopback connection: the URL
+ * Sending the malformed requests of serve-malformed-cases.ts over a real loopback connection: the URL
  * byte for byte (fetch would normalise `..` away), or raw bytes no HTTP client would send.
  */
 import http from 'node:http';
 import net from 'node:net';
-import type { MalformedRequest, WireRequest } from './malformed-cases.js';
+import type { MalformedRequest, WireRequest } from './serve-malformed-cases.js';
 
 export interface RawResponse {
   status: number;
