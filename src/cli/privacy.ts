@@ -8,7 +8,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { membershipAttackNames } from '../attacks/privacy/membership/index.js';
+import { membershipAttackNames, membershipLabel } from '../attacks/privacy/membership/index.js';
 import { loadDataset } from '../data/index.js';
 import { TRAINING_METHODS } from '../defenses/training/registry.js';
 import { checkOutputDir, writeFolder } from '../engine/output-path.js';
@@ -289,27 +289,29 @@ export function privacyCommand(): Command {
           `every model trained with DP-SGD: the target's ε = ${t.epsilon?.toFixed(2)} at δ = ${t.delta}`,
         );
       else if (t.defense !== undefined) lines.push(`every model trained with ${t.defense}`);
-      // With the options the user gave, so that two runs of one attack can be told apart.
-      const label = (a: { attack: string }, i?: number) => {
-        const p = Object.entries(i === undefined ? {} : (opts.attacks[i]?.params ?? {}));
-        return p.length === 0
-          ? a.attack
-          : `${a.attack}:${p.map(([k, v]) => `${k}=${v}`).join(',')}`;
-      };
-      const row = (
-        a: { attack: string; metrics: { auc: number; tprAt: Record<string, number> } },
-        i?: number,
-      ) =>
-        `  ${label(a, i).padEnd(26)} AUC ${a.metrics.auc.toFixed(3)}  TPR@0.1%FPR ${pct(a.metrics.tprAt['0.001'])}  TPR@1%FPR ${pct(a.metrics.tprAt['0.01'])}`;
+      const row = (a: {
+        attack: string;
+        options: Record<string, unknown>;
+        metrics: { auc: number; tprAt: Record<string, number> };
+      }) =>
+        `  ${membershipLabel(a.attack, a.options).padEnd(26)} AUC ${a.metrics.auc.toFixed(3)}  TPR@0.1%FPR ${pct(a.metrics.tprAt['0.001'])}  TPR@1%FPR ${pct(a.metrics.tprAt['0.01'])}`;
       for (const o of r.outputs) {
         lines.push(`output: ${o.output}`);
-        lines.push(...o.attacks.map((a, i) => row(a, i)));
+        lines.push(...o.attacks.map(row));
       }
       if (r.labelOnly.length > 0) {
         lines.push('label only:');
         for (const a of r.labelOnly)
           lines.push(`${row(a)}  (${a.candidates} candidates, ${a.queries} queries each)`);
       }
+      for (const o of r.outputs) {
+        for (const a of o.attacks) {
+          const name = membershipLabel(a.attack, a.options);
+          lines.push(...a.warnings.map((w) => `warning: ${o.output}, ${name}: ${w}`));
+        }
+      }
+      for (const a of r.labelOnly)
+        lines.push(...a.warnings.map((w) => `warning: ${a.attack}: ${w}`));
       return lines.join('\n');
     });
   });

@@ -8,6 +8,7 @@
  * reconstructions beside the class means. Every string from the results goes through `escapeHtml`.
  */
 import type { TopLevelSpec } from 'vega-lite';
+import { membershipLabel } from '../attacks/privacy/membership/index.js';
 import type { EvaluationResults } from '../evaluate/results.js';
 import { escapeHtml, pct } from './format.js';
 import { image } from './gallery-section.js';
@@ -45,7 +46,9 @@ export function privacyTable(results: EvaluationResults): string {
         i === 0
           ? `<td rowspan="${o.attacks.length}"><strong>${escapeHtml(o.output)}</strong></td>`
           : '';
-      rows.push(`<tr>${first}<td>${escapeHtml(a.attack)}</td>${cells(a)}</tr>`);
+      rows.push(
+        `<tr>${first}<td>${escapeHtml(membershipLabel(a.attack, a.options))}</td>${cells(a)}</tr>`,
+      );
     });
   }
   p.labelOnly.forEach((a, i) => {
@@ -57,7 +60,20 @@ export function privacyTable(results: EvaluationResults): string {
       `<tr>${first}<td>${escapeHtml(a.attack)} <span class="muted">(${a.candidates} candidates, ${a.queries} queries each)</span></td>${cells(a)}</tr>`,
     );
   });
-  return `${facts}<table class="privacy"><thead>${head}</thead><tbody>${rows.join('')}</tbody></table>`;
+  // What the attacks said about their own fits (few reference models, floored variances).
+  const notes = [
+    ...p.outputs.flatMap((o) =>
+      o.attacks.flatMap((a) =>
+        a.warnings.map((w) => `${o.output}, ${membershipLabel(a.attack, a.options)}: ${w}`),
+      ),
+    ),
+    ...p.labelOnly.flatMap((a) => a.warnings.map((w) => `labels, ${a.attack}: ${w}`)),
+  ];
+  const noteList =
+    notes.length === 0
+      ? ''
+      : `<ul class="muted">${notes.map((n) => `<li>${escapeHtml(n)}</li>`).join('')}</ul>`;
+  return `${facts}<table class="privacy"><thead>${head}</thead><tbody>${rows.join('')}</tbody></table>${noteList}`;
 }
 
 /** How every model trained, when not plainly: DP-SGD with the target's (ε, δ), or the method. */
@@ -82,7 +98,8 @@ export function privacyCharts(results: EvaluationResults): Chart[] {
       a.metrics.roc.fpr.flatMap((fpr, k) => {
         const tpr = a.metrics.roc.tpr[k];
         // Log axes: points at 0 are drawn at the floor.
-        return fpr <= 0 ? [] : [{ series: a.attack, fpr, tpr: Math.max(tpr, floor) }];
+        const series = membershipLabel(a.attack, a.options);
+        return fpr <= 0 ? [] : [{ series, fpr, tpr: Math.max(tpr, floor) }];
       }),
     );
     const chance = [floor, 1e-3, 1e-2, 1e-1, 1].map((v) => ({ series: 'chance', fpr: v, tpr: v }));

@@ -26,6 +26,7 @@ const membership = {
   attacks: [
     { name: 'loss', params: {} },
     { name: 'lira', params: {} },
+    { name: 'lira', params: { fixedVariance: true } },
     { name: 'rmia', params: {} },
   ],
   outputs: ['none', 'labels-only'],
@@ -95,6 +96,14 @@ describe('the privacy section', () => {
     expect(html).toContain('TPR at 0.1% FPR');
     expect(html).toContain('Membership inference — ROC, output: labels-only');
     expect(html).toContain('label-only-noise');
+    // Two runs of one attack are told apart; what the attacks warned is listed under the table.
+    const table = privacyTable(results);
+    expect(table).toContain('<td>lira</td>');
+    expect(table).toContain('<td>lira:fixedVariance=true</td>');
+    expect(table).toContain(
+      '<li>none, lira: per-example variances from 3 reference models are noisy',
+    );
+    expect(html).toContain('"series":"lira:fixedVariance=true"');
     expect(html).toContain('Model stealing — thief accuracy and agreement');
     expect(html).toContain('fmnist-mlp — MI-Face');
     // Plainly trained models say nothing of their training; DP-SGD ones give the target's ε.

@@ -24,6 +24,7 @@ export {
   type MembershipResult,
   type MembershipRunner,
   membershipAttackNames,
+  membershipLabel,
   runMembership,
 } from './registry.js';
 export {

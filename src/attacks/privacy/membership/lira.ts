@@ -26,6 +26,9 @@ import { mean, median, normalLogPdf, normalLogSurvival, populationStd } from './
 import { checkMembershipInput, type MembershipInput, type MembershipScores } from './membership.js';
 import { logitScaledConfidence } from './signals.js';
 
+/** Below this many reference models Carlini et al. 2022 fit one global variance instead. */
+const FEW_REFERENCES = 64;
+
 export const liraSchema = z.strictObject({
   mode: z
     .enum(['online', 'offline'])
@@ -181,6 +184,11 @@ export function lira(input: MembershipInput, c: LiraConfig): MembershipScores {
       warnings.push(`${f.fallbacks} ${side} fits had fewer than 2 observations: global std used`);
     }
     if (f.floored > 0) warnings.push(`${f.floored} ${side} stds raised to minStd ${c.minStd}`);
+  }
+  if (!c.fixedVariance && k < FEW_REFERENCES) {
+    warnings.push(
+      `per-example variances from ${k} reference models are noisy: Carlini et al. fix the variance below ${FEW_REFERENCES} (fixedVariance=true)`,
+    );
   }
   const range = (a: Int32Array) => [
     a.reduce((m, v) => Math.min(m, v)),

@@ -113,6 +113,23 @@ export function membershipAttackNames(): string[] {
 }
 
 /**
+ * How a run is named in tables and charts: the attack, and the options that differ from its
+ * defaults (`lira:fixedVariance=true`), so two runs of one attack can be told apart. A name that
+ * is not a membership attack (a label-only signal) is kept as it is.
+ */
+export function membershipLabel(attack: string, options: Record<string, unknown>): string {
+  const e = MEMBERSHIP_ATTACKS.find((a) => a.name === attack);
+  if (e === undefined) return attack;
+  const defaults = e.schema.parse({}) as Record<string, unknown>;
+  const changed = Object.entries(options).filter(
+    ([k, v]) => JSON.stringify(v) !== JSON.stringify(defaults[k]),
+  );
+  return changed.length === 0
+    ? attack
+    : `${attack}:${changed.map(([k, v]) => `${k}=${v}`).join(',')}`;
+}
+
+/**
  * The result of scores `out` (from attack `attack` run with `options`) judged against the
  * target's membership `[i]` (1 = the target trained on candidate i).
  */

@@ -149,7 +149,11 @@ describe('lira', () => {
     for (let i = 0; i < 60; i++) expect(r.scores[i]).toBeCloseTo(want[i], 8);
     for (let i = 0; i < 60; i++) expect(r.decisions?.[i]).toBe(r.scores[i] >= 0 ? 1 : 0);
     expect(r.details.inModels).toEqual([4, 4]);
-    expect(r.warnings).toEqual([]);
+    // 8 reference models: only the advice to fix the variance.
+    expect(r.warnings).toEqual([
+      'per-example variances from 8 reference models are noisy: Carlini et al. fix the variance below 64 (fixedVariance=true)',
+    ]);
+    expect(lira(input, { ...base, fixedVariance: true }).warnings).toEqual([]);
   });
 
   it('offline: one-sided −log survival under the OUT Gaussian, as the oracle', () => {

@@ -4,6 +4,7 @@ import {
   evaluateMembership,
   MEMBERSHIP_ATTACKS,
   membershipAttackNames,
+  membershipLabel,
   runMembership,
 } from '../../../../src/attacks/privacy/membership/registry.js';
 import { membershipMetrics } from '../../../../src/attacks/privacy/membership/roc.js';
@@ -67,6 +68,16 @@ describe('membership registry', () => {
       /rmia: a: /,
     );
     expect(() => runMembership('loss', {}, s.input, [1, 0])).toThrow(/20 scores but 2 labels/);
+  });
+
+  it('labels a run by the options that differ from the defaults', () => {
+    expect(membershipLabel('lira', { mode: 'online', fixedVariance: false, minStd: 1e-3 })).toBe(
+      'lira',
+    );
+    expect(membershipLabel('lira', { mode: 'offline', fixedVariance: true })).toBe(
+      'lira:mode=offline,fixedVariance=true',
+    );
+    expect(membershipLabel('label-only-noise', { sigma: 0.2 })).toBe('label-only-noise');
   });
 
   it('evaluateMembership keeps the attack’s details and warnings', () => {
