@@ -10,7 +10,7 @@
  * request is one Fashion-MNIST test image as JSON (16 different images in turn).
  *
  * Measured, for micro-batching off (maxBatch 1), on (the default guard file's maxBatch 32,
- * maxWaitMs 2, wait 'incoming'), timer (the same, wait 'always') and greedy (maxBatch 32,
+ * maxWaitMs 2, wait 'busy'), timer (the same, wait 'always') and greedy (maxBatch 32,
  * maxWaitMs 0), at each connection count: requests/s, p50
  * and p99 latency, the non-2xx and 5xx counts, and the mean examples per forward pass (from the
  * service's own metrics). Then one long
@@ -106,7 +106,7 @@ const KEY = 'serve-load-bench-key';
  */
 const BATCHING = {
   off: { maxBatch: 1, maxWaitMs: 0 },
-  on: { maxBatch: 32, maxWaitMs: 2, wait: 'incoming' },
+  on: { maxBatch: 32, maxWaitMs: 2, wait: 'busy' },
   timer: { maxBatch: 32, maxWaitMs: 2, wait: 'always' },
   greedy: { maxBatch: 32, maxWaitMs: 0 },
 } as const;

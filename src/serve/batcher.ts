@@ -5,9 +5,12 @@
  * form the next batch. Each request gets back exactly its own rows, in order, and a batch that
  * fails rejects only its own requests.
  *
- * With `wait: 'incoming'`, a request waits only while others are announced (`announce`: received
- * by the service, not yet submitted or given up): a lone client never waits, and a batch runs as
- * soon as the last announced request has joined it. With `wait: 'always'` it waits out the timer.
+ * With `wait: 'busy'`, a request waits only for clients that are active: a `source` (the service
+ * passes the connection) that submitted within the last `activeMs` and has nothing waiting in the
+ * queue. A lone client never waits; with several, a batch runs as soon as every active client has
+ * a request in it, or the timer ends, or the clients that stayed away stop counting as active.
+ * Nothing reaches the batcher before its body is read, so this looks back (who came recently),
+ * not ahead. With `wait: 'always'` the first request waits out the timer.
  *
  * Requests are never split: one larger than `maxBatch` runs alone.
  */
@@ -20,15 +23,11 @@ export interface BatcherOptions {
   maxWaitMs: number;
   /**
    * 'always' (the default here): the first waiting request waits out `maxWaitMs` unless the batch
-   * fills. 'incoming': it waits only while announced requests are still on their way.
+   * fills. 'busy': it waits only while some other active source has nothing in the queue.
    */
-  wait?: 'always' | 'incoming';
-}
-
-/** A request on its way to `submit` (see `announce`). */
-export interface Arrival {
-  /** Still counted as on its way. */
-  pending: boolean;
+  wait?: 'always' | 'busy';
+  /** How long after its last request a source counts as active ('busy'), in ms (default 50). */
+  activeMs?: number;
 }
 
 /** Runs a batch: `rows` examples of `rowSize` values each, concatenated; one answer per row. */
@@ -40,6 +39,7 @@ interface Waiting<R> {
   arrivedMs: number;
   resolve: (answers: R[]) => void;
   reject: (e: unknown) => void;
+  source?: object;
 }
 
 export class MicroBatcher<R> {
@@ -48,8 +48,11 @@ export class MicroBatcher<R> {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private closed = false;
-  /** Announced requests not yet submitted or withdrawn. */
-  private incoming = 0;
+  /** Each source's last submission (performance.now()), oldest first ('busy'). */
+  private seen = new Map<object, number>();
+  /** Requests waiting in the queue per source. */
+  private queuedBy = new Map<object, number>();
+  private readonly activeMs: number;
 
   constructor(
     private readonly run: RunBatch<R>,
@@ -68,43 +71,35 @@ export class MicroBatcher<R> {
       () => `MicroBatcher: maxWaitMs must be >= 0, got ${opts.maxWaitMs}`,
       'BAD_OPTION',
     );
+    this.activeMs = opts.activeMs ?? 50;
+    check(
+      Number.isFinite(this.activeMs) && this.activeMs >= 0,
+      () => `MicroBatcher: activeMs must be >= 0, got ${opts.activeMs}`,
+      'BAD_OPTION',
+    );
   }
 
   /**
-   * Tells the batcher a request is on its way (under `wait: 'incoming'`, waiting requests wait
-   * for it). Pass the arrival to `submit`, or to `withdraw` if the request never gets there; both
-   * are safe to repeat.
+   * Answers for the `rows` examples in `x` (row-major, `rowSize` values each). `source` names the
+   * client (under `wait: 'busy'`, others wait for active sources; none: never waited for).
    */
-  announce(): Arrival {
-    this.incoming++;
-    return { pending: true };
-  }
-
-  /** The announced request will not be submitted (refused, or its client left). */
-  withdraw(arrival: Arrival): void {
-    if (!arrival.pending) return;
-    arrival.pending = false;
-    this.incoming--;
-    this.schedule();
-  }
-
-  /** Answers for the `rows` examples in `x` (row-major, `rowSize` values each). */
-  submit(x: Float32Array, rows: number, arrival?: Arrival): Promise<R[]> {
-    const fits = Number.isInteger(rows) && rows >= 1 && x.length === rows * this.rowSize;
-    if ((this.closed || !fits) && arrival) this.withdraw(arrival);
+  submit(x: Float32Array, rows: number, source?: object): Promise<R[]> {
     if (this.closed) {
       return Promise.reject(new ParryError('UNSUPPORTED', 'MicroBatcher: closed'));
     }
-    check(fits, () => `MicroBatcher: ${x.length} values are not ${rows} rows of ${this.rowSize}`);
+    check(
+      Number.isInteger(rows) && rows >= 1 && x.length === rows * this.rowSize,
+      () => `MicroBatcher: ${x.length} values are not ${rows} rows of ${this.rowSize}`,
+    );
     return new Promise<R[]>((resolve, reject) => {
-      this.queue.push({ x, rows, arrivedMs: performance.now(), resolve, reject });
-      this.queuedRows += rows;
-      // No longer on its way only once it waits in the queue: the batch it joins cannot leave
-      // without it.
-      if (arrival?.pending) {
-        arrival.pending = false;
-        this.incoming--;
+      const now = performance.now();
+      if (source !== undefined && this.opts.wait === 'busy') {
+        this.seen.delete(source); // re-inserted last: the map stays oldest first
+        this.seen.set(source, now);
+        this.queuedBy.set(source, (this.queuedBy.get(source) ?? 0) + 1);
       }
+      this.queue.push({ x, rows, arrivedMs: now, resolve, reject, source });
+      this.queuedRows += rows;
       this.schedule();
     });
   }
@@ -125,21 +120,33 @@ export class MicroBatcher<R> {
 
   private schedule(): void {
     if (this.running !== undefined || this.queue.length === 0) return;
-    const waited = performance.now() - this.queue[0].arrivedMs;
-    const alone = this.opts.wait === 'incoming' && this.incoming === 0;
-    if (
-      this.queuedRows >= this.opts.maxBatch ||
-      waited >= this.opts.maxWaitMs ||
-      alone ||
-      this.closed
-    ) {
+    const now = performance.now();
+    const waited = now - this.queue[0].arrivedMs;
+    let waitMs = this.opts.maxWaitMs - waited;
+    if (this.opts.wait === 'busy') waitMs = Math.min(waitMs, this.awaitedForMs(now));
+    if (this.queuedRows >= this.opts.maxBatch || waitMs <= 0 || this.closed) {
       this.start();
     } else if (this.timer === undefined) {
       this.timer = setTimeout(() => {
         this.timer = undefined;
         this.schedule();
-      }, this.opts.maxWaitMs - waited);
+      }, waitMs);
     }
+  }
+
+  /**
+   * How long an active source with nothing in the queue stays active (0: none is). Sources idle
+   * for `activeMs` are forgotten.
+   */
+  private awaitedForMs(now: number): number {
+    for (const [source, t] of this.seen) {
+      if (now - t < this.activeMs) break;
+      this.seen.delete(source);
+    }
+    for (const [source, t] of this.seen) {
+      if (!this.queuedBy.has(source)) return t + this.activeMs - now;
+    }
+    return 0;
   }
 
   /** Takes the head of the queue (at least one request, at most maxBatch rows) and runs it. */
@@ -155,6 +162,11 @@ export class MicroBatcher<R> {
       if (batch.length > 0 && rows + next.rows > this.opts.maxBatch) break;
       batch.push(this.queue.shift()!);
       rows += next.rows;
+      if (next.source !== undefined && this.queuedBy.has(next.source)) {
+        const left = this.queuedBy.get(next.source)! - 1;
+        if (left === 0) this.queuedBy.delete(next.source);
+        else this.queuedBy.set(next.source, left);
+      }
     }
     this.queuedRows -= rows;
     this.running = this.runBatch(batch, rows).finally(() => {

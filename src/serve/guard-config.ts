@@ -173,12 +173,11 @@ const batchingSchema = z.strictObject({
   /** How long the first waiting request waits for others before its batch runs. */
   maxWaitMs: nonNegativeNumber().default(2),
   /**
-   * 'incoming': wait only while other predict requests are on their way (received, not yet at
-   * the batcher), so a lone client never waits; 'always': wait out `maxWaitMs`.
+   * 'busy': a request waits only for other clients (connections) that sent a predict request in
+   * the last 50 ms and have none waiting, so a lone client never waits; 'always': the first
+   * waiting request waits out `maxWaitMs` unless the batch fills.
    */
-  wait: z
-    .enum(['incoming', 'always'], { error: expected("'incoming' or 'always'") })
-    .default('incoming'),
+  wait: z.enum(['busy', 'always'], { error: expected("'busy' or 'always'") }).default('busy'),
 });
 
 const auditSchema = z.strictObject({

@@ -23,10 +23,6 @@ export function registerPredictRoute(app: FastifyInstance, ctx: ServiceContext):
     {
       schema: predictSchema(guard.guards.input.maxBatch),
       config: { doc: { summary: 'Predict classes', secured: true, content: IMAGE_CONTENT } },
-      // The batcher's 'incoming' wait: this request is on its way from its arrival.
-      onRequest: async (req) => {
-        ctx.state(req).arrival = ctx.batcher.announce();
-      },
       // After the per-address limit (onRequest), so key guessing is limited too; before the
       // body is read, so an unknown client's body is never parsed.
       preParsing: ctx.authenticate,
@@ -47,7 +43,8 @@ export function registerPredictRoute(app: FastifyInstance, ctx: ServiceContext):
       if (ctx.extraction) {
         await ctx.step(req, 'extractionMonitor', () => ctx.extraction!.admit(bucket, ctx.now()));
       }
-      const answers = await ctx.batcher.submit(input.x, input.rows, s.arrival);
+      // The connection names the client for the batcher's 'busy' wait.
+      const answers = await ctx.batcher.submit(input.x, input.rows, req.raw.socket);
       for (const g of predictor.applied) s.verdicts[g] = 'applied';
       if (detector && detectorMetrics) {
         s.verdicts.detector = detectorVerdict(answers, detector);

@@ -32,7 +32,6 @@ export function requestLedger(ctx: ServiceContext, audit: AuditLog | undefined):
     const s = ctx.state(req);
     if (s.settled) return;
     s.settled = true;
-    if (s.arrival) ctx.batcher.withdraw(s.arrival);
     if (current.get(req.raw.socket)?.req === req) current.delete(req.raw.socket);
     recordResponse(ctx, audit, req, reply, answered);
     if (--inFlight === 0) onDrained?.();

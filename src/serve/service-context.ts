@@ -6,7 +6,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { Classifier } from '../models/classifier.js';
 import type { ApiKeyGuard } from './api-keys.js';
-import type { Arrival, MicroBatcher } from './batcher.js';
+import type { MicroBatcher } from './batcher.js';
 import type { ExtractionPolicy } from './extraction-monitor.js';
 import type { GuardConfig } from './guard-config.js';
 import type { GuardedPredictor, RowAnswer } from './guarded-predictor.js';
@@ -38,8 +38,6 @@ export interface RequestState {
   connectionError?: HttpError;
   /** Its audit line and metrics are written (once, whichever of response or close comes first). */
   settled?: boolean;
-  /** A predict request announced to the batcher (withdrawn when it settles, if not submitted). */
-  arrival?: Arrival;
 }
 
 export interface ServiceContext {

@@ -70,73 +70,63 @@ describe('MicroBatcher', () => {
     await b.close();
   });
 
-  describe("wait: 'incoming'", () => {
-    const incoming = { maxBatch: 64, maxWaitMs: 10_000, wait: 'incoming' as const };
+  describe("wait: 'busy'", () => {
+    const busy = { maxBatch: 64, maxWaitMs: 10_000, wait: 'busy' as const };
+    const tick = (ms = 20) => new Promise((r) => setTimeout(r, ms));
+    const A = { client: 'A' };
+    const B = { client: 'B' };
 
-    it('a lone request runs at once, however long maxWaitMs is', async () => {
+    it('a lone client never waits, however long maxWaitMs is', async () => {
       const m = recorder();
-      const b = new MicroBatcher(m.run, 3, incoming);
+      const b = new MicroBatcher(m.run, 3, busy);
       const t0 = performance.now();
-      const arrival = b.announce();
-      expect(await b.submit(row(1), 1, arrival)).toEqual([10]);
-      expect(await b.submit(row(2), 1)).toEqual([20]); // unannounced: alone too
+      for (let i = 1; i <= 5; i++) expect(await b.submit(row(i), 1, A)).toEqual([10 * i]);
+      expect(await b.submit(row(6), 1)).toEqual([60]); // no source: never waited for
       expect(performance.now() - t0).toBeLessThan(1000);
-      expect(m.sizes).toEqual([1, 1]);
+      expect(m.sizes).toEqual([1, 1, 1, 1, 1, 1]);
       await b.close();
     });
 
-    it('waits for announced requests and runs when the last one joins', async () => {
+    it('waits for another active client and runs as soon as it joins', async () => {
       const m = recorder();
-      const b = new MicroBatcher(m.run, 3, incoming);
+      const b = new MicroBatcher(m.run, 3, { ...busy, activeMs: 5_000 });
+      await b.submit(row(1), 1, A); // alone: runs at once
       const t0 = performance.now();
-      const arrivals = [b.announce(), b.announce(), b.announce()];
-      const first = b.submit(row(1), 1, arrivals[0]);
-      await new Promise((r) => setTimeout(r, 20));
-      expect(m.sizes).toEqual([]); // two more are on their way
-      const second = b.submit(new Float32Array([2, 2, 2, 3, 3, 3]), 2, arrivals[1]);
-      await new Promise((r) => setTimeout(r, 20));
-      expect(m.sizes).toEqual([]);
-      const third = b.submit(row(4), 1, arrivals[2]);
-      expect(await Promise.all([first, second, third])).toEqual([[10], [20, 30], [40]]);
-      expect(m.sizes).toEqual([4]);
-      expect(performance.now() - t0).toBeLessThan(1000);
-      await b.close();
-    });
-
-    it('a withdrawn request stops the wait; withdrawing twice counts once', async () => {
-      const m = recorder();
-      const b = new MicroBatcher(m.run, 3, incoming);
-      const a = [b.announce(), b.announce(), b.announce()];
-      const first = b.submit(row(1), 1, a[0]);
-      b.withdraw(a[1]);
-      b.withdraw(a[1]);
-      await new Promise((r) => setTimeout(r, 20));
-      expect(m.sizes).toEqual([]); // a[2] is still on its way
-      b.withdraw(a[2]);
-      expect(await first).toEqual([10]);
+      const fromB = b.submit(row(2), 1, B); // A was active: B waits for it
+      await tick();
       expect(m.sizes).toEqual([1]);
-      // Submitting after withdrawing does not count the arrival again.
-      expect(await b.submit(row(5), 1, a[2])).toEqual([50]);
+      const fromA = b.submit(row(3), 1, A);
+      expect(await Promise.all([fromB, fromA])).toEqual([[20], [30]]);
+      expect(m.sizes).toEqual([1, 2]);
+      expect(performance.now() - t0).toBeLessThan(1000);
       await b.close();
     });
 
-    it('waits at most maxWaitMs for announced requests that never come', async () => {
+    it('stops waiting once the other client has been idle for activeMs', async () => {
       const m = recorder();
-      const b = new MicroBatcher(m.run, 3, { ...incoming, maxWaitMs: 30 });
-      b.announce();
+      const b = new MicroBatcher(m.run, 3, { ...busy, activeMs: 60 });
+      await b.submit(row(1), 1, A);
       const t0 = performance.now();
-      expect(await b.submit(row(1), 1, b.announce())).toEqual([10]);
-      expect(performance.now() - t0).toBeGreaterThanOrEqual(25);
+      expect(await b.submit(row(2), 1, B)).toEqual([20]);
+      const waited = performance.now() - t0;
+      expect(waited).toBeGreaterThanOrEqual(40); // A stayed active until 60 ms after its request
+      expect(waited).toBeLessThan(1000);
+      // A is forgotten: B alone again.
+      const t1 = performance.now();
+      await b.submit(row(3), 1, B);
+      expect(performance.now() - t1).toBeLessThan(40);
       await b.close();
     });
 
-    it('a refused submit withdraws its arrival', async () => {
+    it('maxWaitMs still bounds the wait', async () => {
       const m = recorder();
-      const b = new MicroBatcher(m.run, 3, incoming);
-      const a = [b.announce(), b.announce()];
-      const first = b.submit(row(1), 1, a[0]);
-      expect(() => b.submit(new Float32Array(4), 1, a[1])).toThrow(/not 1 rows of 3/);
-      expect(await first).toEqual([10]);
+      const b = new MicroBatcher(m.run, 3, { ...busy, maxWaitMs: 30, activeMs: 10_000 });
+      await b.submit(row(1), 1, A);
+      const t0 = performance.now();
+      expect(await b.submit(row(2), 1, B)).toEqual([20]);
+      const waited = performance.now() - t0;
+      expect(waited).toBeGreaterThanOrEqual(25);
+      expect(waited).toBeLessThan(1000);
       await b.close();
     });
   });

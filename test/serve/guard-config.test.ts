@@ -25,7 +25,7 @@ describe('guard.yaml schema', () => {
     expect(c.guards.apiKeys).toEqual([]);
     expect(c.guards.quota).toEqual({ rate: 50, burst: 256, perDay: 100_000 });
     expect(c.guards.input).toEqual({ maxBatch: 64, maxBodyBytes: 4 * 1024 * 1024 });
-    expect(c.batching).toEqual({ maxBatch: 32, maxWaitMs: 2, wait: 'incoming' });
+    expect(c.batching).toEqual({ maxBatch: 32, maxWaitMs: 2, wait: 'busy' });
     expect(c.audit.path).toBeUndefined();
     expect(c.audit.includeInputs).toBe(false);
     expect(c.seed).toBeUndefined();
@@ -138,7 +138,7 @@ describe('guard.yaml schema', () => {
       /guards\.extractionMonitor\.delta: expected a number strictly between 0 and 1, got 1/,
     );
     expect(refused({ batching: { wait: 'never' } }).message).toMatch(
-      /batching\.wait: expected 'incoming' or 'always', got "never"/,
+      /batching\.wait: expected 'busy' or 'always', got "never"/,
     );
   });
 
