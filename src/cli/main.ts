@@ -5,60 +5,53 @@
  */
 import { Command, CommanderError } from 'commander';
 import { isParryError, ParryError } from '../errors.js';
-import { attackCommand } from './attack.js';
-import { auditCommand } from './audit.js';
-import { certifyCommand } from './certify.js';
-import { defendCommand } from './defend.js';
-import { detectCommand } from './detect.js';
-import { dpEpsilonCommand } from './dp-epsilon.js';
-import { dpaCommand } from './dpa.js';
-import { evaluateCommand } from './evaluate.js';
-import { exportCommand } from './export.js';
-import { infoCommand } from './info.js';
-import { inspectCommand } from './inspect.js';
-import { invertCommand } from './invert.js';
-import { poisonCommand } from './poison.js';
-import { predictCommand } from './predict.js';
-import { privacyCommand } from './privacy.js';
-import { workerCommand } from './queue-worker.js';
-import { scanCommand } from './scan.js';
-import { schemaCommand } from './schema.js';
-import { serveCommand } from './serve.js';
-import { stealCommand } from './steal.js';
-import { trainCommand } from './train.js';
-import { trainDenoiserCommand } from './train-denoiser.js';
 
-export function buildProgram(): Command {
+/**
+ * Every sub-command, in help order, with a loader: a run imports only the module graph of the
+ * command it names (a bad option of `parry dp-epsilon` needs neither TF.js nor fastify), and all of
+ * them only for help, a typo (commander suggests the nearest name) or no command.
+ */
+const COMMANDS: readonly (readonly [string, () => Promise<Command>])[] = [
+  ['train', async () => (await import('./train.js')).trainCommand()],
+  ['info', async () => (await import('./info.js')).infoCommand()],
+  ['predict', async () => (await import('./predict.js')).predictCommand()],
+  ['attack', async () => (await import('./attack.js')).attackCommand()],
+  ['certify', async () => (await import('./certify.js')).certifyCommand()],
+  ['defend', async () => (await import('./defend.js')).defendCommand()],
+  ['train-denoiser', async () => (await import('./train-denoiser.js')).trainDenoiserCommand()],
+  ['detect', async () => (await import('./detect.js')).detectCommand()],
+  ['evaluate', async () => (await import('./evaluate.js')).evaluateCommand()],
+  ['schema', async () => (await import('./schema.js')).schemaCommand()],
+  ['export', async () => (await import('./export.js')).exportCommand()],
+  ['poison', async () => (await import('./poison.js')).poisonCommand()],
+  ['inspect', async () => (await import('./inspect.js')).inspectCommand()],
+  ['scan', async () => (await import('./scan.js')).scanCommand()],
+  ['dpa', async () => (await import('./dpa.js')).dpaCommand()],
+  ['dp-epsilon', async () => (await import('./dp-epsilon.js')).dpEpsilonCommand()],
+  ['invert', async () => (await import('./invert.js')).invertCommand()],
+  ['steal', async () => (await import('./steal.js')).stealCommand()],
+  ['privacy', async () => (await import('./privacy.js')).privacyCommand()],
+  ['serve', async () => (await import('./serve.js')).serveCommand()],
+  ['audit', async () => (await import('./audit.js')).auditCommand()],
+  ['worker', async () => (await import('./queue-worker.js')).workerCommand()],
+];
+
+/** The names of every sub-command, in help order. */
+export const COMMAND_NAMES: readonly string[] = COMMANDS.map(([name]) => name);
+
+/**
+ * The program with every sub-command, or only `only` when it names one (what a run of that
+ * command needs).
+ */
+export async function buildProgram(only?: string): Promise<Command> {
   const program = new Command('parry')
     .description('Adversarial robustness for TensorFlow.js classifiers: attack, defend, certify.')
     .version('0.1.0')
     .showSuggestionAfterError(true)
     .exitOverride();
-  for (const cmd of [
-    trainCommand(),
-    infoCommand(),
-    predictCommand(),
-    attackCommand(),
-    certifyCommand(),
-    defendCommand(),
-    trainDenoiserCommand(),
-    detectCommand(),
-    evaluateCommand(),
-    schemaCommand(),
-    exportCommand(),
-    poisonCommand(),
-    inspectCommand(),
-    scanCommand(),
-    dpaCommand(),
-    dpEpsilonCommand(),
-    invertCommand(),
-    stealCommand(),
-    privacyCommand(),
-    serveCommand(),
-    auditCommand(),
-    workerCommand(),
-  ]) {
-    program.addCommand(cmd.exitOverride());
+  const one = COMMANDS.filter(([name]) => name === only);
+  for (const [, load] of one.length === 1 ? one : COMMANDS) {
+    program.addCommand((await load()).exitOverride());
   }
   return program;
 }
@@ -67,7 +60,9 @@ export async function main(argv: string[]): Promise<number> {
   const verbose = argv.includes('--verbose');
   try {
     refuseContradictions(argv);
-    await buildProgram().parseAsync(argv, { from: 'user' });
+    // The sub-command is the first word (parry has no options of its own that take a value).
+    const program = await buildProgram(argv.find((a) => !a.startsWith('-')));
+    await program.parseAsync(argv, { from: 'user' });
     return 0;
   } catch (e) {
     return reportError(e, verbose);
