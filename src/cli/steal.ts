@@ -22,6 +22,7 @@ import {
 import { loadDataset, takeFirst } from '../data/index.js';
 import { buildOutputDefenses, defendClassifier } from '../defenses/output/index.js';
 import { checkOutputDir, writeFolder } from '../engine/output-path.js';
+import { ParryError } from '../errors.js';
 import { checkDataFits } from '../models/data-fit.js';
 import { loadClassifier, saveLayersModel } from '../models/index.js';
 import {
@@ -147,7 +148,14 @@ async function steal(opts: StealOptions, given: Record<string, unknown>): Promis
     if (opts.n !== undefined) test = takeFirst(test, opts.n);
     const pool = loadDataset(poolName, opts.poolSplit, { seed: opts.seed });
     checkDataFits(model, test);
-    model.checkInput(pool.shape);
+    // Only the shape: a non-problem-domain pool's labels mean nothing to the victim.
+    const example = pool.shape.slice(1);
+    if (example.join('x') !== model.inputShape.join('x')) {
+      throw new ParryError(
+        'BAD_INPUT',
+        `steal: the pool ${poolName} has examples of shape [${example.join(', ')}], the victim takes [${model.inputShape.join(', ')}]`,
+      );
+    }
     const victim =
       opts.victimOutput === 'labels'
         ? decisionClassifierFrom(model)

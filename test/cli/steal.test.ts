@@ -1,8 +1,9 @@
 /**
  * `parry steal` through the real CLI, kept tiny (an MLP victim, tens of queries, one epoch): the
  * thief and steal.json are written and agree with stdout, a curve runs one thief per budget, a
- * label-only victim gives hard targets and finite bandit rewards, and bad input — a budget of 0
- * or below, the scoring split as pool — is one line, exit 2.
+ * label-only victim gives hard targets and finite bandit rewards, a pool of another data set is
+ * queried, and bad input — a budget of 0 or below, the scoring split as pool, a pool of another
+ * shape — is one line, exit 2.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -69,6 +70,44 @@ describe('parry steal', () => {
     const p = parry('predict', '--model', out, '--n', '8', '--json');
     expect(p.code, p.stderr).toBe(0);
     expect(JSON.parse(p.stdout).n).toBe(8);
+  });
+
+  it('queries a pool of another data set (non-problem domain); refuses one of another shape', () => {
+    const out = tmp.next();
+    const pool = 'synthetic:28x28x1:10:100';
+    const r = parry(
+      'steal',
+      ...tiny,
+      ...tinyTransfer,
+      '--method',
+      'copycat',
+      '--budget',
+      '30',
+      '--pool',
+      pool,
+      '--out',
+      out,
+      '--json',
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const printed = JSON.parse(r.stdout);
+    expect(printed).toMatchObject({ pool, pool_split: 'train' });
+    expect(printed.results[0]).toMatchObject({ queries_used: 30, test_examples: 24 });
+    expectBadInput(
+      parry(
+        'steal',
+        ...tiny,
+        '--method',
+        'copycat',
+        '--budget',
+        '30',
+        '--pool',
+        'synthetic:32x32x3:10:100',
+        '--out',
+        tmp.next(),
+      ),
+      /^parry: steal: the pool synthetic:32x32x3:10:100 has examples of shape \[32, 32, 3\], the victim takes \[28, 28, 1\]$/,
+    );
   });
 
   it('adaptive knockoff against a label-only victim: hard targets, finite rewards, budget kept', () => {
